@@ -1,0 +1,103 @@
+"""The avatar table: every face's target and smoothed state as rows of shared numpy arrays.
+
+Rows let one frame smooth, infer and symmetrise all avatars with a handful of array operations
+(one (N, 3) forward pass instead of N small ones). Capacity is fixed at start (``max``), so the
+arrays never reallocate while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from model.arkit import NUM_BLENDSHAPES
+
+AVATAR_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def shard_of(avatar_id: str, shard_count: int) -> int:
+    """The 1-based shard that owns ``avatar_id``: a stable hash, the same in every process."""
+    digest = hashlib.blake2b(avatar_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shard_count + 1
+
+
+class AvatarLimitError(Exception):
+    """An input named a new avatar when the table is full or the id belongs to another shard."""
+
+    def __init__(self, avatar_id: str, reason: str) -> None:
+        super().__init__(f"avatar {avatar_id!r}: {reason}")
+        self.avatar_id = avatar_id
+        self.reason = reason
+
+
+class AvatarTable:
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        initial_ids: Iterable[str] = (),
+        shard: tuple[int, int] | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.shard = shard
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.target_vad = np.zeros((capacity, 3), dtype=np.float32)
+        self.state_vad = np.zeros((capacity, 3), dtype=np.float32)
+        # Model output for the target (blendshape-space smoothing) and the smoothed output.
+        self.target_weights = np.zeros((capacity, NUM_BLENDSHAPES), dtype=np.float32)
+        self.weights = np.zeros((capacity, NUM_BLENDSHAPES), dtype=np.float32)
+        self.last_input_s = np.zeros(capacity, dtype=np.float64)
+        # Rows whose target changed since the last frame (blendshape space re-infers them).
+        self.target_dirty = np.zeros(capacity, dtype=bool)
+        for avatar_id in initial_ids:
+            self.row(avatar_id)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def owns(self, avatar_id: str) -> bool:
+        if self.shard is None:
+            return True
+        shard_index, shard_count = self.shard
+        return shard_of(avatar_id, shard_count) == shard_index
+
+    def row(self, avatar_id: str) -> int:
+        """The row of ``avatar_id``, created on first use; AvatarLimitError when it cannot be."""
+        row = self.index.get(avatar_id)
+        if row is not None:
+            return row
+        if not self.owns(avatar_id):
+            raise AvatarLimitError(avatar_id, "belongs to another shard")
+        if len(self.ids) >= self.capacity:
+            raise AvatarLimitError(avatar_id, f"the table is full ({self.capacity} avatars)")
+        row = len(self.ids)
+        self.ids.append(avatar_id)
+        self.index[avatar_id] = row
+        self.target_dirty[row] = True  # a new face needs its first inference
+        return row
+
+    def set_target(
+        self, row: int, vad: tuple[float | None, float | None, float | None], now_s: float
+    ) -> None:
+        """Set the given axes of a row's target (None keeps that axis: partial update)."""
+        target = self.target_vad[row]
+        for axis, value in enumerate(vad):
+            if value is not None:
+                target[axis] = value
+        self.last_input_s[row] = now_s
+        self.target_dirty[row] = True
+
+    def release_idle(self, now_s: float, idle_timeout_s: float) -> None:
+        """Targets of avatars without input for ``idle_timeout_s`` ease back to neutral."""
+        count = len(self.ids)
+        idle = (now_s - self.last_input_s[:count]) > idle_timeout_s
+        idle &= np.any(self.target_vad[:count] != 0.0, axis=1)
+        if idle.any():
+            self.target_vad[:count][idle] = 0.0
+            self.target_dirty[:count][idle] = True

@@ -1,0 +1,52 @@
+"""The ``vadbridge`` console script: one subcommand per module, wired here and nowhere else.
+
+Each module in SUBCOMMAND_MODULES exposes ``add_parser(subparsers)`` which adds its subcommand(s)
+and sets ``func`` (``Callable[[argparse.Namespace], int]``) on each parser. Modules are imported
+only when the parser is built, so ``vadbridge run`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "model.cli_infer",
+    "training.cli",
+    "bridge.run",
+    "benchmarks.cli",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments exit 2 with a one-line reason (argparse would print the whole usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vadbridge", description=__doc__.splitlines()[0] if __doc__ else None)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:  # a real missing dependency, not an unbuilt module
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from bridge.avatars import AvatarLimitError, AvatarTable, shard_of
+
+
+def test_rows_are_created_on_first_use_and_stable() -> None:
+    table = AvatarTable(4, initial_ids=["default"])
+    assert table.row("default") == 0
+    assert table.row("npc-1") == 1
+    assert table.row("default") == 0
+    assert table.ids == ["default", "npc-1"]
+
+
+def test_full_table_rejects_new_ids_with_reason() -> None:
+    table = AvatarTable(1, initial_ids=["a"])
+    with pytest.raises(AvatarLimitError, match="full"):
+        table.row("b")
+
+
+def test_partial_update_keeps_other_axes() -> None:
+    table = AvatarTable(2)
+    row = table.row("a")
+    table.set_target(row, (0.5, 0.25, -0.5), now_s=1.0)
+    table.set_target(row, (None, 0.75, None), now_s=2.0)
+    assert table.target_vad[row].tolist() == [0.5, 0.75, -0.5]
+    assert table.last_input_s[row] == 2.0
+    assert table.target_dirty[row]
+
+
+def test_idle_targets_return_to_neutral_after_timeout() -> None:
+    table = AvatarTable(2)
+    busy, idle = table.row("busy"), table.row("idle")
+    table.set_target(busy, (0.5, 0.5, 0.5), now_s=9.0)
+    table.set_target(idle, (0.5, 0.5, 0.5), now_s=1.0)
+    table.target_dirty[:] = False
+    table.release_idle(now_s=10.0, idle_timeout_s=5.0)
+    assert table.target_vad[idle].tolist() == [0.0, 0.0, 0.0]
+    assert table.target_vad[busy].tolist() == [0.5, 0.5, 0.5]
+    assert table.target_dirty.tolist() == [False, True]
+
+
+def test_shard_hash_is_stable_and_spreads_ids() -> None:
+    ids = [f"avatar-{i}" for i in range(200)]
+    shards = [shard_of(avatar_id, 2) for avatar_id in ids]
+    assert set(shards) == {1, 2}
+    assert 60 < shards.count(1) < 140
+    # Fixed values: a change of hash would split avatars differently across running instances.
+    assert [shard_of(f"avatar-{i}", 4) for i in range(8)] == [2, 3, 3, 4, 4, 3, 4, 1]
+
+
+def test_sharded_table_accepts_only_its_own_ids() -> None:
+    mine = AvatarTable(300, shard=(1, 2))
+    other = AvatarTable(300, shard=(2, 2))
+    for i in range(100):
+        avatar_id = f"avatar-{i}"
+        owners = []
+        for table in (mine, other):
+            try:
+                table.row(avatar_id)
+                owners.append(table)
+            except AvatarLimitError:
+                pass
+        assert len(owners) == 1
+    assert len(mine) + len(other) == 100
+    assert np.all(mine.target_dirty[: len(mine)])

@@ -1,0 +1,51 @@
+import asyncio
+import time
+
+import pytest
+
+from bridge.frame_loop import FramePacer
+
+
+async def _run_for(pacer: FramePacer, seconds: float, stall_at: int | None = None) -> list[int]:
+    frames: list[int] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        frame = await pacer.next_frame()
+        frames.append(frame)
+        if frame == stall_at:
+            time.sleep(0.05)
+    return frames
+
+
+def test_three_seconds_at_60_fps_sends_180_frames() -> None:
+    pacer = FramePacer(1 / 60)
+    frames = asyncio.run(_run_for(pacer, 3.0))
+    assert 177 <= len(frames) <= 183
+    assert frames == sorted(set(frames))  # strictly increasing frame numbers, no repeats
+
+
+def test_each_frame_starts_no_earlier_than_its_deadline() -> None:
+    pacer = FramePacer(1 / 120)
+
+    async def check() -> None:
+        for _ in range(60):
+            frame = await pacer.next_frame()
+            assert time.perf_counter() >= pacer.deadline(frame)
+
+    asyncio.run(check())
+
+
+def test_a_stall_skips_frames_instead_of_bursting() -> None:
+    pacer = FramePacer(1 / 60)
+    frames = asyncio.run(_run_for(pacer, 0.5, stall_at=5))
+    after = frames[frames.index(5) + 1]
+    # 50 ms at 60 fps covers 3 deadlines: frames 6 and 7 are skipped and 8 goes out at once.
+    assert after >= 8
+    # Frames 6 and 7 were never sent (no catch-up burst) and are counted as skipped.
+    assert 6 not in frames and 7 not in frames
+    assert pacer.stats.skipped >= after - 6
+
+
+def test_period_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="period_s"):
+        FramePacer(0.0)
