@@ -1,0 +1,106 @@
+"""Live Link Face encoder (Epic's iPhone app format, packet version 6) for Unreal's Live Link.
+
+Layout from ../shared/reference/protocols.md, "Live Link Face": big-endian; u8 version 6; device
+id and subject as int32 byte length + UTF-8 (no NUL); i32 frame number; f32 subframe; i32 rate
+numerator and denominator; u8 count 61; 61 f32 values in Apple's ARFaceAnchor order (52
+blendshapes, then head and eye rotations). Size 270 + len(device_id) + len(subject). The values
+are mapped from the model's order by name, never by index.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+
+from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+
+__all__ = ["LIVE_LINK_NAMES", "LiveLinkEncoder"]
+
+PACKET_VERSION: Final = 6
+MAX_NAME_BYTES: Final = 255
+
+# The 61 values of a packet in order (also the column order of Live Link Face CSV recordings).
+LIVE_LINK_NAMES: Final[tuple[str, ...]] = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
+    "EyeSquintLeft", "EyeWideLeft",
+    "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight",
+    "EyeSquintRight", "EyeWideRight",
+    "JawForward", "JawLeft", "JawRight", "JawOpen",
+    "MouthClose", "MouthFunnel", "MouthPucker", "MouthLeft", "MouthRight",
+    "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft", "MouthFrownRight",
+    "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
+    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper",
+    "MouthPressLeft", "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight",
+    "MouthUpperUpLeft", "MouthUpperUpRight",
+    "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight",
+    "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft", "NoseSneerRight",
+    "TongueOut",
+    "HeadYaw", "HeadPitch", "HeadRoll",
+    "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
+)  # fmt: skip
+VALUE_COUNT: Final = len(LIVE_LINK_NAMES)
+
+# _DESTINATION[i] is where the model's i-th blendshape goes in the packet's value list.
+_DESTINATION: Final = np.array(
+    [LIVE_LINK_NAMES.index(upper_camel(name)) for name in ARKIT_NAMES], dtype=np.intp
+)
+if sorted(_DESTINATION.tolist()) != list(range(NUM_BLENDSHAPES)):
+    raise AssertionError("LIVE_LINK_NAMES' first 52 entries must be the 52 ARKit blendshapes")
+
+
+def _length_prefixed(value: str, what: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Live Link {what} must be a non-empty string, got {value!r}")
+    data = value.encode("utf-8")
+    if len(data) > MAX_NAME_BYTES:
+        raise ValueError(
+            f"Live Link {what} is {len(data)} UTF-8 bytes; keep it at most {MAX_NAME_BYTES}"
+        )
+    return struct.pack(">i", len(data)) + data
+
+
+class LiveLinkEncoder:
+    """Encodes one frame of 52 weights (model order) into one Live Link Face datagram.
+
+    Head and eye rotations stay 0. The frame number wraps to a non-negative int32; the frame
+    rate is ``fps``/1 (a zero denominator would break Unreal, protocols.md).
+    """
+
+    def __init__(
+        self, subject: str = "vadbridge", device_id: str = "vadbridge", fps: int = 60
+    ) -> None:
+        if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps < 2**31:
+            raise ValueError(f"Live Link fps must be a positive integer, got {fps!r}")
+        header = (
+            struct.pack(">B", PACKET_VERSION)
+            + _length_prefixed(device_id, "device_id")
+            + _length_prefixed(subject, "subject")
+        )
+        self._frame_offset = len(header)
+        body = struct.pack(">ifiiB", 0, 0.0, fps, 1, VALUE_COUNT)
+        self._buffer = bytearray(header + body + bytes(4 * VALUE_COUNT))
+        self._values = np.frombuffer(
+            self._buffer, dtype=">f4", count=VALUE_COUNT, offset=len(header) + len(body)
+        )
+        self._datagrams = (memoryview(self._buffer),)
+        self.subject = subject
+        self.device_id = device_id
+        self.fps = fps
+
+    @property
+    def datagram_sizes(self) -> tuple[int, ...]:
+        return (len(self._buffer),)
+
+    def encode(
+        self, weights: np.ndarray, frame_number: int, time_s: float
+    ) -> Sequence[memoryview | bytes]:
+        """The frame's datagram; a view of one reused buffer, valid until the next call."""
+        if weights.shape != (NUM_BLENDSHAPES,):
+            raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
+        self._values[_DESTINATION] = weights
+        struct.pack_into(">i", self._buffer, self._frame_offset, frame_number % 2**31)
+        return self._datagrams

@@ -1,0 +1,94 @@
+"""UDP sink: sends an encoder's datagrams to one receiver, never raising on a send.
+
+The socket is non-blocking and ``connect()``ed: the kernel then reports an ICMP port-unreachable
+from the receiver as ``ConnectionRefusedError`` on a later send, which we count like any other
+send failure (receiver down, buffer full) and log once per kind (docs/DESIGN.md, "Sources and
+sinks"). ``sock.send`` on a non-blocking UDP socket never waits, so calling ``send`` from the
+event loop is fine.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["Encoder", "UdpSink"]
+
+logger = logging.getLogger("vadbridge.outputs")
+
+
+class Encoder(Protocol):
+    def encode(
+        self, weights: np.ndarray, frame_number: int, time_s: float
+    ) -> Sequence[memoryview | bytes]: ...
+
+
+class UdpSink:
+    """One output: ``encoder`` + a connected non-blocking UDP socket to ``host:port``.
+
+    ``send`` counts ``frames_sent`` (every datagram of the frame went out) and ``send_errors``
+    (a frame stopped at its first failed datagram). Resolving ``host`` happens here, once;
+    an unresolvable host or an unroutable address raises ``OSError`` at construction.
+    """
+
+    def __init__(self, encoder: Encoder, host: str, port: int, *, name: str) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_DGRAM
+            )[0]
+        except socket.gaierror as error:
+            raise OSError(f"output {name!r}: cannot resolve {host!r}: {error}") from error
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
+        self.encoder = encoder
+        self.name = name
+        self.host = host
+        self.port = port
+        self.frames_sent = 0
+        self.send_errors = 0
+        self._sock = sock
+        self._logged_errnos: set[int | None] = set()
+
+    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
+        """Encode and send one frame; a failure is counted and logged once per kind."""
+        try:
+            for datagram in self.encoder.encode(weights, frame_number, time_s):
+                self._sock.send(datagram)
+        except OSError as error:
+            self.send_errors += 1
+            self._log_once(error)
+            return
+        self.frames_sent += 1
+
+    def _log_once(self, error: OSError) -> None:
+        if error.errno in self._logged_errnos:
+            return
+        self._logged_errnos.add(error.errno)
+        kind = errno.errorcode.get(error.errno, "?") if error.errno is not None else "?"
+        logger.warning(
+            "output %s (%s:%d): send failed with %s (%s); further %s failures are only counted",
+            self.name, self.host, self.port, kind, error.strerror or error, kind,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the socket (idempotent). Sends nothing: the daemon sends the neutral frame."""
+        self._sock.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
+
+    def __repr__(self) -> str:
+        return f"UdpSink({self.name!r}, {self.host}:{self.port}, {type(self.encoder).__name__})"

@@ -1,0 +1,98 @@
+"""VMC protocol encoder (VSeeFace, VNyan, Warudo, EVMC4U, VMC4B): blendshapes as OSC.
+
+Wire format from ../shared/reference/protocols.md, "VMC protocol": every frame all 52
+``/VMC/Ext/Blend/Val ,sf <name> <value>`` (zeros included, because VMC4B drops 0.0 and zeroes the
+previous frame's keys on Apply), then ``/VMC/Ext/Blend/Apply ,``.
+
+Status and time: with ``send_ok_and_time`` the same bundle ends with ``/VMC/Ext/OK ,i 1`` and
+``/VMC/Ext/T ,f <time_s>``. The reference sender (``SampleBonesSendBundle.cs``) sends OK and T as
+two bare messages after the Val/Apply bundle; receivers dispatch a bundle's elements in order, so
+appending them to the one bundle gives the same sequence in one datagram and one ``send``
+(2,572 bytes, the reference size in protocols.md). ``time_s`` must be small relative seconds
+(the frame loop's time since start): float32 Unix time has 128-second steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Literal
+
+import numpy as np
+
+from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
+from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+
+__all__ = ["MAX_LAN_PAYLOAD", "VmcEncoder", "VmcNaming"]
+
+VmcNaming = Literal["perfect_sync", "arkit"]
+
+VAL_ADDRESS: Final = "/VMC/Ext/Blend/Val"
+APPLY_ADDRESS: Final = "/VMC/Ext/Blend/Apply"
+OK_ADDRESS: Final = "/VMC/Ext/OK"
+TIME_ADDRESS: Final = "/VMC/Ext/T"
+MAX_LAN_PAYLOAD: Final = 1472  # UDP payload of a 1,500-byte MTU without IP fragmentation
+
+
+def blendshape_names(naming: str) -> tuple[str, ...]:
+    """The 52 names in model order: ``perfect_sync`` = UpperCamelCase, ``arkit`` = as Apple."""
+    if naming == "perfect_sync":
+        return tuple(upper_camel(name) for name in ARKIT_NAMES)
+    if naming == "arkit":
+        return ARKIT_NAMES
+    raise ValueError(f"naming must be 'perfect_sync' or 'arkit', got {naming!r}")
+
+
+class VmcEncoder:
+    """Encodes one frame of 52 weights (model order) into VMC datagrams.
+
+    ``bundle=True`` (default): one bundle per frame. ``split=True``: two bundles, each under
+    1,472 bytes so neither is IP-fragmented on a LAN, Apply (and OK/T) in the second; receivers
+    accumulate values until Apply. ``bundle=False``: every message its own datagram (VNyan's
+    "don't bundle" option), Apply after the 52 values.
+    """
+
+    def __init__(
+        self,
+        naming: VmcNaming = "perfect_sync",
+        bundle: bool = True,
+        split: bool = False,
+        send_ok_and_time: bool = True,
+    ) -> None:
+        if split and not bundle:
+            raise ValueError("VMC split=True divides the bundle in two; it needs bundle=True")
+        self.names = blendshape_names(naming)
+        values: list[MessageSpec] = [(VAL_ADDRESS, "sf", (name, SLOT)) for name in self.names]
+        tail: list[MessageSpec] = [(APPLY_ADDRESS, "", ())]
+        if send_ok_and_time:
+            tail += [(OK_ADDRESS, "i", (1,)), (TIME_ADDRESS, "f", (SLOT,))]
+        if split:
+            half = NUM_BLENDSHAPES // 2
+            datagrams = [values[:half], values[half:] + tail]
+        elif bundle:
+            datagrams = [values + tail]
+        else:
+            datagrams = [[message] for message in values + tail]
+        self._template = PacketTemplate(datagrams, bundle=bundle)
+        if split and max(self._template.sizes) > MAX_LAN_PAYLOAD:
+            raise AssertionError(f"VMC split sizes {self._template.sizes} exceed the LAN MTU")
+        self._floats = self._template.floats
+        self._value_slots = self._template.float_slots[:NUM_BLENDSHAPES]
+        self._time_slot = (
+            int(self._template.float_slots[NUM_BLENDSHAPES]) if send_ok_and_time else None
+        )
+        self._datagrams = self._template.datagrams()
+
+    @property
+    def datagram_sizes(self) -> tuple[int, ...]:
+        return self._template.sizes
+
+    def encode(
+        self, weights: np.ndarray, frame_number: int, time_s: float
+    ) -> Sequence[memoryview | bytes]:
+        """The frame's datagrams; views of one reused buffer, valid until the next call."""
+        if weights.shape != (NUM_BLENDSHAPES,):
+            raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
+        self._floats[self._value_slots] = weights
+        if self._time_slot is not None:
+            self._floats[self._time_slot] = time_s
+        return self._datagrams
