@@ -7,21 +7,14 @@ arrays never reallocate while the daemon runs.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from model.arkit import NUM_BLENDSHAPES
 
 AVATAR_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-def shard_of(avatar_id: str, shard_count: int) -> int:
-    """The 1-based shard that owns ``avatar_id``: a stable hash, the same in every process."""
-    digest = hashlib.blake2b(avatar_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shard_count + 1
 
 
 class AvatarLimitError(Exception):
@@ -39,12 +32,13 @@ class AvatarTable:
         capacity: int,
         *,
         initial_ids: Iterable[str] = (),
-        shard: tuple[int, int] | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """``owns`` says which ids this instance may hold (a shard, e.g. ``Shard.owns``)."""
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self.shard = shard
+        self._owns = owns
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
         self.target_vad = np.zeros((capacity, 3), dtype=np.float32)
@@ -62,10 +56,7 @@ class AvatarTable:
         return len(self.ids)
 
     def owns(self, avatar_id: str) -> bool:
-        if self.shard is None:
-            return True
-        shard_index, shard_count = self.shard
-        return shard_of(avatar_id, shard_count) == shard_index
+        return self._owns is None or self._owns(avatar_id)
 
     def row(self, avatar_id: str) -> int:
         """The row of ``avatar_id``, created on first use; AvatarLimitError when it cannot be."""

@@ -16,6 +16,10 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "model.cli_infer",
     "training.cli",
     "bridge.run",
+    "bridge.send",
+    "bridge.replay",
+    "bridge.preview",
+    "model.export",
     "benchmarks.cli",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 
@@ -32,6 +33,6 @@ class MLPConfig:
     def parameter_count(self) -> int:
         sizes = (self.in_features, *self.hidden)
         count = 0
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for fan_in, fan_out in pairwise(sizes):
             count += fan_in * fan_out + fan_out + 2 * fan_out  # Linear + LayerNorm
         return count + self.hidden[-1] * self.out_features + self.out_features

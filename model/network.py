@@ -31,4 +31,5 @@ class VADBlendshapeMLP(nn.Module):
         self.layers = nn.Sequential(*blocks)
 
     def forward(self, vad: torch.Tensor) -> torch.Tensor:
-        return self.layers(vad).clamp(0.0, 1.0)
+        raw: torch.Tensor = self.layers(vad)
+        return raw.clamp(0.0, 1.0)

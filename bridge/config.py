@@ -1,0 +1,392 @@
+"""The bridge's configuration: YAML → frozen dataclasses, validated once, before any socket opens.
+
+``load_config(path)`` / ``parse_config(text, source)`` return a ``BridgeConfig`` or raise one
+``ConfigError`` whose ``str()`` is a single line naming the file, line, key path, what was
+expected and what was found (STYLE.md §3, §7). The YAML is composed with PyYAML's SafeLoader
+into nodes (never constructed into arbitrary objects) so every value keeps its line number and
+duplicate keys can be caught. The schema itself is in ``bridge.config_schema``; the reference
+docs/configuration.md is generated from it (``python -m bridge.config --markdown``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bridge.config_schema import (
+    INPUT_TYPES,
+    OUTPUT_TYPES,
+    PORT,
+    AvatarsConfig,
+    BridgeConfig,
+    InputConfig,
+    LimitsConfig,
+    LiveLinkOutputConfig,
+    ModelConfig,
+    MqttInputConfig,
+    OscInputConfig,
+    OscOutputConfig,
+    OutputConfig,
+    SmoothingConfig,
+    TlsConfig,
+    VmcOutputConfig,
+)
+from bridge.config_types import (
+    ConfigError,
+    Context,
+    Invalid,
+    ListOf,
+    Optional,
+    Section,
+    Shard,
+    Spec,
+    TypedList,
+    describe,
+    spec_of,
+)
+
+__all__ = [
+    "INPUT_TYPES",
+    "OUTPUT_TYPES",
+    "AvatarsConfig",
+    "BridgeConfig",
+    "ConfigError",
+    "InputConfig",
+    "LimitsConfig",
+    "LiveLinkOutputConfig",
+    "ModelConfig",
+    "MqttInputConfig",
+    "OscInputConfig",
+    "OscOutputConfig",
+    "OutputConfig",
+    "Shard",
+    "SmoothingConfig",
+    "TlsConfig",
+    "VmcOutputConfig",
+    "apply_overrides",
+    "format_config_error",
+    "load_config",
+    "parse_config",
+    "parse_host_port",
+]
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_COMMAND_LINE = "<command line>"
+
+
+def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Read and validate ``path``; None = the built-in defaults (equal to config/default.yaml)."""
+    if path is None:
+        return BridgeConfig()
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(source, "", None, "UTF-8 text", f"an undecodable byte at offset "
+                          f"{error.start}") from None
+    except OSError as error:
+        raise ConfigError(source, "", None, "a readable config file",
+                          error.strerror or type(error).__name__) from None
+    return parse_config(text, source, environ=environ)
+
+
+def parse_config(text: str, source: str = "<string>", *,
+                 environ: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Validate YAML ``text``; ``source`` names it in errors and anchors relative paths.
+
+    An empty document (or only comments) is all defaults. ``environ`` (default ``os.environ``)
+    supplies ``password_env`` secrets.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = ", ".join(part for part in (error.context, error.problem) if part)
+        raise ConfigError(source, "", line, "valid YAML",
+                          "a YAML error: " + " ".join(problem.split())) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(source, "", None, "valid YAML", " ".join(str(error).split())) from None
+    except RecursionError:
+        raise ConfigError(source, "", None, "YAML nested a few levels deep",
+                          "nesting too deep to read") from None
+    ctx = Context(base_dir=Path(source).parent, environ=os.environ if environ is None else environ)
+    reader = _Reader(source, ctx)
+    if root is None or _is_null(root):
+        return BridgeConfig()
+    config: BridgeConfig = reader.dataclass(BridgeConfig, root, "")
+    return config
+
+
+class _Reader:
+    """Walks composed YAML nodes along the schema; raises ConfigError at the first problem."""
+
+    def __init__(self, source: str, ctx: Context) -> None:
+        self.source = source
+        self.ctx = ctx
+        self._constructor = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node, path: str, expected: str, got: str) -> ConfigError:
+        return ConfigError(self.source, path, node.start_mark.line + 1, expected, got)
+
+    def value(self, spec: Any, node: yaml.Node, path: str) -> Any:
+        if isinstance(spec, Optional):
+            return None if _is_null(node) else self.value(spec.inner, node, path)
+        if isinstance(spec, Section):
+            return spec.cls() if _is_null(node) else self.dataclass(spec.cls, node, path)
+        if isinstance(spec, ListOf):
+            return self.scalar_list(spec, node, path)
+        if isinstance(spec, TypedList):
+            items = self.items(node, path, spec.expected)
+            return tuple(self.typed(spec.registry, item, f"{path}[{i}]")
+                         for i, item in enumerate(items))
+        return self.scalar(spec, node, path)
+
+    def scalar(self, spec: Spec, node: yaml.Node, path: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, path, spec.expected, _describe_node(node))
+        try:
+            value = self._constructor.construct_object(node)
+        # PyYAML's scalar constructors leak ValueError, AttributeError (bad !!timestamp) and
+        # friends on explicitly tagged garbage; whatever it is, the value is not acceptable.
+        except Exception:
+            raise self.error(node, path, spec.expected,
+                             f"{describe(node.value)} (unreadable as {node.tag})") from None
+        try:
+            return spec.check(value, self.ctx)
+        except Invalid as invalid:
+            raise self.error(node, path, invalid.expected, invalid.got) from None
+
+    def items(self, node: yaml.Node, path: str, expected: str) -> list[yaml.Node]:
+        if _is_null(node):  # `inputs:` with every entry commented out
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, path, expected, _describe_node(node))
+        return list(node.value)
+
+    def scalar_list(self, spec: ListOf, node: yaml.Node, path: str) -> tuple[Any, ...]:
+        values: list[Any] = []
+        for index, item in enumerate(self.items(node, path, spec.expected)):
+            value = self.scalar(spec.item, item, f"{path}[{index}]")
+            if spec.unique and value in values:
+                first = f"{path}[{values.index(value)}]"
+                raise self.error(item, f"{path}[{index}]", "each entry once",
+                                 f"{describe(value)} again (first at {first})")
+            values.append(value)
+        return tuple(values)
+
+    def typed(self, registry: Mapping[str, Any], node: yaml.Node, path: str) -> Any:
+        known = ", ".join(registry)
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, path, f"a mapping with a type key ({known})",
+                             _describe_node(node))
+        pairs = self.pairs(node, path)
+        if "type" not in pairs:
+            raise self.error(node, f"{path}.type", f"a type key: one of {known}", "no type key")
+        type_node = pairs["type"][1]
+        type_name = self.scalar(_AnyScalar(f"one of {known}"), type_node, f"{path}.type")
+        if not isinstance(type_name, str) or type_name not in registry:
+            raise self.error(type_node, f"{path}.type", f"one of {known}", describe(type_name))
+        return self.dataclass(registry[type_name], node, path, pairs=pairs, extra_keys=("type",))
+
+    def pairs(self, node: yaml.MappingNode, path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Key → (key node, value node); rejects non-string and duplicate keys."""
+        result: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
+                shown = _describe_node(key_node) if key is None else describe(key)
+                raise self.error(key_node, _join(path, "?"), "a plain string key", shown)
+            if key in result:
+                first_line = result[key][0].start_mark.line + 1
+                raise self.error(key_node, _join(path, key), "each key once in a mapping",
+                                 f"a duplicate (first at line {first_line})")
+            result[key] = (key_node, value_node)
+        return result
+
+    def dataclass(self, cls: Any, node: yaml.Node, path: str, *,
+                  pairs: dict[str, tuple[yaml.Node, yaml.Node]] | None = None,
+                  extra_keys: tuple[str, ...] = ()) -> Any:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, path or "(top level)", "a mapping", _describe_node(node))
+        if pairs is None:
+            pairs = self.pairs(node, path)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, (key_node, _) in pairs.items():
+            if key not in fields and key not in extra_keys:
+                allowed = sorted([*fields, *extra_keys])
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                got = f"unknown key {describe(key)}"
+                got += f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise self.error(key_node, _join(path, _key_text(key)),
+                                 "one of the keys " + ", ".join(allowed), got)
+        values: dict[str, Any] = {}
+        for name, (_, value_node) in pairs.items():
+            if name in fields:
+                values[name] = self.value(spec_of(fields[name]), value_node, _join(path, name))
+        finish = getattr(cls, "_finish", None)
+        if finish is not None:
+            try:
+                finish(values, self.ctx)
+            except Invalid as invalid:
+                target, at_path = _locate(node, path, invalid.at)
+                raise self.error(target, at_path, invalid.expected, invalid.got) from None
+        return cls(**values)
+
+
+class _AnyScalar(Spec):
+    """Accepts any scalar (used to read a ``type`` key before knowing its class)."""
+
+    def __init__(self, expected: str) -> None:
+        self.expected = expected
+
+    def check(self, value: object, ctx: Context) -> object:
+        return value
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG
+
+
+def _describe_node(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return describe(node.value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _key_text(key: str) -> str:
+    """A key as shown in a key path: bare when tame, quoted otherwise (keeps errors one line)."""
+    if key and len(key) <= 40 and all(c.isalnum() or c in "_-" for c in key):
+        return key
+    return describe(key)
+
+
+def _locate(node: yaml.Node, path: str, at: Sequence[str | int]) -> tuple[yaml.Node, str]:
+    """The key path of ``at`` below ``path``, and the node there (or its deepest existing
+    ancestor, when the value was a default) whose line the error shows."""
+    for step in at:
+        path = f"{path}[{step}]" if isinstance(step, int) else _join(path, step)
+    for step in at:
+        child: yaml.Node | None = None
+        if isinstance(step, int) and isinstance(node, yaml.SequenceNode) and step < len(node.value):
+            child = node.value[step]
+        elif isinstance(step, str) and isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+        if child is None:
+            break
+        node = child
+    return node, path
+
+
+# ---------------------------------------------------------------- command-line overrides
+
+
+def parse_host_port(text: str, flag: str = "HOST:PORT") -> tuple[str, int]:
+    """``host:port`` or ``[ipv6]:port`` → (host, port); errors name the ``flag``."""
+    expected = "HOST:PORT (e.g. 127.0.0.1:9000 or [::1]:9000) with a port 1..65535"
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:  # a bare IPv6 address is ambiguous: which colon starts the port?
+        raise ConfigError(_COMMAND_LINE, flag, None, expected + "; bracket IPv6 addresses",
+                          describe(text))
+    if not sep or not host or not port_text.isdigit() or any(c.isspace() for c in host):
+        raise ConfigError(_COMMAND_LINE, flag, None, expected, describe(text))
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(_COMMAND_LINE, flag, None, expected, describe(text))
+    return host, port
+
+
+def apply_overrides(
+    config: BridgeConfig,
+    *,
+    fps: int | None = None,
+    osc_in: str | tuple[str, int] | None = None,
+    vmc_out: str | tuple[str, int] | None = None,
+    mqtt: str | tuple[str, int] | None = None,
+) -> BridgeConfig:
+    """The CLI's ``--fps``, ``--osc-in``, ``--vmc-out`` and ``--mqtt`` applied to ``config``.
+
+    An address flag changes the host and port of the first input/output of its type, or adds
+    one with defaults when there is none. Strings are parsed with ``parse_host_port``.
+    """
+    if fps is not None:
+        if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 240:
+            raise ConfigError(_COMMAND_LINE, "--fps", None, "an integer 1..240", describe(fps))
+        config = dataclasses.replace(config, frame_rate=fps)
+    if osc_in is not None:
+        address = _address(osc_in, "--osc-in")
+        config = dataclasses.replace(
+            config, inputs=_retarget(config.inputs, OscInputConfig, address))
+    if mqtt is not None:
+        address = _address(mqtt, "--mqtt")
+        config = dataclasses.replace(
+            config, inputs=_retarget(config.inputs, MqttInputConfig, address))
+    if vmc_out is not None:
+        address = _address(vmc_out, "--vmc-out")
+        config = dataclasses.replace(
+            config, outputs=_retarget(config.outputs, VmcOutputConfig, address))
+    return config
+
+
+def _address(value: str | tuple[str, int], flag: str) -> tuple[str, int]:
+    if isinstance(value, str):
+        return parse_host_port(value, flag)
+    host, port = value
+    if not isinstance(host, str) or not host or isinstance(port, bool) \
+            or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(_COMMAND_LINE, flag, None, f"a host and {PORT.expected}",
+                          f"{describe(host)} {describe(port)}")
+    return host, port
+
+
+def _retarget(items: tuple[Any, ...], cls: Any, address: tuple[str, int]) -> tuple[Any, ...]:
+    host, port = address
+    for index, item in enumerate(items):
+        if isinstance(item, cls):
+            moved = dataclasses.replace(item, host=host, port=port)
+            return (*items[:index], moved, *items[index + 1:])
+    return (*items, cls(host=host, port=port))
+
+
+def format_config_error(error: ConfigError) -> str:
+    """The line ``vadbridge run`` prints before exiting 2."""
+    return f"vadbridge: invalid config: {error}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bridge.config --markdown`` prints the reference; ``... FILE`` validates FILE."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--markdown"]:
+        from bridge.config_docs import render_markdown
+
+        sys.stdout.write(render_markdown())
+        return 0
+    if len(args) == 1 and not args[0].startswith("-"):
+        try:
+            load_config(Path(args[0]))
+        except ConfigError as error:
+            print(format_config_error(error), file=sys.stderr)
+            return 2
+        print(f"{args[0]}: ok")
+        return 0
+    print("usage: python -m bridge.config (--markdown | CONFIG_FILE)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

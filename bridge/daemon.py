@@ -1,0 +1,151 @@
+"""The daemon's thin async shell: sources feed the avatar table, the frame loop animates and sends.
+
+Everything that computes lives elsewhere (animator, encoders, parsers); this module owns only
+tasks, time and shutdown. Shutdown is a feature: cancelling ``Bridge.run`` sends one neutral
+(all-zero) frame to every output before the sockets close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from bridge.animator import Animator
+from bridge.avatars import AvatarLimitError, AvatarTable
+from bridge.frame_loop import FramePacer
+from bridge.stats import InputStats
+from bridge.types import VadSample
+from model.arkit import NUM_BLENDSHAPES
+
+log = logging.getLogger("vadbridge")
+
+
+class Source(Protocol):
+    name: str
+
+    async def run(self, on_sample: Callable[[VadSample], None]) -> None: ...
+
+
+class Sink(Protocol):
+    name: str
+    send_errors: int
+
+    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One output streaming one avatar's row of the table."""
+
+    sink: Sink
+    row: int
+
+
+class Bridge:
+    def __init__(
+        self,
+        *,
+        table: AvatarTable,
+        animator: Animator,
+        sources: Sequence[Source],
+        bindings: Sequence[Binding],
+        frame_rate: float,
+        input_stats: InputStats,
+        idle_timeout_s: float = 0.0,
+        stats_interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.table = table
+        self.animator = animator
+        self.sources = list(sources)
+        self.bindings = list(bindings)
+        self.input_stats = input_stats
+        self.idle_timeout_s = idle_timeout_s
+        self.stats_interval_s = stats_interval_s
+        self.clock = clock
+        self.pacer = FramePacer(1.0 / frame_rate)
+        self._neutral = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+        self.started = asyncio.Event()
+
+    def on_sample(self, sample: VadSample) -> None:
+        try:
+            row = self.table.row(sample.avatar)
+        except AvatarLimitError as error:
+            self.input_stats.reject("avatar.limit", str(error))
+            return
+        self.table.set_target(row, sample.vad, self.clock())
+
+    async def run(self) -> None:
+        """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for source in self.sources:
+                    tasks.create_task(source.run(self.on_sample), name=f"source {source.name}")
+                tasks.create_task(self._frames(), name="frames")
+                if self.stats_interval_s > 0:
+                    tasks.create_task(self._stats_lines(), name="stats")
+        finally:
+            self._send_neutral_and_close()
+
+    async def _frames(self) -> None:
+        pacer = self.pacer
+        table = self.table
+        previous_frame = 0
+        self.started.set()
+        while True:
+            frame = await pacer.next_frame()
+            if self.idle_timeout_s > 0:
+                table.release_idle(self.clock(), self.idle_timeout_s)
+            self.animator.step((frame - previous_frame) * pacer.period_s)
+            previous_frame = frame
+            time_s = pacer.time_s
+            weights = table.weights
+            for binding in self.bindings:
+                binding.sink.send(weights[binding.row], frame, time_s)
+
+    def _send_neutral_and_close(self) -> None:
+        frame = self.pacer.frame_index + 1
+        for binding in self.bindings:
+            binding.sink.send(self._neutral, frame, self.pacer.time_s)
+        self.close_outputs()
+
+    def close_outputs(self) -> None:
+        for sink in {id(b.sink): b.sink for b in self.bindings}.values():
+            sink.close()
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        pacing = self.pacer.stats.snapshot()
+        return {
+            **pacing,
+            "avatars": len(self.table),
+            "inferred_rows": self.animator.inferred_rows,
+            "inputs": self.input_stats.snapshot(),
+            "send_errors": {b.sink.name: b.sink.send_errors for b in self.bindings},
+        }
+
+    async def _stats_lines(self) -> None:
+        last_frames = 0
+        last_time = time.monotonic()
+        while True:
+            await asyncio.sleep(self.stats_interval_s)
+            now = time.monotonic()
+            snapshot = self.stats_snapshot()
+            fps = (snapshot["frames"] - last_frames) / (now - last_time)
+            last_frames, last_time = snapshot["frames"], now
+            log.info(
+                "stats: %.1f fps, late %d, skipped %d, avatars %d, inputs %s, send errors %s",
+                fps,
+                snapshot["late"],
+                snapshot["skipped"],
+                snapshot["avatars"],
+                snapshot["inputs"],
+                snapshot["send_errors"],
+            )

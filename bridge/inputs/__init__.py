@@ -1,0 +1,15 @@
+"""Inputs: pure payload parsers and the two sources (OSC over UDP, MQTT)."""
+
+from bridge.inputs.mqtt import MqttSource, MqttTls
+from bridge.inputs.osc import OscSource
+from bridge.inputs.parse import DEFAULT_AVATAR, Parsed, parse_mqtt, parse_osc_message
+
+__all__ = [
+    "DEFAULT_AVATAR",
+    "MqttSource",
+    "MqttTls",
+    "OscSource",
+    "Parsed",
+    "parse_mqtt",
+    "parse_osc_message",
+]

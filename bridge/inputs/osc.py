@@ -1,0 +1,176 @@
+"""OSC over UDP in: datagrams -> ``bridge.osc_codec.decode_packet`` -> ``parse_osc_message``.
+
+Deliberately not python-osc's server: its dispatcher is called synchronously, sleeps on bundles
+time-tagged in the future (blocking the event loop) and swallows parse errors
+(../shared/reference/protocols.md, "OSC in Python"). We decode ourselves and count every drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from bridge.inputs.parse import parse_osc_message
+from bridge.osc_codec import OscDecodeError, decode_packet
+from bridge.stats import InputStats
+from bridge.types import InputError, VadSample
+
+__all__ = ["MAX_UDP_PAYLOAD_BYTES", "OscSource"]
+
+log = logging.getLogger("vadbridge.inputs.osc")
+
+MAX_UDP_PAYLOAD_BYTES = 65507  # IPv4: 65535 - 20 (IP header) - 8 (UDP header)
+SOURCE = "osc"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: assume it may resolve to a reachable interface
+        return False
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, source: OscSource) -> None:
+        self._source = source
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._source._datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # A receiving socket only sees these for ICMP errors about datagrams it never sent.
+        log.debug("OSC input socket error (ignored): %s", exc)
+
+
+class OscSource:
+    """Receives OSC datagrams on ``host:port`` and hands accepted samples to ``on_sample``.
+
+    ``await start()`` binds (raising ``OSError`` at once if the port is taken, so the daemon fails
+    fast); ``port`` is then the bound port (useful with port 0). ``run(on_sample)`` binds if
+    needed, delivers samples until cancelled and closes the socket on the way out. Datagrams
+    arriving between ``start()`` and ``run()`` are dropped (there is nobody to hand them to).
+    Also usable as ``async with OscSource(...) as source:`` (start/close).
+
+    ``allow_hosts``: if given, datagrams from other sender addresses are rejected (``osc.sender``).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        stats: InputStats,
+        max_datagram_bytes: int = MAX_UDP_PAYLOAD_BYTES,
+        allow_hosts: frozenset[str] | None = None,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"OSC input port must be 0..65535, got {port}")
+        if not 1 <= max_datagram_bytes <= MAX_UDP_PAYLOAD_BYTES:
+            raise ValueError(
+                f"max_datagram_bytes must be 1..{MAX_UDP_PAYLOAD_BYTES}, got {max_datagram_bytes}"
+            )
+        self.host = host
+        self.port = port
+        self.name = f"osc {host}:{port}"
+        self.stats = stats
+        self.max_datagram_bytes = max_datagram_bytes
+        self.allow_hosts = allow_hosts
+        self._transport: asyncio.DatagramTransport | None = None
+        self._on_sample: Callable[[VadSample], None] | None = None
+        self._failure: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """Bind the socket; raises ``OSError`` if the address is unusable or the port taken."""
+        if self._transport is not None:
+            return
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.host, self.port)
+        )
+        self._transport = transport
+        self._failure = loop.create_future()
+        self.port = transport.get_extra_info("sockname")[1]
+        self.name = f"osc {self.host}:{self.port}"
+        if _is_loopback(self.host):
+            log.info("OSC input listening on %s:%d", self.host, self.port)
+        else:
+            log.warning(
+                "OSC input listening on %s:%d, not a loopback address: anyone who can reach "
+                "this port can drive the avatars (restrict it with allow_hosts or a firewall)",
+                self.host,
+                self.port,
+            )
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        self._on_sample = None
+
+    async def __aenter__(self) -> OscSource:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def run(self, on_sample: Callable[[VadSample], None]) -> None:
+        """Deliver samples until cancelled; re-raises an exception from ``on_sample``."""
+        await self.start()
+        assert self._failure is not None
+        self._on_sample = on_sample
+        try:
+            await self._failure  # only ever completes with on_sample's exception
+        finally:
+            self.close()
+
+    def _datagram(self, data: bytes, addr: Any) -> None:
+        on_sample = self._on_sample
+        if on_sample is None:
+            return
+        stats = self.stats
+        if self.allow_hosts is not None and addr[0] not in self.allow_hosts:
+            stats.reject("osc.sender", f"datagram from {addr[0]} (not in allow_hosts)")
+            return
+        if len(data) > self.max_datagram_bytes:
+            stats.reject(
+                "oversize", f"OSC datagram of {len(data)} bytes > {self.max_datagram_bytes}"
+            )
+            return
+        try:
+            messages = decode_packet(data)
+        except OscDecodeError as error:
+            stats.reject("osc.decode", f"datagram from {addr[0]}: {error.reason}")
+            return
+        for address, args in messages:
+            try:
+                sample, clipped = parse_osc_message(address, args)
+            except InputError as error:
+                stats.reject(error.kind, error.reason)
+                continue
+            stats.accept(SOURCE)
+            if clipped:
+                stats.clipped(SOURCE)
+            try:
+                on_sample(sample)
+            except Exception as error:
+                # A bug downstream must tear the daemon's task group down, not be logged by
+                # asyncio and leave a dead input behind.
+                self._fail(error)
+                return
+
+    def _fail(self, error: Exception) -> None:
+        self._on_sample = None
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_exception(error)

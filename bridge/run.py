@@ -1,0 +1,97 @@
+"""``vadbridge run``: load and validate the config, build the bridge, stream until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from bridge.config import ConfigError, apply_overrides, load_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+log = logging.getLogger("vadbridge")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="start the bridge daemon",
+        description="Receive VAD/emotions over OSC and MQTT; stream ARKit blendshapes.",
+    )
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"YAML config (default: {DEFAULT_CONFIG.name} shipped in config/)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config and the model, probe the MQTT brokers, exit")
+    parser.add_argument("--fps", type=int, default=None, help="override frame_rate (1..240)")
+    parser.add_argument("--osc-in", metavar="HOST:PORT", help="OSC input address (replaces)")
+    parser.add_argument("--vmc-out", metavar="HOST:PORT", help="VMC output address (replaces)")
+    parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker address (replaces)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from bridge.wiring import WiringError, build_bridge
+
+    path = args.config if args.config is not None else DEFAULT_CONFIG
+    try:
+        config = apply_overrides(
+            load_config(path), fps=args.fps, osc_in=args.osc_in, vmc_out=args.vmc_out,
+            mqtt=args.mqtt,
+        )
+    except ConfigError as error:
+        print(f"vadbridge run: {error}", file=sys.stderr)
+        return 2
+    level = logging.DEBUG if args.verbose else getattr(logging, config.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        bridge = build_bridge(config)
+    except (WiringError, OSError, ValueError) as error:
+        print(f"vadbridge run: {path}: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        bridge.close_outputs()
+        return _report_check(config, path)
+    try:
+        asyncio.run(_serve(bridge))
+    except OSError as error:  # a listener could not bind
+        print(f"vadbridge run: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(bridge: Any) -> None:
+    for source in bridge.sources:
+        start = getattr(source, "start", None)
+        if start is not None:
+            await start()  # bind listeners before the first frame: a taken port fails now
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    log.info("streaming at %d fps to %d output(s)", round(1 / bridge.pacer.period_s),
+             len(bridge.bindings))
+    try:
+        await bridge.run()
+    except asyncio.CancelledError:
+        log.info("stopped: sent a neutral frame to every output")
+
+
+def _report_check(config: Any, path: Path) -> int:
+    print(f"{path}: OK ({config.frame_rate} fps, {len(config.inputs)} input(s), "
+          f"{len(config.outputs)} output(s))")
+    for source in config.inputs:
+        if source.type != "mqtt":
+            continue
+        try:
+            with socket.create_connection((source.host, source.port), timeout=1.0):
+                print(f"mqtt {source.host}:{source.port}: reachable")
+        except OSError as error:
+            print(f"mqtt {source.host}:{source.port}: unreachable ({error}); "
+                  "the bridge will stream anyway and keep retrying")
+    return 0

@@ -1,0 +1,133 @@
+"""Config -> a ready Bridge: the model engine, the avatar table, sources and sinks.
+
+Nothing here opens a socket for listening (sources bind when the daemon starts them); output
+sockets are created (connected UDP), which fails fast on a host that does not resolve.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, cast
+
+from bridge.animator import Animator, Engine, SmoothingSpace
+from bridge.avatars import AvatarLimitError, AvatarTable
+from bridge.config import BridgeConfig
+from bridge.config_schema import (
+    LiveLinkOutputConfig,
+    MqttInputConfig,
+    OscInputConfig,
+    OscOutputConfig,
+    OutputConfig,
+    VmcOutputConfig,
+)
+from bridge.daemon import Binding, Bridge, Sink, Source
+from bridge.inputs.mqtt import MqttSource, MqttTls
+from bridge.inputs.osc import OscSource
+from bridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from bridge.stats import InputStats
+from model.api import DEFAULT_CHECKPOINT
+from model.checkpoint import load_engine
+
+
+class WiringError(Exception):
+    """The config is valid on its own but cannot be put together (e.g. an output's avatar is
+    owned by another shard)."""
+
+
+def load_model_engine(config: BridgeConfig) -> Engine:
+    path = DEFAULT_CHECKPOINT if config.model.checkpoint == "default" else Path(
+        config.model.checkpoint
+    )
+    engine, _meta = load_engine(path)
+    if config.model.engine == "lut":
+        from model.lut import bake_lut
+
+        return bake_lut(engine)
+    return engine
+
+
+def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
+                 stats: InputStats) -> Source:
+    if isinstance(config, OscInputConfig):
+        return OscSource(
+            config.host, config.port, stats=stats,
+            max_datagram_bytes=min(bridge.limits.max_payload_bytes, 65507),
+            allow_hosts=_allowed_addresses(config),
+        )
+    tls = None
+    if config.tls is not None:
+        tls = MqttTls(ca_file=config.tls.ca_file, cert_file=config.tls.cert_file,
+                      key_file=config.tls.key_file)
+    owned = bridge.avatars.owned_ids
+    return MqttSource(
+        config.host, config.port, stats=stats, topic_prefix=config.topic_prefix,
+        # A shard subscribes only to its own avatars' topics, so no avatar is split.
+        avatars=frozenset(owned) if bridge.avatars.shard is not None and owned else None,
+        protocol="5" if config.protocol == 5 else "3.1.1",
+        username=config.username, password=config.password, tls=tls,
+        client_id=config.client_id, keepalive_s=config.keepalive_s,
+        max_payload_bytes=bridge.limits.max_payload_bytes,
+        reconnect_max_s=config.reconnect_max_s,
+    )
+
+
+def _allowed_addresses(config: OscInputConfig) -> frozenset[str] | None:
+    if not config.allow_hosts:
+        return None
+    addresses: set[str] = set()
+    for network in config.allowed_networks:
+        if network.num_addresses > 65536:
+            raise WiringError(f"inputs: allow_hosts network {network} is too large (max /16)")
+        addresses.update(str(address) for address in network)
+        if network.num_addresses == 1:
+            addresses.add(str(ipaddress.ip_address(network.network_address)))
+    return frozenset(addresses)
+
+
+def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
+    name = f"{config.type} {config.host}:{config.port}"
+    if isinstance(config, VmcOutputConfig):
+        encoder: VmcEncoder | OscEncoder | LiveLinkEncoder = VmcEncoder(
+            naming=cast(Any, config.naming), bundle=config.bundle, split=config.split,
+            send_ok_and_time=config.send_ok_and_time,
+        )
+    elif isinstance(config, OscOutputConfig):
+        encoder = OscEncoder(mode=cast(Any, config.mode), prefix=config.prefix,
+                             naming=cast(Any, config.naming))
+    elif isinstance(config, LiveLinkOutputConfig):
+        encoder = LiveLinkEncoder(subject=config.subject, device_id=config.device_id,
+                                  fps=bridge.frame_rate)
+    else:  # pragma: no cover - the config registry and this function grow together
+        raise WiringError(f"no sink for output type {config.type!r}")
+    return UdpSink(encoder, config.host, config.port, name=name)
+
+
+def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridge:
+    stats = InputStats(log_interval_s=config.stats_interval_s or 10.0)
+    avatars = config.avatars
+    table = AvatarTable(avatars.max, initial_ids=avatars.owned_ids,
+                        owns=avatars.owns if avatars.shard is not None else None)
+    animator = Animator(
+        table, engine if engine is not None else load_model_engine(config),
+        tau_s=config.smoothing.tau_ms / 1000.0, space=_space(config.smoothing.space),
+        symmetry=config.model.symmetry,
+    )
+    sources = [build_source(source, config, stats) for source in config.inputs]
+    bindings = []
+    for index, output in enumerate(config.outputs):
+        try:
+            row = table.row(output.avatar)
+        except AvatarLimitError as error:
+            raise WiringError(f"outputs[{index}].avatar: {error}") from None
+        bindings.append(Binding(build_sink(output, config), row))
+    return Bridge(
+        table=table, animator=animator, sources=sources, bindings=bindings,
+        frame_rate=config.frame_rate, input_stats=stats,
+        idle_timeout_s=config.smoothing.idle_timeout_s,
+        stats_interval_s=config.stats_interval_s,
+    )
+
+
+def _space(name: str) -> SmoothingSpace:
+    return "blendshapes" if name == "blendshapes" else "vad"

@@ -1,0 +1,321 @@
+"""MqttSource against a real mosquitto (fixture in conftest.py), MQTT 3.1.1 and 5."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+import pytest
+from conftest import Mosquitto
+
+from bridge.inputs.mqtt import MqttSource, MqttTls
+from bridge.stats import InputStats
+from bridge.types import VadSample
+from model.emotions import emotion_to_vad, mix_to_vad
+
+TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
+PROTOCOLS: list[Literal["3.1.1", "5"]] = ["3.1.1", "5"]
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60.0))
+
+
+def vad_of(array: Any) -> tuple[float, float, float]:
+    return (float(array[0]), float(array[1]), float(array[2]))
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.samples: list[VadSample] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, sample: VadSample) -> None:
+        self.samples.append(sample)
+        self._changed.set()
+
+    async def wait_for(self, count: int) -> list[VadSample]:
+        async def _wait() -> None:
+            while len(self.samples) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), TIMEOUT_S)
+        return self.samples
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    async def _poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(_poll(), TIMEOUT_S)
+
+
+class Running:
+    """A source running in a task with a collector; cancelled on exit."""
+
+    def __init__(self, source: MqttSource) -> None:
+        self.source = source
+        self.collector = Collector()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        self._task = asyncio.create_task(self.source.run(self.collector))
+        await asyncio.wait_for(self.source.wait_connected(), TIMEOUT_S)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
+        assert not self.source.connected
+
+
+def source_for(broker: Mosquitto, **options: Any) -> MqttSource:
+    options.setdefault("stats", InputStats())
+    return MqttSource(broker.host, broker.port, **options)
+
+
+HAPPY = vad_of(emotion_to_vad("happiness", 0.9))
+ACCEPTED: list[tuple[str, bytes, VadSample]] = [
+    ("vadbridge/default/vad", b'{"valence": 0.1, "arousal": 0.2, "dominance": 0.3}',
+     VadSample("default", (0.1, 0.2, 0.3))),
+    ("vadbridge/a/vad", b'{"v": -0.1, "a": 0, "d": 1}', VadSample("a", (-0.1, 0.0, 1.0))),
+    ("vadbridge/a/vad", b'{"arousal": 0.4}', VadSample("a", (None, 0.4, None))),
+    ("vadbridge/b/vad", b"[0.5, -0.5, 0.25]", VadSample("b", (0.5, -0.5, 0.25))),
+    ("vadbridge/b/vad", b"0.1 0.2 0.3", VadSample("b", (0.1, 0.2, 0.3))),
+    ("vadbridge/b/vad", b"0.1,0.2,0.3", VadSample("b", (0.1, 0.2, 0.3))),
+    ("vadbridge/c/vad", b"[3, 0, -3]", VadSample("c", (1.0, 0.0, -1.0))),  # clipped
+    ("vadbridge/c/emotion", b'{"emotion": "happiness", "intensity": 0.9}',
+     VadSample("c", HAPPY)),
+    ("vadbridge/c/emotion", b"happiness+surprise",
+     VadSample("c", vad_of(emotion_to_vad("happiness+surprise")))),
+    ("vadbridge/c/emotion", b"happiness:0.7+surprise:0.3",
+     VadSample("c", vad_of(emotion_to_vad("happiness:0.7+surprise:0.3")))),
+    ("vadbridge/d/emotion",
+     json.dumps([{"label": "joy", "score": 0.91}, {"label": "sadness", "score": 0.09}]).encode(),
+     VadSample("d", vad_of(mix_to_vad({"joy": 0.91, "sadness": 0.09})))),
+    ("vadbridge/d/emotion",
+     json.dumps([[{"label": "anger", "score": 0.6}, {"label": "fear", "score": 0.4}]]).encode(),
+     VadSample("d", vad_of(mix_to_vad({"anger": 0.6, "fear": 0.4})))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_accepted_payload_form_arrives(mosquitto: Mosquitto, protocol: str) -> None:
+    stats = InputStats()
+
+    async def main() -> None:
+        source = source_for(mosquitto, stats=stats, protocol=protocol)
+        async with Running(source) as running:
+            await mosquitto.publish([(t, p) for t, p, _ in ACCEPTED], protocol=protocol)  # type: ignore[arg-type]
+            assert await running.collector.wait_for(len(ACCEPTED)) == [s for _, _, s in ACCEPTED]
+
+    run(main())
+    assert stats.snapshot() == {
+        "accepted": {"mqtt": len(ACCEPTED)},
+        "rejected": {},
+        "clipped": {"mqtt": 1},
+    }
+
+
+BAD: list[tuple[str, bytes]] = [
+    ("vadbridge/a/vad", b"{not json"),
+    ("vadbridge/a/vad", b"\xff\xfe\xfd"),
+    ("vadbridge/a/vad", b"[1, 2]"),
+    ("vadbridge/a/vad", b'{"valance": 0.1}'),
+    ("vadbridge/a/vad", b"[" * 3000 + b"]" * 3000),
+    ("vadbridge/a/vad", b""),
+    ("vadbridge/a/vad", b"[NaN, 0, 0]"),
+    ("vadbridge/a/vad", b"0 inf 0"),
+    ("vadbridge/a/vad", b"0.1 " * 3000),  # 12,000 bytes > max_payload_bytes
+    ("vadbridge/a/emotion", b"glee"),
+    ("vadbridge/a/emotion", b'[{"label": "LABEL_1", "score": 1.0}]'),
+    ("vadbridge/a/emotion", b'{"emotion": "joy", "intensity": 7}'),
+    ("vadbridge/a/emotion", b'[{"label": "joy"}]'),
+    ("vadbridge/bad id/vad", b"0 0 0"),
+]
+BAD_COUNTS = {
+    "mqtt.json": 2,
+    "mqtt.shape": 5,
+    "nonfinite": 2,
+    "oversize": 1,
+    "emotion.unknown": 2,
+    "emotion.invalid": 1,
+    "mqtt.topic": 1,
+}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_malformed_batch_is_counted_exactly_and_good_messages_still_flow(
+    mosquitto: Mosquitto, protocol: str
+) -> None:
+    stats = InputStats()
+
+    async def main() -> None:
+        source = source_for(mosquitto, stats=stats, protocol=protocol, max_payload_bytes=8192)
+        async with Running(source) as running:
+            batch = [("vadbridge/a/vad", b"0.5 0.5 0.5"), *BAD, ("vadbridge/z/vad", b"[0, 0, 0]")]
+            await mosquitto.publish(batch, protocol=protocol)  # type: ignore[arg-type]
+            assert await running.collector.wait_for(2) == [
+                VadSample("a", (0.5, 0.5, 0.5)),
+                VadSample("z", (0.0, 0.0, 0.0)),
+            ]
+
+    run(main())
+    assert stats.snapshot() == {"accepted": {"mqtt": 2}, "rejected": BAD_COUNTS, "clipped": {}}
+
+
+def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> None:
+    async def main() -> None:
+        source = source_for(mosquitto, avatars=frozenset({"a", "c"}))
+        assert source.topics == (
+            "vadbridge/a/vad", "vadbridge/a/emotion", "vadbridge/c/vad", "vadbridge/c/emotion",
+        )  # fmt: skip
+        async with Running(source) as running:
+            await mosquitto.publish(
+                [
+                    ("vadbridge/b/vad", b"0.9 0.9 0.9"),
+                    ("vadbridge/a/vad", b"0.1 0.1 0.1"),
+                    ("vadbridge/b/emotion", b"joy"),
+                    ("vadbridge/c/emotion", b"neutral"),
+                ]
+            )
+            assert await running.collector.wait_for(2) == [
+                VadSample("a", (0.1, 0.1, 0.1)),
+                VadSample("c", (0.0, 0.0, 0.0)),
+            ]
+        assert source.stats.snapshot()["rejected"] == {}
+
+    run(main())
+
+
+def test_custom_topic_prefix(mosquitto: Mosquitto) -> None:
+    async def main() -> None:
+        source = source_for(mosquitto, topic_prefix="studio/faces")
+        async with Running(source) as running:
+            await mosquitto.publish(
+                [("vadbridge/a/vad", b"0.9 0.9 0.9"), ("studio/faces/alice/vad", b"0 0.5 0")]
+            )
+            assert await running.collector.wait_for(1) == [VadSample("alice", (0.0, 0.5, 0.0))]
+
+    run(main())
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reconnects_after_a_broker_restart_and_new_messages_take_effect(
+    mosquitto: Mosquitto, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        source = source_for(mosquitto, protocol=protocol)
+        async with Running(source) as running:
+            await mosquitto.publish([("vadbridge/a/vad", b"0.1 0.1 0.1")], protocol=protocol)  # type: ignore[arg-type]
+            await running.collector.wait_for(1)
+            mosquitto.stop()
+            await until(lambda: not source.connected)
+            mosquitto.start()
+            await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
+            await mosquitto.publish([("vadbridge/a/vad", b"0.2 0.2 0.2")], protocol=protocol)  # type: ignore[arg-type]
+            assert await running.collector.wait_for(2) == [
+                VadSample("a", (0.1, 0.1, 0.1)),
+                VadSample("a", (0.2, 0.2, 0.2)),
+            ]
+
+    with caplog.at_level(logging.INFO, logger="vadbridge.inputs.mqtt"):
+        run(main())
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    lost = [m for level, m in messages if level == logging.WARNING and "lost" in m]
+    assert len(lost) == 1 and f"{mosquitto.host}:{mosquitto.port}" in lost[0]
+    assert (logging.INFO, f"MQTT reconnected to {mosquitto.host}:{mosquitto.port}") in messages
+    assert all(r.exc_info is None for r in caplog.records)  # a clear line, no traceback
+
+
+def test_connects_once_the_broker_comes_up(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    mosquitto.stop()
+
+    async def main() -> None:
+        source = source_for(mosquitto)
+        collector = Collector()
+        task = asyncio.create_task(source.run(collector))
+        await until(lambda: any("unavailable" in r.getMessage() for r in caplog.records))
+        assert not source.connected
+        mosquitto.start()
+        await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
+        await mosquitto.publish([("vadbridge/a/emotion", b"neutral")])
+        assert await collector.wait_for(1) == [VadSample("a", (0.0, 0.0, 0.0))]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.DEBUG, logger="vadbridge.inputs.mqtt"):
+        run(main())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # retries after the first failure are quiet
+    assert f"MQTT broker {mosquitto.host}:{mosquitto.port} unavailable" in warnings[0]
+
+
+def test_password_is_never_logged(mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    secret = "s3cret-Passw0rd"
+
+    async def main() -> None:
+        source = source_for(mosquitto, username="bridge", password=secret, client_id="vb-test")
+        async with Running(source) as running:
+            await mosquitto.publish([("vadbridge/a/vad", b"0 0 0")])
+            await running.collector.wait_for(1)
+        assert secret not in repr(source)
+
+    with caplog.at_level(logging.DEBUG):
+        run(main())
+    assert caplog.records  # something was logged, and none of it holds the password
+    assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_an_exception_in_on_sample_ends_run_with_it(mosquitto: Mosquitto) -> None:
+    def broken(sample: VadSample) -> None:
+        raise RuntimeError(f"downstream bug on {sample.avatar}")
+
+    async def main() -> None:
+        source = source_for(mosquitto)
+        task = asyncio.create_task(source.run(broken))
+        await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
+        await mosquitto.publish([("vadbridge/x/vad", b"0 0 0")])
+        with pytest.raises(RuntimeError, match="downstream bug on x"):
+            await asyncio.wait_for(task, TIMEOUT_S)
+        assert not source.connected
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"protocol": "3.1"}, "protocol"),
+        ({"port": 0}, "port"),
+        ({"topic_prefix": "a/+"}, "topic_prefix"),
+        ({"topic_prefix": "a/"}, "topic_prefix"),
+        ({"topic_prefix": ""}, "topic_prefix"),
+        ({"avatars": frozenset()}, "avatars"),
+        ({"avatars": frozenset({"ok", "not ok"})}, "'not ok'"),
+        ({"password": "x"}, "without username"),
+        ({"reconnect_initial_s": 0.0}, "reconnect"),
+        ({"tls": MqttTls(key_file="client.key")}, "key_file given without cert_file"),
+    ],
+)
+def test_invalid_options_are_refused(options: dict[str, Any], match: str) -> None:
+    options.setdefault("port", 1883)
+    with pytest.raises(ValueError, match=match):
+        MqttSource("127.0.0.1", stats=InputStats(), **options)
+
+
+def test_tls_with_a_missing_ca_file_fails_at_construction(tmp_path: Any) -> None:
+    with pytest.raises(OSError):
+        MqttSource(
+            "127.0.0.1", 8883, stats=InputStats(), tls=MqttTls(ca_file=str(tmp_path / "no-ca.pem"))
+        )
