@@ -33,12 +33,19 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
+    """An output. A sink that needs a task of its own (e.g. an MQTT publisher) also has
+    ``async def run()``; the daemon runs it beside the frame loop and, at shutdown, awaits it
+    (up to SINK_DRAIN_TIMEOUT_S) after ``close()`` so the neutral frame still goes out."""
+
     name: str
     send_errors: int
 
     def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None: ...
 
     def close(self) -> None: ...
+
+
+SINK_DRAIN_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class Bridge:
 
     async def run(self) -> None:
         """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close."""
+        sink_tasks = [
+            asyncio.create_task(run(), name=f"sink {sink.name}")
+            for sink in self.sinks
+            if (run := getattr(sink, "run", None)) is not None
+        ]
         try:
             async with asyncio.TaskGroup() as tasks:
                 for source in self.sources:
@@ -94,6 +106,15 @@ class Bridge:
                     tasks.create_task(self._stats_lines(), name="stats")
         finally:
             self._send_neutral_and_close()
+            if sink_tasks:
+                _, pending = await asyncio.wait(sink_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """Each output once (several bindings may share one sink)."""
+        return list({id(b.sink): b.sink for b in self.bindings}.values())
 
     async def _frames(self) -> None:
         pacer = self.pacer
@@ -118,7 +139,7 @@ class Bridge:
         self.close_outputs()
 
     def close_outputs(self) -> None:
-        for sink in {id(b.sink): b.sink for b in self.bindings}.values():
+        for sink in self.sinks:
             sink.close()
 
     def stats_snapshot(self) -> dict[str, Any]:
