@@ -1,0 +1,125 @@
+"""Run a real Bridge in a background thread and receive its frames on real UDP sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pythonosc.osc_packet import OscPacket
+
+from bridge.config import BridgeConfig, parse_config
+from bridge.daemon import Bridge
+from bridge.wiring import build_bridge
+
+
+def config_from_yaml(text: str) -> BridgeConfig:
+    return parse_config(text, "<test>")
+
+
+@contextmanager
+def running_bridge(config: BridgeConfig) -> Iterator[Bridge]:
+    """Start the bridge (listeners bound, first frame sent) and stop it (neutral frame) after."""
+    bridge = build_bridge(config)
+    ready = threading.Event()
+    state: dict[str, object] = {}
+
+    async def serve() -> None:
+        state["loop"] = asyncio.get_running_loop()
+        state["task"] = asyncio.current_task()
+        for source in bridge.sources:
+            start = getattr(source, "start", None)
+            if start is not None:
+                await start()
+        frames = asyncio.create_task(bridge.run())
+        await bridge.started.wait()
+        ready.set()
+        try:
+            await frames
+        except asyncio.CancelledError:
+            frames.cancel()
+            await asyncio.gather(frames, return_exceptions=True)
+            raise
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as error:  # surfaced to the test below
+            state["error"] = error
+            ready.set()
+
+    thread = threading.Thread(target=thread_main, name="bridge", daemon=True)
+    thread.start()
+    assert ready.wait(10), "bridge did not start"
+    if "error" in state:
+        raise AssertionError(f"bridge failed to start: {state['error']!r}")
+    try:
+        yield bridge
+    finally:
+        loop = state["loop"]
+        task = state["task"]
+        assert isinstance(loop, asyncio.AbstractEventLoop) and isinstance(task, asyncio.Task)
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)
+        assert not thread.is_alive(), "bridge did not stop"
+        if "error" in state:
+            raise AssertionError(f"bridge failed: {state['error']!r}")
+
+
+class UdpReceiver:
+    """A real UDP socket on a free loopback port that records every datagram with its time."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port: int = self.sock.getsockname()[1]
+
+    def receive(self, seconds: float) -> list[tuple[float, bytes]]:
+        datagrams = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            datagrams.append((time.monotonic(), data))
+        return datagrams
+
+    def drain(self) -> None:
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(65536)
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.settimeout(0.05)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def decode_vmc(data: bytes) -> list[tuple[str, list[object]]]:
+    """Decode one VMC datagram with python-osc (an independent OSC implementation)."""
+    return [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
+
+
+def vmc_frame_values(data: bytes) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for address, params in decode_vmc(data):
+        if address == "/VMC/Ext/Blend/Val":
+            name, value = params
+            assert isinstance(name, str) and isinstance(value, float)
+            values[name] = value
+    return values
+
+
+def send_osc(port: int, data: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(data, ("127.0.0.1", port))

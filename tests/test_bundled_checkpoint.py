@@ -1,0 +1,130 @@
+"""The bundled checkpoint (model/weights/vadbridge-v1.npz) against issue 3's acceptance list.
+
+Semantics are checked against EMFACS (../shared/reference/emotions.md §4) at the card's emotion
+coordinates (§1), after ``enforce_symmetry``, through the torch-free engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.api import DEFAULT_CHECKPOINT, load_model, predict
+from model.arkit import ARKIT_INDEX, ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
+from model.engine import NumpyMLP
+from training.prototypes import CARD_EMOTION_VAD
+
+WEIGHTS_DIR = DEFAULT_CHECKPOINT.parent
+PT_PATH = WEIGHTS_DIR / "vadbridge-v1.pt"
+METRICS_PATH = WEIGHTS_DIR / "metrics.json"
+MAX_BUNDLE_BYTES = 3 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def engine() -> NumpyMLP:
+    model, _ = load_model()
+    return model
+
+
+def face(engine: NumpyMLP, emotion: str, intensity: float = 1.0) -> np.ndarray:
+    vad = intensity * np.asarray(CARD_EMOTION_VAD[emotion], dtype=np.float32)
+    return enforce_symmetry(predict(engine, vad))
+
+
+def strongest(weights: np.ndarray, count: int = 6) -> set[str]:
+    # Ties between a symmetric pair are exact after enforce_symmetry; a stable sort keeps both.
+    order = np.argsort(-weights, kind="stable")[:count]
+    return {ARKIT_NAMES[i] for i in order}
+
+
+@pytest.mark.parametrize(
+    ("emotion", "required"),
+    [
+        ("happiness", {"mouthSmileLeft", "mouthSmileRight", "cheekSquintLeft", "cheekSquintRight"}),
+        ("sadness", {"browInnerUp", "mouthFrownLeft", "mouthFrownRight"}),
+        ("surprise", {"eyeWideLeft", "eyeWideRight", "jawOpen"}),
+        ("anger", {"browDownLeft", "browDownRight"}),
+        ("disgust", {"noseSneerLeft", "noseSneerRight"}),
+        ("fear", {"eyeWideLeft", "eyeWideRight", "browInnerUp"}),
+    ],
+)
+def test_six_strongest_shapes_at_full_intensity_match_emfacs(
+    engine: NumpyMLP, emotion: str, required: set[str]
+) -> None:
+    top = strongest(face(engine, emotion))
+    assert required <= top, f"{emotion}: top 6 {sorted(top)} lacks {sorted(required - top)}"
+
+
+def test_surprise_raises_the_brows(engine: NumpyMLP) -> None:
+    top = strongest(face(engine, "surprise"))
+    assert top & {"browInnerUp", "browOuterUpLeft", "browOuterUpRight"}
+
+
+def test_anger_and_fear_differ_though_only_dominance_separates_them(engine: NumpyMLP) -> None:
+    anger, fear = face(engine, "anger"), face(engine, "fear")
+    assert anger[ARKIT_INDEX["browDownLeft"]] > fear[ARKIT_INDEX["browDownLeft"]] + 0.2
+    assert fear[ARKIT_INDEX["eyeWideLeft"]] > anger[ARKIT_INDEX["eyeWideLeft"]] + 0.2
+
+
+def test_disgust_sneers_more_than_anger(engine: NumpyMLP) -> None:
+    sneer = ARKIT_INDEX["noseSneerLeft"]
+    assert face(engine, "disgust")[sneer] > face(engine, "anger")[sneer] + 0.2
+
+
+def test_neutral_face_is_nearly_zero(engine: NumpyMLP) -> None:
+    neutral = enforce_symmetry(predict(engine, np.zeros(3, dtype=np.float32)))
+    assert neutral.max() <= 0.1, ARKIT_NAMES[int(neutral.argmax())]
+
+
+@pytest.mark.parametrize(
+    ("emotion", "shape"), [("happiness", "mouthSmileLeft"), ("anger", "browDownLeft")]
+)
+def test_intensity_is_monotone(engine: NumpyMLP, emotion: str, shape: str) -> None:
+    values = [face(engine, emotion, i)[ARKIT_INDEX[shape]] for i in (0.3, 0.6, 0.9)]
+    assert values[0] < values[1] < values[2], values
+
+
+def test_output_is_nearly_symmetric_before_post_processing(engine: NumpyMLP) -> None:
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 9)] * 3), axis=-1).reshape(-1, 3)
+    raw = predict(engine, grid.astype(np.float32))
+    assert float(np.mean((raw[:, LEFT_INDICES] - raw[:, RIGHT_INDICES]) ** 2)) <= 1e-4
+
+
+def test_enforce_symmetry_makes_it_exact(engine: NumpyMLP) -> None:
+    out = face(engine, "contempt")
+    assert np.array_equal(out[LEFT_INDICES], out[RIGHT_INDICES])
+
+
+def test_metrics_record_the_recipe_targets() -> None:
+    metrics = json.loads(METRICS_PATH.read_text(encoding="utf-8"))
+    assert metrics["val_symmetry"] <= 1e-4
+    assert 0.0 < metrics["best_val_mse"] < 0.05
+    assert len(metrics["per_epoch"]["train_loss"]) == metrics["training"]["epochs"] == 100
+    assert metrics["pairs"] >= 40_000
+    assert 0.12 <= metrics["raw_mean_abs_left_right"] <= 0.16
+
+
+def test_npz_and_pt_hold_the_same_weights_within_the_size_budget() -> None:
+    torch = pytest.importorskip("torch")
+    npz_model, npz_meta = load_model(DEFAULT_CHECKPOINT)
+    pt_model, pt_meta = load_model(PT_PATH)
+    grid = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
+    np.testing.assert_array_equal(predict(npz_model, grid), predict(pt_model, grid))
+    assert npz_meta["metrics"]["best_val_mse"] == pt_meta["metrics"]["best_val_mse"]
+    assert torch.load(PT_PATH, weights_only=True)["format_version"] == 1
+    size = DEFAULT_CHECKPOINT.stat().st_size + PT_PATH.stat().st_size
+    assert size <= MAX_BUNDLE_BYTES
+
+
+def test_loss_curve_is_a_png() -> None:
+    assert (WEIGHTS_DIR / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_card_names_the_command_that_produced_the_checkpoint() -> None:
+    card = (Path(__file__).resolve().parents[1] / "model" / "README.md").read_text("utf-8")
+    metrics = json.loads(METRICS_PATH.read_text(encoding="utf-8"))
+    assert "vadbridge train --data builtin" in card
+    assert f"{metrics['best_val_mse']:.4f}" in card

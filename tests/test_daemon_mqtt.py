@@ -1,0 +1,80 @@
+"""The daemon end to end with a real mosquitto: every accepted payload form moves the face."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, vmc_frame_values
+
+from bridge.wiring import load_model_engine
+from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
+from model.emotions import emotion_to_vad, mix_to_vad
+
+PAYLOADS = [
+    ("vad", json.dumps({"valence": 0.5, "arousal": -0.2, "dominance": 0.1}), (0.5, -0.2, 0.1)),
+    ("vad", json.dumps({"v": -0.6, "a": 0.4, "d": 0.3}), (-0.6, 0.4, 0.3)),
+    ("vad", json.dumps([0.2, 0.7, -0.4]), (0.2, 0.7, -0.4)),
+    ("vad", "0.9 0.1 0.25", (0.9, 0.1, 0.25)),
+    (
+        "emotion",
+        json.dumps({"emotion": "sadness", "intensity": 0.9}),
+        tuple(emotion_to_vad("sadness", 0.9)),
+    ),
+    ("emotion", "happiness+surprise", tuple(emotion_to_vad("happiness+surprise"))),
+    (
+        "emotion",
+        json.dumps([{"label": "anger", "score": 0.8}, {"label": "fear", "score": 0.2}]),
+        tuple(mix_to_vad({"anger": 0.8, "fear": 0.2})),
+    ),
+]
+
+
+def expected_frame(config_text: str, vad: tuple[float, ...]) -> dict[str, float]:
+    engine = load_model_engine(config_from_yaml(config_text))
+    weights = engine.forward(np.array([vad], dtype=np.float32))
+    symmetrize_inplace(weights)
+    pairs = zip(ARKIT_NAMES, weights[0], strict=True)
+    return {upper_camel(name): float(value) for name, value in pairs}
+
+
+def wait_for_frame(
+    receiver: UdpReceiver, expected: dict[str, float], timeout_s: float = 3.0
+) -> dict[str, float]:
+    end = time.monotonic() + timeout_s
+    values: dict[str, float] = {}
+    while time.monotonic() < end:
+        for _, data in receiver.receive(0.05):
+            values = vmc_frame_values(data)
+            if all(abs(values[name] - value) < 1e-6 for name, value in expected.items()):
+                return values
+    return values
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_every_payload_form_drives_the_output(mosquitto, protocol: int) -> None:
+    vmc = UdpReceiver()
+    text = f"""
+stats_interval_s: 0
+smoothing: {{tau_ms: 0}}
+inputs:
+  - {{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}, protocol: {protocol}}}
+outputs:
+  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}, avatar: face-1}}
+"""
+    try:
+        with running_bridge(config_from_yaml(text)) as bridge:
+            source = bridge.sources[0]
+            deadline = time.monotonic() + 5
+            while not source.connected and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0.02)
+            for leaf, payload, vad in PAYLOADS:
+                mosquitto.publish_sync([(f"vadbridge/face-1/{leaf}", payload)])
+                want = expected_frame(text, vad)
+                got = wait_for_frame(vmc, want)
+                assert got == pytest.approx(want, abs=1e-6), (leaf, payload)
+            assert bridge.input_stats.snapshot()["accepted"] == {"mqtt": len(PAYLOADS)}
+    finally:
+        vmc.close()

@@ -1,0 +1,187 @@
+"""Emo3D rows -> VAD + ARKit, on a small fixture in the dataset's layout written here.
+
+Layout per ../shared/reference/emotions.md §6 and the dataset card: text, eight intensities,
+images and ``blenshape_score_1..4`` holding MediaPipe scores (``_neutral`` first, no tongueOut).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.arkit import ARKIT_INDEX
+from training.data import DatasetError, load_dataset
+from training.emo3d import (
+    EMOTION_COLUMNS,
+    MEDIAPIPE_NAMES,
+    emotion_mix_to_vad,
+    load_emo3d,
+    parse_scores,
+)
+from training.prototypes import CARD_EMOTION_VAD
+
+# Distinct score per MediaPipe name, so a by-index mapping would be caught.
+SCORES = {name: round(0.01 + 0.018 * i, 3) for i, name in enumerate(MEDIAPIPE_NAMES)}
+
+
+def as_category_records() -> str:
+    records = [
+        {"index": i, "score": SCORES[n], "display_name": "", "category_name": n}
+        for i, n in enumerate(MEDIAPIPE_NAMES)
+    ]
+    return json.dumps(records)
+
+
+def as_category_repr() -> str:
+    return (
+        "["
+        + ", ".join(
+            f"Category(index={i}, score={SCORES[n]}, display_name='', category_name='{n}')"
+            for i, n in enumerate(MEDIAPIPE_NAMES)
+        )
+        + "]"
+    )
+
+
+def as_score_list() -> str:
+    return json.dumps([SCORES[n] for n in MEDIAPIPE_NAMES])
+
+
+HEADER = [
+    "sample_id", "prompt_type", "text_1", "text_2", "text_3", *EMOTION_COLUMNS,
+    "img_1", "img_2", "img_3", "img_4",
+    "blenshape_score_1", "blenshape_score_2", "blenshape_score_3", "blenshape_score_4",
+]  # fmt: skip
+
+
+def row(intensities: dict[str, float], scores: list[str]) -> list[str]:
+    values = [str(intensities.get(e, 0.0)) for e in EMOTION_COLUMNS]
+    text = ["A face, with a comma", "x", "y"]
+    return ["1", "p1", *text, *values, "a.png", "b.png", "c.png", "d.png", *scores]
+
+
+def write_fixture(path: Path, rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def fixture_file(tmp_path: Path) -> Path:
+    return write_fixture(tmp_path / "emo3d.csv", [
+        row({"happiness": 0.6}, [as_category_records(), as_category_repr(), "", "[]"]),
+        row({"anger": 0.9, "disgust": 0.6, "neutral": 0.5}, [as_score_list(), "", "", ""]),
+        row({"sadness": 1.0}, ["", "", "", ""]),
+    ])  # fmt: skip
+
+
+def test_rows_become_one_sample_per_face_and_empty_cells_are_counted(fixture_file: Path) -> None:
+    loaded = load_emo3d(fixture_file)
+    assert (loaded.rows, loaded.faces, loaded.skipped_no_face) == (3, 3, 9)
+    assert loaded.dataset.blendshapes.shape == (3, 52)
+
+
+def test_scores_map_to_arkit_by_name(fixture_file: Path) -> None:
+    faces = load_emo3d(fixture_file).dataset.blendshapes
+    for face in faces:  # all three score encodings agree
+        assert face[ARKIT_INDEX["browDownLeft"]] == pytest.approx(SCORES["browDownLeft"])
+        assert face[ARKIT_INDEX["noseSneerRight"]] == pytest.approx(SCORES["noseSneerRight"])
+        assert face[ARKIT_INDEX["mouthSmileLeft"]] == pytest.approx(SCORES["mouthSmileLeft"])
+
+
+def test_neutral_score_is_dropped_and_tongue_out_is_zero(fixture_file: Path) -> None:
+    faces = load_emo3d(fixture_file).dataset.blendshapes
+    assert not faces[:, ARKIT_INDEX["tongueOut"]].any()
+    assert not np.isclose(faces, SCORES["_neutral"]).any()
+
+
+def test_single_emotion_intensity_scales_its_card_vad(fixture_file: Path) -> None:
+    vad = load_emo3d(fixture_file).dataset.vad
+    np.testing.assert_allclose(vad[0], 0.6 * np.asarray(CARD_EMOTION_VAD["happiness"]), atol=1e-6)
+
+
+def test_intensities_summing_above_one_give_their_weighted_mean() -> None:
+    weights = [0.5, 0, 0, 0, 0.9, 0.6, 0, 0]  # neutral, anger, disgust
+    expected = (0.9 * np.array([-0.7, 0.8, 0.7]) + 0.6 * np.array([-0.6, 0.3, 0.4])) / 2.0
+    np.testing.assert_allclose(emotion_mix_to_vad(weights), expected)
+
+
+def test_all_zero_intensities_give_neutral() -> None:
+    assert not emotion_mix_to_vad([0.0] * 8).any()
+
+
+def test_load_dataset_reads_the_emo3d_format(fixture_file: Path) -> None:
+    dataset = load_dataset(fixture_file, "emo3d")
+    assert len(dataset) == 3
+
+
+def test_bad_intensity_names_line_and_column(tmp_path: Path) -> None:
+    path = write_fixture(tmp_path / "e.csv", [
+        row({"fear": 0.5}, [as_score_list(), "", "", ""]),
+        row({"fear": 1.5}, [as_score_list(), "", "", ""]),
+    ])  # fmt: skip
+    with pytest.raises(DatasetError, match=r"line 3, column 'fear'.*outside \[0, 1\]"):
+        load_emo3d(path)
+
+
+def test_unknown_blendshape_name_is_an_error_with_its_cell(tmp_path: Path) -> None:
+    bad = json.dumps({"browDownLeft": 0.1, "smirkLeft": 0.2})
+    path = write_fixture(tmp_path / "e.csv", [row({}, ["", bad, "", ""])])
+    with pytest.raises(DatasetError, match=r"line 2, column 'blenshape_score_2'.*'smirkLeft'"):
+        load_emo3d(path)
+
+
+def test_wrong_number_of_scores_is_an_error() -> None:
+    with pytest.raises(ValueError, match="expected 52 scores, found 51"):
+        parse_scores(json.dumps([0.1] * 51))
+
+
+def test_incomplete_named_scores_are_an_error() -> None:
+    with pytest.raises(ValueError, match="51 named scores"):
+        parse_scores(json.dumps({"browDownLeft": 0.1}))
+
+
+def test_garbage_score_text_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unrecognised"):
+        parse_scores("smile: lots")
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"absent\.csv: no such file"):
+        load_emo3d(tmp_path / "absent.csv")
+
+
+def test_a_file_without_emo3d_columns_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("valence,arousal\n0,0\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"not an Emo3D layout.*happiness"):
+        load_emo3d(path)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas") is not None, reason="pandas is installed here"
+)
+def test_parquet_without_pandas_says_what_to_install(tmp_path: Path) -> None:
+    path = tmp_path / "emo3d.parquet"
+    path.write_bytes(b"PAR1")
+    with pytest.raises(DatasetError, match="pip install pandas pyarrow"):
+        load_emo3d(path)
+
+
+def test_train_command_learns_from_emo3d_rows(
+    fixture_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(fixture_file), "--format", "emo3d", "--out", str(out)]
+    assert main([*argv, "--epochs", "1"]) == 0
+    assert "3 rows, 3 faces, 9 score cells without a face skipped" in capsys.readouterr().err
+    assert (out / "vadbridge-v1.npz").is_file()

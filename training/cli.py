@@ -1,0 +1,148 @@
+"""``vadbridge dataset`` (write the built-in dataset) and ``vadbridge train`` (the card's recipe).
+
+Bad arguments exit 2 with a one-line reason on stderr; a bad dataset file exits 2 naming the
+file, line and column. torch is imported only when ``train`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from training.data import DatasetError, load_dataset, save_dataset
+from training.emo3d import load_emo3d
+from training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
+
+EXIT_USAGE = 2
+BUILTIN = "builtin"
+DEFAULT_NAME = "vadbridge-v1"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    dataset = subparsers.add_parser(
+        "dataset",
+        help="write the built-in prior-derived dataset (.csv or .npz)",
+        description="Write the built-in dataset: EMFACS prototypes at the card's VAD, with noise.",
+    )
+    dataset.add_argument("--out", required=True, metavar="FILE", help="output .csv or .npz")
+    dataset.add_argument("--n", type=_positive_int, default=DEFAULT_PAIRS, help="pairs to write")
+    dataset.add_argument("--seed", type=_seed, default=0, help="generator seed")
+    dataset.set_defaults(func=run_dataset)
+
+    train = subparsers.add_parser(
+        "train",
+        help="train a checkpoint with the model card's recipe",
+        description="Train the VAD -> ARKit MLP: writes NAME.pt, NAME.npz, metrics.json and "
+        "loss_curve.png in DIR.",
+    )
+    train.add_argument(
+        "--data", required=True, metavar="FILE|builtin", help="dataset file or 'builtin'"
+    )
+    train.add_argument(
+        "--format", choices=("csv", "npz", "emo3d"), help="default: from the extension"
+    )
+    train.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    train.add_argument(
+        "--name", default=DEFAULT_NAME, help="checkpoint file stem (default: vadbridge-v1)"
+    )
+    train.add_argument("--epochs", type=_positive_int, default=100)
+    train.add_argument("--batch-size", type=_positive_int, default=512)
+    train.add_argument("--seed", type=_seed, default=0, help="split, init and shuffle seed")
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument(
+        "--n", type=_positive_int, default=DEFAULT_PAIRS, help="pairs for builtin data"
+    )
+    train.set_defaults(func=run_train)
+
+
+def _fail(message: str) -> int:
+    print(f"vadbridge: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".npz"):
+        return _fail(f"--out must end in .csv or .npz, got {args.out!r}")
+    if not out.parent.is_dir():
+        return _fail(f"--out directory does not exist: {str(out.parent)!r}")
+    dataset = generate_dataset(args.n, args.seed)
+    save_dataset(out, dataset)
+    asymmetry = mean_abs_left_right(dataset.blendshapes)
+    print(f"wrote {len(dataset)} pairs to {out} (seed {args.seed}, mean |L-R| {asymmetry:.3f})")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.data == BUILTIN:
+        if args.format is not None:
+            return _fail("--format does not apply to --data builtin")
+        dataset = generate_dataset(args.n, args.seed)
+        source = f"builtin(n={args.n}, seed={args.seed})"
+    else:
+        try:
+            if args.format == "emo3d":
+                loaded = load_emo3d(args.data)
+                dataset = loaded.dataset
+                print(
+                    f"{args.data}: {loaded.rows} rows, {loaded.faces} faces, "
+                    f"{loaded.skipped_no_face} score cells without a face skipped",
+                    file=sys.stderr,
+                )
+            else:
+                dataset = load_dataset(args.data, args.format)
+        except DatasetError as error:
+            return _fail(str(error))
+        source = f"{args.format or Path(args.data).suffix.lstrip('.')}:{Path(args.data).name}"
+    if len(dataset) < 2:
+        return _fail(f"{args.data}: need at least 2 samples, found {len(dataset)}")
+
+    # Spinning OpenMP workers stall each other on a shared, busy machine (measured: 2-threaded
+    # steps 5-10x slower than with passive waiting). libgomp reads this when torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from training.report import write_run
+    from training.train import TrainConfig, train
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr)
+    result = train(dataset, config, data_source=source)
+    paths = write_run(result, args.out, args.name)
+    metrics = result.metrics
+    print(
+        f"best epoch {metrics['best_epoch']}: val MSE {metrics['best_val_mse']:.5f}, "
+        f"val symmetry {metrics['val_symmetry']:.2e}, {metrics['wall_time_s']:.0f}s; "
+        f"wrote {paths['npz']} and {paths['pt']}"
+    )
+    return 0

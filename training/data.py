@@ -1,0 +1,196 @@
+"""Datasets: VAD (N, 3) and ARKit blendshapes (N, 52) in model order; CSV and NPZ on disk.
+
+CSV: a header with ``valence, arousal, dominance`` and the 52 ARKit names, matched
+case-insensitively (Live Link Face writes ``BrowDownLeft``); other columns are ignored.
+NPZ: arrays ``vad`` (N, 3) and ``blendshapes`` (N, 52), optionally ``blendshape_names`` giving the
+column order (reordered by name on load). Built-in and real data go through the same loader.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+
+VAD_COLUMNS: tuple[str, ...] = ("valence", "arousal", "dominance")
+
+
+class DatasetError(ValueError):
+    """Bad dataset input; ``path``, ``row`` (1-based file line, CSV) and ``column`` say where."""
+
+    def __init__(
+        self, path: str | Path, reason: str, row: int | None = None, column: str | None = None
+    ) -> None:
+        self.path = str(path)
+        self.row = row
+        self.column = column
+        self.reason = reason
+        where = self.path
+        if row is not None:
+            where += f", line {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    vad: npt.NDArray[np.float32]  # (N, 3), each in [-1, 1]
+    blendshapes: npt.NDArray[np.float32]  # (N, 52) in model order, each in [0, 1]
+
+    def __post_init__(self) -> None:
+        if self.vad.ndim != 2 or self.vad.shape[1] != 3:
+            raise ValueError(f"vad must have shape (N, 3), got {self.vad.shape}")
+        if self.blendshapes.shape != (self.vad.shape[0], NUM_BLENDSHAPES):
+            raise ValueError(
+                f"blendshapes must have shape ({self.vad.shape[0]}, 52), "
+                f"got {self.blendshapes.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.vad.shape[0])
+
+
+def _check_ranges(path: str | Path, dataset: Dataset, row_offset: int | None) -> None:
+    """Raise on the first non-finite or out-of-range cell, naming its row and column."""
+    checks = (
+        (dataset.vad, VAD_COLUMNS, -1.0, 1.0),
+        (dataset.blendshapes, ARKIT_NAMES, 0.0, 1.0),
+    )
+    for array, names, low, high in checks:
+        bad = ~np.isfinite(array) | (array < low) | (array > high)
+        if bad.any():
+            index, column = (int(i) for i in np.argwhere(bad)[0])
+            row = None if row_offset is None else index + row_offset
+            where = "" if row_offset is not None else f" (sample {index})"
+            raise DatasetError(
+                path,
+                f"value {array[index, column]!r}{where} outside [{low:g}, {high:g}]",
+                row=row,
+                column=names[column],
+            )
+
+
+def load_csv(path: str | Path) -> Dataset:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DatasetError(path, "empty file (no header row)") from None
+        by_lower: dict[str, int] = {}
+        for index, name in enumerate(header):
+            by_lower.setdefault(name.strip().lower(), index)
+        wanted = (*VAD_COLUMNS, *ARKIT_NAMES)
+        missing = [name for name in wanted if name.lower() not in by_lower]
+        if missing:
+            raise DatasetError(path, f"missing column(s): {', '.join(missing)}", row=1)
+        columns = [by_lower[name.lower()] for name in wanted]
+        rows: list[list[float]] = []
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(record) < len(header):
+                raise DatasetError(
+                    path, f"expected {len(header)} cells, found {len(record)}", row=line
+                )
+            values = []
+            for name, column in zip(wanted, columns, strict=True):
+                cell = record[column]
+                try:
+                    value = float(cell)
+                except ValueError:
+                    raise DatasetError(path, f"not a number: {cell!r}", line, name) from None
+                if not math.isfinite(value):
+                    raise DatasetError(path, f"not a finite number: {cell!r}", line, name)
+                values.append(value)
+            rows.append(values)
+    if not rows:
+        raise DatasetError(path, "no data rows")
+    table = np.asarray(rows, dtype=np.float32)
+    dataset = Dataset(vad=table[:, :3].copy(), blendshapes=table[:, 3:].copy())
+    _check_ranges(path, dataset, row_offset=2)  # header is line 1; blank lines are rare
+    return dataset
+
+
+def load_npz(path: str | Path) -> Dataset:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DatasetError(path, f"not a readable .npz file ({error})") from None
+    with archive:
+        for key in ("vad", "blendshapes"):
+            if key not in archive.files:
+                raise DatasetError(path, f"missing array {key!r} (found: {archive.files})")
+        vad = np.asarray(archive["vad"], dtype=np.float32)
+        blendshapes = np.asarray(archive["blendshapes"], dtype=np.float32)
+        names = (
+            [str(n) for n in archive["blendshape_names"]]
+            if "blendshape_names" in archive.files
+            else None
+        )
+    if names is not None:
+        lower = {name.lower(): i for i, name in enumerate(names)}
+        missing = [name for name in ARKIT_NAMES if name.lower() not in lower]
+        if missing:
+            raise DatasetError(path, f"blendshape_names lacks: {', '.join(missing)}")
+        if blendshapes.ndim == 2 and blendshapes.shape[1] == len(names):
+            blendshapes = blendshapes[:, [lower[name.lower()] for name in ARKIT_NAMES]]
+    try:
+        dataset = Dataset(vad=vad, blendshapes=np.ascontiguousarray(blendshapes))
+    except ValueError as error:
+        raise DatasetError(path, str(error)) from None
+    _check_ranges(path, dataset, row_offset=None)
+    return dataset
+
+
+def save_csv(path: str | Path, dataset: Dataset) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow((*VAD_COLUMNS, *ARKIT_NAMES))
+        table = np.concatenate([dataset.vad, dataset.blendshapes], axis=1)
+        # repr of a float32 round-trips exactly through float() -> float32.
+        writer.writerows([[repr(float(v)) for v in row] for row in table.tolist()])
+
+
+def save_npz(path: str | Path, dataset: Dataset) -> None:
+    np.savez_compressed(
+        path,
+        vad=dataset.vad,
+        blendshapes=dataset.blendshapes,
+        blendshape_names=np.array(ARKIT_NAMES),
+    )
+
+
+def load_dataset(path: str | Path, data_format: str | None = None) -> Dataset:
+    """Load ``path`` as ``csv``, ``npz`` or ``emo3d``; the format defaults to the file extension."""
+    data_format = data_format or Path(path).suffix.lower().lstrip(".")
+    if not Path(path).is_file():
+        raise DatasetError(path, "no such file")
+    if data_format == "csv":
+        return load_csv(path)
+    if data_format == "npz":
+        return load_npz(path)
+    if data_format == "emo3d":
+        from training.emo3d import load_emo3d
+
+        return load_emo3d(path).dataset
+    raise DatasetError(path, f"unknown dataset format {data_format!r} (use csv, npz or emo3d)")
+
+
+def save_dataset(path: str | Path, dataset: Dataset) -> None:
+    """Write ``dataset`` as CSV or NPZ, chosen by the extension of ``path``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        save_csv(path, dataset)
+    elif suffix == ".npz":
+        save_npz(path, dataset)
+    else:
+        raise DatasetError(path, f"unknown extension {suffix!r} (use .csv or .npz)")
