@@ -41,6 +41,9 @@ class Animator:
         self.symmetry = symmetry
         self._changed = np.zeros(table.capacity, dtype=bool)
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
+        # Rows whose output weights may have changed in the last step (the frame loop can skip
+        # re-sending converged faces); a view, valid until the next step.
+        self.changed: np.ndarray = self._changed[:0]
 
     def _infer(self, vad: np.ndarray) -> np.ndarray:
         weights = self.engine.forward(vad)
@@ -52,6 +55,7 @@ class Animator:
         """Advance every avatar by ``dt_s`` seconds; results land in ``table.weights``."""
         table = self.table
         count = len(table)
+        self.changed = self._changed[:count]
         if count == 0:
             return
         alpha = smoothing_alpha(dt_s, self.tau_s)

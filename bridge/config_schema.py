@@ -23,6 +23,7 @@ from bridge.config_types import (
     Invalid,
     IpNetworkText,
     ListOf,
+    NewFilePath,
     Number,
     Optional,
     Section,
@@ -56,6 +57,16 @@ def _is_osc_prefix(text: str) -> bool:
 
 def _utf8_at_most(limit: int) -> Any:
     return lambda text: 0 < len(text.encode("utf-8", "surrogatepass")) <= limit
+
+
+def _is_publish_topic(text: str) -> bool:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate from a YAML escape
+        return False
+    # 64 bytes of room for the avatar id that replaces <avatar>.
+    return (0 < size <= 65535 - 64 and "+" not in text and "#" not in text and "\0" not in text
+            and not text.startswith("$"))
 
 
 def _is_topic_prefix(text: str) -> bool:
@@ -93,6 +104,11 @@ ENV_NAME = Text(
     lambda text: _ENV_NAME.fullmatch(text) is not None,
 )
 SECRET = Text("a string", lambda text: True)
+PUBLISH_TOPIC = Text(
+    "an MQTT topic: non-empty, no wildcards '+' or '#', not starting with '$'; `<avatar>` "
+    "stands for the avatar id",
+    _is_publish_topic,
+)
 AVATAR_DOC = "The avatar whose frames this output sends (see `avatars`)."
 
 
@@ -172,18 +188,23 @@ class MqttInputConfig:
 
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
-        env_name = values.get("password_env")
-        if env_name is not None:
-            if values.get("password") is not None:
-                raise Invalid("only one of password and password_env", "both", ("password_env",))
-            if env_name not in ctx.environ:
-                raise Invalid(f"environment variable {env_name} to be set", "unset",
-                              ("password_env",))
-            values["password"] = ctx.environ[env_name]
-        if values.get("password") is not None and values.get("username") is None:
-            # paho only sends a password along with a user name: it would be dropped silently.
-            where = "password_env" if env_name is not None else "password"
-            raise Invalid("username to be set when a password is", "no username", (where,))
+        _take_password(values, ctx)
+
+
+def _take_password(values: dict[str, Any], ctx: Context) -> None:
+    """MQTT credentials (input and output): ``password_env`` read into ``password``, checked."""
+    env_name = values.get("password_env")
+    if env_name is not None:
+        if values.get("password") is not None:
+            raise Invalid("only one of password and password_env", "both", ("password_env",))
+        if env_name not in ctx.environ:
+            raise Invalid(f"environment variable {env_name} to be set", "unset",
+                          ("password_env",))
+        values["password"] = ctx.environ[env_name]
+    if values.get("password") is not None and values.get("username") is None:
+        # paho only sends a password along with a user name: it would be dropped silently.
+        where = "password_env" if env_name is not None else "password"
+        raise Invalid("username to be set when a password is", "no username", (where,))
 
 
 InputConfig = OscInputConfig | MqttInputConfig
@@ -214,11 +235,20 @@ class VmcOutputConfig:
         "(the full frame is 2,572 bytes and gets IP-fragmented on a LAN). Needs bundle: true.")
     send_ok_and_time: bool = setting(
         True, Bool(), "Also send `/VMC/Ext/OK 1` and `/VMC/Ext/T <seconds since start>` per frame.")
+    arkit: bool = setting(True, Bool(), "Send the 52 ARKit (perfect sync) shapes.")
+    vrm_presets: str = setting(
+        "none", Choice("none", "vrm0", "vrm1"),
+        "Also send VRM expression presets derived from the avatar's VAD, for models without "
+        "perfect sync: vrm0 = Joy, Angry, Sorrow, Fun, Surprised (VRoid's custom clip); vrm1 = "
+        "happy, angry, sad, relaxed, surprised. Same Val messages, before the one Apply.")
 
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
         if values.get("split") and values.get("bundle") is False:
             raise Invalid("split: false when bundle is false", "split: true", ("split",))
+        if values.get("arkit") is False and values.get("vrm_presets", "none") == "none":
+            raise Invalid("vrm_presets vrm0 or vrm1 when arkit is false (nothing to send)",
+                          "vrm_presets: none", ("arkit",))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,9 +283,64 @@ class LiveLinkOutputConfig:
     device_id: str = setting("vadbridge", LABEL_255, "Device id sent in every packet.")
 
 
-OutputConfig = VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordOutputConfig:
+    """Recording: every frame as a row of a Live Link Face CSV (Unreal, Blender, Maya importers)."""
+
+    type: ClassVar[str] = "record"
+    path: str = setting(
+        "take.csv", NewFilePath("recording"),
+        "CSV file to write, created or truncated at start (default: take.csv beside the config "
+        "file).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        if "path" not in values:
+            values["path"] = NewFilePath("recording").check("take.csv", ctx)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttOutputConfig:
+    """MQTT publisher: `{"t": s, "frame": n, "blendshapes": {name: value}}` (JSON, QoS 0)."""
+
+    type: ClassVar[str] = "mqtt"
+    host: str = setting("127.0.0.1", HOST, "Broker host name or address.")
+    port: int = setting(1883, PORT, "Broker port (1883 plain, usually 8883 with TLS).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    topic: str = setting("vadbridge/<avatar>/blendshapes", PUBLISH_TOPIC, "Topic to publish to.")
+    rate_hz: float = setting(
+        30.0, Number(0.1, 1000.0),
+        "Most messages per second; frames in between are coalesced (the newest is sent).")
+    protocol: int = setting(
+        5, Choice(4, 5, notes={4: "MQTT 3.1.1", 5: "MQTT 5"}), "MQTT protocol version.")
+    client_id: str | None = setting(
+        None, Optional(MQTT_STRING),
+        "MQTT client identifier; null = a random one. Must differ from every other client's.")
+    username: str | None = setting(None, Optional(MQTT_STRING), "Broker user name; null = none.")
+    password: str | None = setting(
+        None, Optional(SECRET),
+        "Broker password (needs `username`). Prefer `password_env`; never logged.", repr=False)
+    password_env: str | None = setting(
+        None, Optional(ENV_NAME),
+        "Read the password from this environment variable at load; unset variable = error.")
+    tls: TlsConfig | None = setting(  # noqa: RUF009
+        None, Optional(Section(TlsConfig)), "TLS settings; null = plain TCP.")
+    keepalive_s: int = setting(30, Int(1, 65535), "MQTT keep-alive interval.")
+    reconnect_max_s: float = setting(
+        5.0, Number(0.0, low_open=True),
+        "Cap of the jittered exponential reconnect backoff; frames meanwhile are dropped.")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        _take_password(values, ctx)
+
+
+OutputConfig = (VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig | RecordOutputConfig
+                | MqttOutputConfig)
 OUTPUT_TYPES: dict[str, Any] = {
-    cls.type: cls for cls in (VmcOutputConfig, OscOutputConfig, LiveLinkOutputConfig)
+    cls.type: cls for cls in (VmcOutputConfig, OscOutputConfig, LiveLinkOutputConfig,
+                              RecordOutputConfig, MqttOutputConfig)
 }
 
 
@@ -322,6 +407,33 @@ class AvatarsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LivelinessConfig:
+    blink: bool = setting(
+        False, Bool(),
+        "Procedural blinks (both eyes, fast close, slower open) at random intervals; a blink "
+        "waits while the eyes are wide (surprise, fear).")
+    blink_interval_s: tuple[float, ...] = setting(
+        (2.0, 6.0), ListOf(Number(0.5, 60.0)),
+        "`[min, max]`: seconds from one blink to the next, drawn uniformly for every blink.")
+    breathing: bool = setting(
+        False, Bool(), "A slow idle layer (jaw, lips, inner brows; amplitude <= 0.03).")
+    seed: int | None = setting(
+        None, Optional(Int(0, 2**32 - 1)),
+        "Seed of the blink timing; null = different every run.")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        interval = values.get("blink_interval_s", (2.0, 6.0))
+        if len(interval) != 2 or interval[0] > interval[1]:
+            raise Invalid("two numbers [min, max] with min <= max",
+                          "[" + ", ".join(f"{v:g}" for v in interval) + "]", ("blink_interval_s",))
+
+    @property
+    def enabled(self) -> bool:
+        return self.blink or self.breathing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LimitsConfig:
     max_payload_bytes: int = setting(
         65536, Int(64, 16 * 1024 * 1024),
@@ -345,6 +457,7 @@ class BridgeConfig:
     smoothing: SmoothingConfig = setting(SmoothingConfig, Section(SmoothingConfig), "")  # noqa: RUF009
     avatars: AvatarsConfig = setting(AvatarsConfig, Section(AvatarsConfig), "")  # noqa: RUF009
     limits: LimitsConfig = setting(LimitsConfig, Section(LimitsConfig), "")  # noqa: RUF009
+    liveliness: LivelinessConfig = setting(LivelinessConfig, Section(LivelinessConfig), "")  # noqa: RUF009
     inputs: tuple[InputConfig, ...] = setting(
         lambda: (OscInputConfig(), MqttInputConfig()), TypedList(INPUT_TYPES),
         "Where VAD and emotions come from. Absent = the defaults; `[]` = no inputs.")
@@ -365,3 +478,10 @@ class BridgeConfig:
                 if first != index:
                     raise Invalid(f"a port not used by OSC input inputs[{first}]",
                                   f"{source.host}:{source.port} again", ("inputs", index, "port"))
+        recording: dict[str, int] = {}
+        for index, sink in enumerate(values.get("outputs", ())):
+            if isinstance(sink, RecordOutputConfig):
+                first = recording.setdefault(sink.path, index)
+                if first != index:  # both would truncate the file and interleave their rows
+                    raise Invalid(f"a path not used by record output outputs[{first}]",
+                                  f"{sink.path!r} again", ("outputs", index, "path"))

@@ -19,9 +19,10 @@ import numpy as np
 from bridge.animator import Animator
 from bridge.avatars import AvatarLimitError, AvatarTable
 from bridge.frame_loop import FramePacer
+from bridge.liveliness import Liveliness
 from bridge.stats import InputStats
 from bridge.types import VadSample
-from model.arkit import NUM_BLENDSHAPES
+from model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
 
 log = logging.getLogger("vadbridge")
 
@@ -46,6 +47,7 @@ class Sink(Protocol):
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
+STATS_OFF_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Bridge:
         idle_timeout_s: float = 0.0,
         stats_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        liveliness: Liveliness | None = None,
     ) -> None:
         self.table = table
         self.animator = animator
@@ -80,6 +83,10 @@ class Bridge:
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
         self._neutral = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+        self.liveliness = liveliness
+        # Liveliness works on a copy: table.weights stays the model's output, which the
+        # animator only rewrites for rows whose input changed.
+        self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
         self.started = asyncio.Event()
 
     def on_sample(self, sample: VadSample) -> None:
@@ -102,8 +109,8 @@ class Bridge:
                 for source in self.sources:
                     tasks.create_task(source.run(self.on_sample), name=f"source {source.name}")
                 tasks.create_task(self._frames(), name="frames")
-                if self.stats_interval_s > 0:
-                    tasks.create_task(self._stats_lines(), name="stats")
+                # Always running: a SIGHUP reload may turn stats lines on (bridge/reload.py).
+                tasks.create_task(self._stats_lines(), name="stats")
         finally:
             self._send_neutral_and_close()
             if sink_tasks:
@@ -128,9 +135,19 @@ class Bridge:
             self.animator.step((frame - previous_frame) * pacer.period_s)
             previous_frame = frame
             time_s = pacer.time_s
-            weights = table.weights
+            weights = table.weights if self._lively_weights is None else self._lively(time_s)
             for binding in self.bindings:
                 binding.sink.send(weights[binding.row], frame, time_s)
+
+    def _lively(self, time_s: float) -> np.ndarray:
+        """The animator's weights plus blinks and breathing, symmetrised again after them."""
+        assert self.liveliness is not None and self._lively_weights is not None
+        out = self._lively_weights[: len(self.table)]
+        np.copyto(out, self.table.weights[: len(self.table)])
+        self.liveliness.apply(out, time_s)
+        if self.animator.symmetry:
+            symmetrize_inplace(out)
+        return self._lively_weights
 
     def _send_neutral_and_close(self) -> None:
         frame = self.pacer.frame_index + 1
@@ -156,6 +173,10 @@ class Bridge:
         last_frames = 0
         last_time = time.monotonic()
         while True:
+            if self.stats_interval_s <= 0:  # off; a reload may change that, so look again later
+                await asyncio.sleep(STATS_OFF_POLL_S)
+                last_frames, last_time = self.pacer.stats.frames, time.monotonic()
+                continue
             await asyncio.sleep(self.stats_interval_s)
             now = time.monotonic()
             snapshot = self.stats_snapshot()

@@ -196,6 +196,7 @@ class PacketTemplate:
                 raw += data
             bounds.append((start, len(raw)))
         self.buffer = raw
+        self.bounds: tuple[tuple[int, int], ...] = tuple(bounds)
         view = memoryview(raw)
         self._datagrams: tuple[memoryview, ...] = tuple(view[a:b] for a, b in bounds)
         # Every OSC item is 4-byte aligned, so a '>f4' view over the whole buffer addresses

@@ -56,15 +56,22 @@ def run_command(args: argparse.Namespace) -> int:
     if args.check:
         bridge.close_outputs()
         return _report_check(config, path)
+    from bridge.reload import Reloader
+
+    reloader = Reloader(
+        bridge, path, config, keep_log_level=args.verbose,
+        prepare=lambda new: apply_overrides(new, fps=args.fps, osc_in=args.osc_in,
+                                            vmc_out=args.vmc_out, mqtt=args.mqtt),
+    )
     try:
-        asyncio.run(_serve(bridge))
+        asyncio.run(_serve(bridge, reloader))
     except OSError as error:  # a listener could not bind
         print(f"vadbridge run: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve(bridge: Any) -> None:
+async def _serve(bridge: Any, reloader: Any = None) -> None:
     for source in bridge.sources:
         start = getattr(source, "start", None)
         if start is not None:
@@ -74,11 +81,15 @@ async def _serve(bridge: Any) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
     log.info("streaming at %d fps to %d output(s)", round(1 / bridge.pacer.period_s),
              len(bridge.bindings))
     try:
         await bridge.run()
     except asyncio.CancelledError:
+        if reloader is not None:
+            await reloader.drain()
         log.info("stopped: sent a neutral frame to every output")
 
 

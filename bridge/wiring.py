@@ -16,15 +16,22 @@ from bridge.config import BridgeConfig
 from bridge.config_schema import (
     LiveLinkOutputConfig,
     MqttInputConfig,
+    MqttOutputConfig,
     OscInputConfig,
     OscOutputConfig,
     OutputConfig,
+    RecordOutputConfig,
     VmcOutputConfig,
 )
 from bridge.daemon import Binding, Bridge, Sink, Source
+from bridge.inputs.admission import RateLimiter
 from bridge.inputs.mqtt import MqttSource, MqttTls
 from bridge.inputs.osc import OscSource
-from bridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from bridge.liveliness import Liveliness
+from bridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from bridge.outputs.mqtt import MqttSink
+from bridge.outputs.record import RecordSink
+from bridge.outputs.vrm import VrmVmcEncoder
 from bridge.stats import InputStats
 from model.api import DEFAULT_CHECKPOINT
 from model.checkpoint import load_engine
@@ -49,11 +56,14 @@ def load_model_engine(config: BridgeConfig) -> Engine:
 
 def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
                  stats: InputStats) -> Source:
+    rate = bridge.limits.rate_limit_per_source
+    # One limiter per source: a flood on one input does not spend another input's budget.
+    limiter = RateLimiter(rate) if rate > 0 else None
     if isinstance(config, OscInputConfig):
         return OscSource(
             config.host, config.port, stats=stats,
             max_datagram_bytes=min(bridge.limits.max_payload_bytes, 65507),
-            allow_hosts=_allowed_addresses(config),
+            allow_hosts=_allowed_addresses(config), rate_limiter=limiter,
         )
     tls = None
     if config.tls is not None:
@@ -68,30 +78,30 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
         username=config.username, password=config.password, tls=tls,
         client_id=config.client_id, keepalive_s=config.keepalive_s,
         max_payload_bytes=bridge.limits.max_payload_bytes,
-        reconnect_max_s=config.reconnect_max_s,
+        # The config may cap the backoff below the source's default first delay (0.5 s).
+        reconnect_initial_s=min(0.5, config.reconnect_max_s),
+        reconnect_max_s=config.reconnect_max_s, rate_limiter=limiter,
     )
 
 
-def _allowed_addresses(config: OscInputConfig) -> frozenset[str] | None:
-    if not config.allow_hosts:
-        return None
-    addresses: set[str] = set()
-    for network in config.allowed_networks:
-        if network.num_addresses > 65536:
-            raise WiringError(f"inputs: allow_hosts network {network} is too large (max /16)")
-        addresses.update(str(address) for address in network)
-        if network.num_addresses == 1:
-            addresses.add(str(ipaddress.ip_address(network.network_address)))
-    return frozenset(addresses)
+def _allowed_addresses(
+    config: OscInputConfig,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """The parsed networks (any size: OscSource checks membership per sender), None = anyone."""
+    return config.allowed_networks or None
 
 
-def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
+def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
+               table: AvatarTable | None = None) -> Sink:
+    """The output for ``config``. VMC with VRM presets reads the avatar's VAD from ``table``."""
+    if isinstance(config, RecordOutputConfig):
+        return RecordSink(config.path, avatar=config.avatar, name=f"record {config.path}")
+    if isinstance(config, MqttOutputConfig):
+        return _mqtt_sink(config)
     name = f"{config.type} {config.host}:{config.port}"
+    encoder: Encoder
     if isinstance(config, VmcOutputConfig):
-        encoder: VmcEncoder | OscEncoder | LiveLinkEncoder = VmcEncoder(
-            naming=cast(Any, config.naming), bundle=config.bundle, split=config.split,
-            send_ok_and_time=config.send_ok_and_time,
-        )
+        encoder = _vmc_encoder(config, bridge, table)
     elif isinstance(config, OscOutputConfig):
         encoder = OscEncoder(mode=cast(Any, config.mode), prefix=config.prefix,
                              naming=cast(Any, config.naming))
@@ -101,6 +111,40 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
     else:  # pragma: no cover - the config registry and this function grow together
         raise WiringError(f"no sink for output type {config.type!r}")
     return UdpSink(encoder, config.host, config.port, name=name)
+
+
+def _vmc_encoder(config: VmcOutputConfig, bridge: BridgeConfig,
+                 table: AvatarTable | None) -> Encoder:
+    if config.vrm_presets == "none":
+        return VmcEncoder(naming=cast(Any, config.naming), bundle=config.bundle,
+                          split=config.split, send_ok_and_time=config.send_ok_and_time)
+    if table is None:
+        raise WiringError("vmc output with vrm_presets needs the avatar table (table=...)")
+    # Presets follow the VAD the model sees: the smoothed state, or in blendshape-space
+    # smoothing the raw target (the animator never smooths state_vad then), smoothed here.
+    blendshape_space = bridge.smoothing.space == "blendshapes"
+    return VrmVmcEncoder(
+        cast(Any, config.vrm_presets), table, config.avatar,
+        vad_source="target" if blendshape_space else "state", arkit=config.arkit,
+        naming=cast(Any, config.naming), bundle=config.bundle, split=config.split,
+        send_ok_and_time=config.send_ok_and_time,
+        presets_tau_s=bridge.smoothing.tau_s if blendshape_space else 0.0,
+    )
+
+
+def _mqtt_sink(config: MqttOutputConfig) -> MqttSink:
+    tls = None
+    if config.tls is not None:
+        tls = MqttTls(ca_file=config.tls.ca_file, cert_file=config.tls.cert_file,
+                      key_file=config.tls.key_file)
+    return MqttSink(
+        config.host, config.port, topic=config.topic, avatar=config.avatar,
+        rate_hz=config.rate_hz, protocol="5" if config.protocol == 5 else "3.1.1",
+        username=config.username, password=config.password, tls=tls,
+        client_id=config.client_id, keepalive_s=config.keepalive_s,
+        reconnect_initial_s=min(0.5, config.reconnect_max_s),
+        reconnect_max_s=config.reconnect_max_s, name=f"mqtt {config.host}:{config.port}",
+    )
 
 
 def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridge:
@@ -120,12 +164,14 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
             row = table.row(output.avatar)
         except AvatarLimitError as error:
             raise WiringError(f"outputs[{index}].avatar: {error}") from None
-        bindings.append(Binding(build_sink(output, config), row))
+        bindings.append(Binding(build_sink(output, config, table=table), row))
+    lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
         frame_rate=config.frame_rate, input_stats=stats,
         idle_timeout_s=config.smoothing.idle_timeout_s,
         stats_interval_s=config.stats_interval_s,
+        liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,
     )
 
 

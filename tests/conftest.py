@@ -1,4 +1,6 @@
-"""Shared fixtures: a real mosquitto broker on a free loopback port, and the ``--run-slow`` switch.
+"""Shared fixtures: a real mosquitto broker on a free loopback port (also one with TLS and a
+password file), a test PKI made with the ``openssl`` CLI, a random model checkpoint, and the
+``--run-slow`` switch.
 
 Mosquitto 2.0 with a ``listener`` line refuses anonymous clients unless told otherwise
 (../shared/reference/protocols.md, "MQTT"), hence ``allow_anonymous true`` in the config.
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -85,7 +88,11 @@ class Mosquitto:
         self.directory = directory
         self.log_path = directory / "mosquitto.log"
         self.config_path = directory / "mosquitto.conf"
-        self.config_path.write_text(
+        self.config_path.write_text(self._config_text())
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _config_text(self) -> str:
+        return (
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
             "persistence false\n"
@@ -94,7 +101,6 @@ class Mosquitto:
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         )
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def running(self) -> bool:
@@ -178,3 +184,157 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+# --- TLS certificates and a secured mosquitto --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throw-away CA, a server certificate for 127.0.0.1/localhost and a client certificate
+    (PEM files; EC P-256 keys, unencrypted)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+_LEAF_EXTENSIONS = (
+    "basicConstraints=critical,CA:FALSE\n"
+    "keyUsage=critical,digitalSignature\n"
+    "subjectKeyIdentifier=hash\n"
+    "authorityKeyIdentifier=keyid\n"
+)
+
+
+def _openssl(*args: str) -> None:
+    binary = shutil.which("openssl")
+    if binary is None:
+        pytest.fail("the TLS tests need the openssl command (Debian package `openssl`)",
+                    pytrace=False)
+    result = subprocess.run([binary, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {result.stderr.strip()}")
+
+
+def make_test_pki(directory: Path) -> Pki:
+    """Generate the PKI in ``directory`` with the openssl CLI (about 0.2 s).
+
+    Leaf certificates carry the extensions strict X.509 verification wants (key usage, subject
+    and authority key ids); the server's names its address in the SAN, which is what TLS
+    hostname checking matches when connecting to ``127.0.0.1``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca_cert, ca_key = directory / "ca.crt", directory / "ca.key"
+    _openssl("req", "-x509", *new_key, "-keyout", str(ca_key), "-out", str(ca_cert),
+             "-days", "2", "-subj", "/CN=vadbridge test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    extensions = {
+        "server": _LEAF_EXTENSIONS + "extendedKeyUsage=serverAuth\n"
+                  "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        "client": _LEAF_EXTENSIONS + "extendedKeyUsage=clientAuth\n",
+    }
+    for serial, (name, extension_text) in enumerate(extensions.items(), start=2):
+        key, request, cert = (directory / f"{name}.{suffix}" for suffix in ("key", "csr", "crt"))
+        extension_file = directory / f"{name}.ext"
+        extension_file.write_text(extension_text)
+        _openssl("req", "-new", *new_key, "-keyout", str(key), "-out", str(request),
+                 "-subj", f"/CN=vadbridge test {name}")
+        _openssl("x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+                 "-set_serial", str(serial), "-days", "2", "-out", str(cert),
+                 "-extfile", str(extension_file))
+    return Pki(ca_cert, directory / "server.crt", directory / "server.key",
+                   directory / "client.crt", directory / "client.key")
+
+
+def _mosquitto_passwd_binary() -> str:
+    found = shutil.which("mosquitto_passwd") or (
+        "/usr/bin/mosquitto_passwd" if Path("/usr/bin/mosquitto_passwd").is_file() else None
+    )
+    if found is None:
+        pytest.fail("mosquitto_passwd is missing: it ships in the Debian package `mosquitto`",
+                    pytrace=False)
+    return found
+
+
+class SecureMosquitto(Mosquitto):
+    """Mosquitto with three loopback listeners (``per_listener_settings``):
+
+    - ``port``: plain and anonymous, for the test's own publisher (``publish`` works unchanged);
+    - ``tls_port``: TLS (server certificate from ``pki``) + the password file holding
+      ``username``/``password``; anonymous clients refused;
+    - ``mtls_port``: TLS with ``require_certificate true``: a client certificate signed by the
+      test CA is required.
+    """
+
+    username = "bridge"
+    password = "c0rrect-h0rse-Battery"
+
+    def __init__(self, directory: Path, pki: Pki) -> None:
+        self.pki = pki
+        self.tls_port = free_port()
+        self.mtls_port = free_port()
+        self.password_file = directory / "passwd"
+        subprocess.run(
+            [_mosquitto_passwd_binary(), "-b", "-c", str(self.password_file), self.username,
+             self.password],
+            check=True, capture_output=True,
+        )
+        super().__init__(directory)
+
+    def _config_text(self) -> str:
+        tls = (f"cafile {self.pki.ca_cert}\ncertfile {self.pki.server_cert}\n"
+               f"keyfile {self.pki.server_key}\n")
+        return (
+            "per_listener_settings true\n"
+            + super()._config_text()
+            + f"listener {self.tls_port} {self.host}\n"
+            "allow_anonymous false\n"
+            f"password_file {self.password_file}\n"
+            + tls
+            + f"listener {self.mtls_port} {self.host}\n"
+            "allow_anonymous true\n"
+            "require_certificate true\n"
+            + tls
+        )
+
+
+@pytest.fixture(scope="session")
+def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path: Path, test_pki: Pki) -> Iterator[SecureMosquitto]:
+    """A running ``SecureMosquitto`` on free 127.0.0.1 ports, always terminated after the test."""
+    broker = SecureMosquitto(tmp_path, test_pki)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+# --- a model checkpoint -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torch-free ``.npz`` checkpoint of the default architecture with seeded random weights,
+    for daemon tests that need some model but not a trained one."""
+    import numpy as np
+
+    from model.checkpoint import export_npz, make_meta
+    from model.config import MLPConfig
+    from model.engine import parameter_layout
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        spec.key: rng.normal(0.0, 0.5, spec.shape).astype(np.float32)
+        for spec in parameter_layout(MLPConfig())
+    }
+    return export_npz(tmp_path_factory.mktemp("model") / "random.npz", arrays, make_meta())

@@ -14,8 +14,8 @@ import pytest
 
 from model.api import DEFAULT_CHECKPOINT, load_model, predict
 from model.arkit import ARKIT_INDEX, ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
+from model.emotions import emotion_to_vad
 from model.engine import NumpyMLP
-from training.prototypes import CARD_EMOTION_VAD
 
 WEIGHTS_DIR = DEFAULT_CHECKPOINT.parent
 PT_PATH = WEIGHTS_DIR / "vadbridge-v1.pt"
@@ -30,8 +30,7 @@ def engine() -> NumpyMLP:
 
 
 def face(engine: NumpyMLP, emotion: str, intensity: float = 1.0) -> np.ndarray:
-    vad = intensity * np.asarray(CARD_EMOTION_VAD[emotion], dtype=np.float32)
-    return enforce_symmetry(predict(engine, vad))
+    return enforce_symmetry(predict(engine, emotion_to_vad(emotion, intensity)))
 
 
 def strongest(weights: np.ndarray, count: int = 6) -> set[str]:
@@ -96,6 +95,10 @@ def test_output_is_nearly_symmetric_before_post_processing(engine: NumpyMLP) -> 
 def test_enforce_symmetry_makes_it_exact(engine: NumpyMLP) -> None:
     out = face(engine, "contempt")
     assert np.array_equal(out[LEFT_INDICES], out[RIGHT_INDICES])
+
+
+def test_emotion_coordinates_are_the_cards() -> None:
+    np.testing.assert_allclose(emotion_to_vad("fear", 0.5), [-0.35, 0.4, -0.15], atol=1e-6)
 
 
 def test_metrics_record_the_recipe_targets() -> None:

@@ -205,7 +205,8 @@ BAD = [
     ("output_type_unknown", "outputs:\n  - {type: vmc}\n  - {type: ndi}\n", "outputs[1].type", 3,
      "one of vmc, osc, livelink", "'ndi'"),
     ("output_unknown_key", "outputs:\n  - type: vmc\n    prot: 1\n", "outputs[0].prot", 3,
-     "one of the keys avatar, bundle, host, naming, port, send_ok_and_time, split, type",
+     "one of the keys arkit, avatar, bundle, host, naming, port, send_ok_and_time, split, type, "
+     "vrm_presets",
      "did you mean 'port'"),
     ("output_port_high", "outputs:\n  - {type: vmc}\n  - type: osc\n    port: 70000\n",
      "outputs[1].port", 4, "an integer 1..65535", "70000"),

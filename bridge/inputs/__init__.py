@@ -1,5 +1,6 @@
-"""Inputs: pure payload parsers and the two sources (OSC over UDP, MQTT)."""
+"""Inputs: pure payload parsers, admission control and the two sources (OSC over UDP, MQTT)."""
 
+from bridge.inputs.admission import RateLimiter, SenderAllowList
 from bridge.inputs.mqtt import MqttSource, MqttTls
 from bridge.inputs.osc import OscSource
 from bridge.inputs.parse import DEFAULT_AVATAR, Parsed, parse_mqtt, parse_osc_message
@@ -10,6 +11,8 @@ __all__ = [
     "MqttTls",
     "OscSource",
     "Parsed",
+    "RateLimiter",
+    "SenderAllowList",
     "parse_mqtt",
     "parse_osc_message",
 ]

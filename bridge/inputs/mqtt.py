@@ -18,6 +18,7 @@ from typing import Literal
 import aiomqtt
 
 from bridge.avatars import AVATAR_ID_PATTERN
+from bridge.inputs.admission import RateLimiter
 from bridge.inputs.parse import parse_mqtt
 from bridge.stats import InputStats
 from bridge.types import InputError, VadSample
@@ -32,6 +33,10 @@ _PROTOCOLS = {
     "5": aiomqtt.ProtocolVersion.V5,
 }
 _TOPICS_PER_SUBSCRIBE = 100  # one SUBSCRIBE packet per chunk when sharding by avatar
+# CONNACK codes meaning "your credentials": 3.1.1 (4 bad user name or password, 5 not
+# authorised) and 5 (134 bad user name or password, 135 not authorized; mosquitto 2 answers a
+# wrong password with 135). Retrying cannot fix these, so they get their own error line.
+_AUTH_REFUSED_CODES = frozenset({4, 5, 134, 135})
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,24 @@ class MqttTls:
             context.load_cert_chain(self.cert_file, self.key_file)
         elif self.key_file is not None:
             raise ValueError("MQTT TLS key_file given without cert_file")
+        context.sslsocket_class = _HandshakeClosingSocket  # documented per-instance override
         return context
+
+
+class _HandshakeClosingSocket(ssl.SSLSocket):
+    """Closes itself when the TLS handshake fails.
+
+    paho-mqtt 2.2 (``Client._ssl_wrap_socket``) leaves the socket of a failed handshake (an
+    untrusted broker certificate, a missing client certificate) to the garbage collector, so
+    every reconnect attempt would hold a descriptor open until some later collection.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 class MqttSource:
@@ -57,7 +79,13 @@ class MqttSource:
     those avatars' topics: a shard) and hands accepted samples to ``on_sample``.
 
     ``connected`` is True while subscribed; ``wait_connected()`` waits for that. The password is
-    kept private and never logged.
+    kept private and never logged; a broker refusing the credentials is logged once as an error
+    (the source keeps retrying: the broker's password file may be fixed while we run).
+
+    ``rate_limiter``: if given, a token bucket per *avatar topic* (``<prefix>/<avatar>``, vad and
+    emotion together), checked before parsing. MQTT hides the publishing client from
+    subscribers, so the avatar is the finest key we have: a client flooding one avatar cannot
+    starve the others' updates (docs/security.md).
     """
 
     def __init__(
@@ -78,6 +106,7 @@ class MqttSource:
         max_queued_messages: int = 1000,
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 5.0,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if protocol not in _PROTOCOLS:
             raise ValueError(f"MQTT protocol must be one of {sorted(_PROTOCOLS)}, got {protocol!r}")
@@ -113,6 +142,7 @@ class MqttSource:
         self.max_queued_messages = max_queued_messages
         self.reconnect_initial_s = reconnect_initial_s
         self.reconnect_max_s = reconnect_max_s
+        self.rate_limiter = rate_limiter
         leaves = ("vad", "emotion")
         self.topics: tuple[str, ...] = (
             tuple(f"{topic_prefix}/+/{leaf}" for leaf in leaves)
@@ -146,7 +176,9 @@ class MqttSource:
         """
         backoff_s = self.reconnect_initial_s
         ever_connected = False
-        failures = 0  # consecutive failed attempts: warn on the first, then stay quiet
+        # The kind of connection problem last logged ("auth" or "unavailable"): each kind is
+        # logged when it starts, repeats are debug lines, so a long outage costs one line.
+        logged_problem: str | None = None
         while True:
             try:
                 async with self._client() as client:
@@ -163,26 +195,33 @@ class MqttSource:
                             _summary(self.topics),
                         )
                     ever_connected = True
-                    failures = 0
+                    logged_problem = None
                     backoff_s = self.reconnect_initial_s
                     async for message in client.messages:
                         self._message(str(message.topic), message.payload, on_sample)
             except aiomqtt.MqttError as error:
+                problem = "auth" if _is_auth_refusal(error) else "unavailable"
                 if self.connected:
                     log.warning(
                         "MQTT connection to %s:%d lost (%s); reconnecting", self.host, self.port,
                         _reason(error),
                     )  # fmt: skip
-                elif failures == 0:
+                elif problem == logged_problem:
+                    log.debug("MQTT connect to %s:%d failed again: %s", self.host, self.port, error)
+                elif problem == "auth":
+                    log.error(
+                        "MQTT broker %s:%d refused the credentials of user %r (%s): check "
+                        "username and password/password_env; retrying with backoff up to %.1f s",
+                        self.host, self.port, self.username, error, self.reconnect_max_s,
+                    )  # fmt: skip
+                else:
                     log.warning(
                         "MQTT broker %s:%d unavailable (%s); "
                         "retrying with backoff (%.1f s up to %.1f s)",
                         self.host, self.port, _reason(error), self.reconnect_initial_s,
                         self.reconnect_max_s,
                     )  # fmt: skip
-                else:
-                    log.debug("MQTT connect to %s:%d failed again: %s", self.host, self.port, error)
-                failures += 1
+                logged_problem = "unavailable" if self.connected else problem
             finally:
                 self._set_connected(False)
             # Full-ish jitter keeps many bridges from reconnecting to a restarted broker in step.
@@ -214,6 +253,12 @@ class MqttSource:
         payload: bytes | bytearray | str | int | float | None,
         on_sample: Callable[[VadSample], None],
     ) -> None:
+        limiter = self.rate_limiter
+        if limiter is not None and not limiter.allow(topic.rpartition("/")[0]):
+            self.stats.reject(
+                "rate_limit", f"MQTT {topic}: over {limiter.rate_per_s:g} messages/s per avatar"
+            )
+            return
         if not isinstance(payload, bytes | bytearray):
             payload = b"" if payload is None else str(payload).encode()
         try:
@@ -230,6 +275,14 @@ class MqttSource:
         if clipped:
             self.stats.clipped(SOURCE)
         on_sample(sample)
+
+
+def _is_auth_refusal(error: aiomqtt.MqttError) -> bool:
+    if not isinstance(error, aiomqtt.MqttCodeError):
+        return False
+    code = error.rc
+    value = getattr(code, "value", code)  # paho's ReasonCode carries the number in .value
+    return isinstance(value, int) and value in _AUTH_REFUSED_CODES
 
 
 def _reason(error: aiomqtt.MqttError) -> str:

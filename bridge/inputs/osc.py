@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from bridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
 from bridge.inputs.parse import parse_osc_message
 from bridge.osc_codec import OscDecodeError, decode_packet
 from bridge.stats import InputStats
@@ -57,7 +58,13 @@ class OscSource:
     arriving between ``start()`` and ``run()`` are dropped (there is nobody to hand them to).
     Also usable as ``async with OscSource(...) as source:`` (start/close).
 
-    ``allow_hosts``: if given, datagrams from other sender addresses are rejected (``osc.sender``).
+    ``allow_hosts``: IP addresses or networks (strings like ``"10.0.0.0/8"`` or parsed
+    ``ipaddress`` networks); if given, datagrams from other sender addresses are rejected
+    (``osc.sender``). ``rate_limiter``: if given, a token bucket per sender *IP address* (not
+    ip:port: a client opening a new socket per message must not get a new budget each time);
+    datagrams over the budget are rejected (``rate_limit``). A datagram counts once, whether it
+    holds one message or a bundle, because the point is to drop a flood before decoding it.
+    Both checks run before the size check and the decoder (docs/security.md).
     """
 
     def __init__(
@@ -67,7 +74,8 @@ class OscSource:
         *,
         stats: InputStats,
         max_datagram_bytes: int = MAX_UDP_PAYLOAD_BYTES,
-        allow_hosts: frozenset[str] | None = None,
+        allow_hosts: Iterable[str | IpNetwork] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"OSC input port must be 0..65535, got {port}")
@@ -80,7 +88,8 @@ class OscSource:
         self.name = f"osc {host}:{port}"
         self.stats = stats
         self.max_datagram_bytes = max_datagram_bytes
-        self.allow_hosts = allow_hosts
+        self.allow_list = SenderAllowList(allow_hosts) if allow_hosts is not None else None
+        self.rate_limiter = rate_limiter
         self._transport: asyncio.DatagramTransport | None = None
         self._on_sample: Callable[[VadSample], None] | None = None
         self._failure: asyncio.Future[None] | None = None
@@ -99,12 +108,21 @@ class OscSource:
         self.name = f"osc {self.host}:{self.port}"
         if _is_loopback(self.host):
             log.info("OSC input listening on %s:%d", self.host, self.port)
-        else:
+        elif self.allow_list is None:
             log.warning(
                 "OSC input listening on %s:%d, not a loopback address: anyone who can reach "
                 "this port can drive the avatars (restrict it with allow_hosts or a firewall)",
                 self.host,
                 self.port,
+            )
+        else:
+            # Still a warning: UDP source addresses are easy to forge on a shared network.
+            log.warning(
+                "OSC input listening on %s:%d, not a loopback address; accepting datagrams "
+                "only from %s (UDP senders can be spoofed: firewall the port as well)",
+                self.host,
+                self.port,
+                ", ".join(str(network) for network in self.allow_list.networks),
             )
 
     def close(self) -> None:
@@ -140,8 +158,15 @@ class OscSource:
         if on_sample is None:
             return
         stats = self.stats
-        if self.allow_hosts is not None and addr[0] not in self.allow_hosts:
-            stats.reject("osc.sender", f"datagram from {addr[0]} (not in allow_hosts)")
+        sender = addr[0]
+        if self.allow_list is not None and not self.allow_list.allows(sender):
+            stats.reject("osc.sender", f"datagram from {sender} (not in allow_hosts)")
+            return
+        limiter = self.rate_limiter
+        if limiter is not None and not limiter.allow(sender):
+            stats.reject(
+                "rate_limit", f"OSC from {sender}: over {limiter.rate_per_s:g} datagrams/s"
+            )
             return
         if len(data) > self.max_datagram_bytes:
             stats.reject(
@@ -151,7 +176,7 @@ class OscSource:
         try:
             messages = decode_packet(data)
         except OscDecodeError as error:
-            stats.reject("osc.decode", f"datagram from {addr[0]}: {error.reason}")
+            stats.reject("osc.decode", f"datagram from {sender}: {error.reason}")
             return
         for address, args in messages:
             try:

@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 
+from bridge.outputs.batch import PacketLayout
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 
 __all__ = ["LIVE_LINK_NAMES", "LiveLinkEncoder"]
@@ -94,6 +95,18 @@ class LiveLinkEncoder:
     @property
     def datagram_sizes(self) -> tuple[int, ...]:
         return (len(self._buffer),)
+
+    def layout(self) -> PacketLayout:
+        """Where the numbers go, for ``BatchedUdpOutputs`` (many Live Link outputs at once)."""
+        values_offset = len(self._buffer) - 4 * VALUE_COUNT
+        buffer = bytearray(self._buffer)
+        buffer[values_offset:] = bytes(4 * VALUE_COUNT)  # rotations stay 0; weights are rewritten
+        return PacketLayout(
+            template=bytes(buffer),
+            bounds=((0, len(buffer)),),
+            weight_offsets=values_offset + 4 * _DESTINATION,
+            frame_offset=self._frame_offset,
+        )
 
     def encode(
         self, weights: np.ndarray, frame_number: int, time_s: float

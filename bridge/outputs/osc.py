@@ -14,6 +14,7 @@ from typing import Final, Literal
 import numpy as np
 
 from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
+from bridge.outputs.batch import PacketLayout
 from bridge.outputs.vmc import blendshape_names
 from model.arkit import NUM_BLENDSHAPES
 
@@ -55,6 +56,14 @@ class OscEncoder:
     @property
     def datagram_sizes(self) -> tuple[int, ...]:
         return self._template.sizes
+
+    def layout(self) -> PacketLayout:
+        """Where the numbers go, for ``BatchedUdpOutputs`` (many OSC outputs encoded at once)."""
+        return PacketLayout(
+            template=bytes(self._template.buffer),
+            bounds=self._template.bounds,
+            weight_offsets=self._slots * 4,
+        )
 
     def encode(
         self, weights: np.ndarray, frame_number: int, time_s: float

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Encoder", "UdpSink"]
+__all__ = ["Encoder", "UdpSink", "open_udp_socket"]
 
 logger = logging.getLogger("vadbridge.outputs")
 
@@ -26,6 +26,27 @@ class Encoder(Protocol):
     def encode(
         self, weights: np.ndarray, frame_number: int, time_s: float
     ) -> Sequence[memoryview | bytes]: ...
+
+
+def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
+    """A non-blocking UDP socket ``connect()``ed to ``host:port`` (resolved once, here).
+
+    Raises ValueError for a bad port and OSError (naming the output) for an unresolvable host.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except socket.gaierror as error:
+        raise OSError(f"output {name!r}: cannot resolve {host!r}: {error}") from error
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class UdpSink:
@@ -37,21 +58,7 @@ class UdpSink:
     """
 
     def __init__(self, encoder: Encoder, host: str, port: int, *, name: str) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
-        try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                host, port, type=socket.SOCK_DGRAM
-            )[0]
-        except socket.gaierror as error:
-            raise OSError(f"output {name!r}: cannot resolve {host!r}: {error}") from error
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            sock.connect(address)
-        except OSError:
-            sock.close()
-            raise
+        sock = open_udp_socket(host, port, name)
         self.encoder = encoder
         self.name = name
         self.host = host

@@ -20,6 +20,7 @@ from typing import Final, Literal
 import numpy as np
 
 from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
+from bridge.outputs.batch import PacketLayout
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 
 __all__ = ["MAX_LAN_PAYLOAD", "VmcEncoder", "VmcNaming"]
@@ -85,6 +86,16 @@ class VmcEncoder:
     @property
     def datagram_sizes(self) -> tuple[int, ...]:
         return self._template.sizes
+
+    def layout(self) -> PacketLayout:
+        """Where the numbers go, for ``BatchedUdpOutputs`` (many VMC outputs encoded at once)."""
+        slots = self._template.float_slots
+        return PacketLayout(
+            template=bytes(self._template.buffer),
+            bounds=self._template.bounds,
+            weight_offsets=slots[:NUM_BLENDSHAPES] * 4,
+            time_offset=None if self._time_slot is None else self._time_slot * 4,
+        )
 
     def encode(
         self, weights: np.ndarray, frame_number: int, time_s: float

@@ -1,0 +1,124 @@
+"""``vadbridge bench [--quick] [--only NAME ...]``: run the benchmarks, print one table.
+
+Defaults take under three minutes on a 2-core machine; ``--quick`` shortens every benchmark to
+a smoke run (seconds) whose numbers are indicative only. numpy's BLAS is pinned to one thread
+first: the targets are per core (docs/performance.md says why it matters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="run the performance benchmarks and print a table",
+        description="Measure the frame path beside the naive path (docs/performance.md).",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few seconds per benchmark (smoke run, noisy)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, metavar="NAME",
+        help=f"run only these benchmarks ({', '.join(BENCHMARKS)})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run under SCHED_FIFO priority 10 (needs root or CAP_SYS_NICE), as a deployment "
+        "protecting its frame loop would",
+    )
+    parser.set_defaults(func=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    return run_benchmarks(args.only or BENCHMARKS, quick=args.quick, realtime=args.realtime)
+
+
+def _progress(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def run_benchmarks(
+    names: Sequence[str],
+    *,
+    quick: bool,
+    realtime: bool = False,
+    out: Callable[[str], None] = print,
+) -> int:
+    from benchmarks import encoders, frame_cost, idle, latency, pacing
+    from benchmarks.harness import (
+        Result,
+        format_table,
+        limit_blas_threads,
+        load_models,
+        request_realtime,
+        scratch_dir,
+    )
+    from benchmarks.targets import target_lines
+    from model.lut import bake_lut
+
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+    pinned = limit_blas_threads(1)
+    scheduling = "default scheduling"
+    if realtime:
+        scheduling = "SCHED_FIFO 10" if request_realtime() else "SCHED_FIFO refused"
+    started = time.monotonic()
+    results: list[Result] = []
+    with scratch_dir() as workdir:
+        models = load_models(workdir)
+        lut = bake_lut(models.engine, 17 if quick else 33)
+        out(
+            f"vadbridge bench{' --quick' if quick else ''}: {platform.python_implementation()} "
+            f"{platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.2f}, BLAS threads "
+            f"{'pinned to 1' if pinned else 'not pinned'}, model {models.source}, "
+            f"LUT {lut.size}^3, {scheduling}"
+        )
+        for name in BENCHMARKS:
+            if name not in names:
+                continue
+            _progress(f"{name} ...")
+            if name == "encoders":
+                results += encoders.run(quick=quick)
+            elif name == "frame_cost":
+                results += frame_cost.run(models, quick=quick, lut=lut, progress=_progress)
+            elif name == "pacing":
+                results += pacing.run(models.engine, lut, quick=quick, progress=_progress)
+            elif name == "latency":
+                results += latency.run(models, workdir, quick=quick)
+            elif name == "idle":
+                results += idle.run(models.engine, quick=quick)
+            if name == "frame_cost":
+                results += lut_error_results(lut, models, quick=quick)
+    out(format_table(results))
+    out("")
+    for line in target_lines(results):
+        out(line)
+    out(f"# took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def lut_error_results(lut: Any, models: Any, *, quick: bool) -> list[Any]:
+    from benchmarks.harness import Result
+    from model.lut import interpolation_error
+
+    error = interpolation_error(lut, models.engine, samples=2000 if quick else 20_000)
+    case = f"LUT {lut.size}^3 vs MLP ({error.points} points)"
+    return [
+        Result("lut", case, "max abs error", error.max_abs, "weight"),
+        Result("lut", case, "mean abs error", error.mean_abs, "weight"),
+    ]

@@ -1,0 +1,124 @@
+"""Benchmark 2, encoders alone: each output's ``encode`` vs building the same bytes naively.
+
+The references are python-osc's ``OscMessageBuilder``/``OscBundleBuilder`` (the obvious way to
+send VMC or OSC from Python) and, for Live Link, a per-frame ``struct.pack`` that reorders the
+values through a name lookup. ``check_identical`` asserts both sides produce the same bytes
+before anything is timed (tests/test_benchmarks.py runs it too): a faster encoder that sends
+different packets would be no result at all.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from benchmarks.harness import Result
+from bridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder, OscEncoder, VmcEncoder
+from model.arkit import ARKIT_NAMES, upper_camel
+
+ReferenceBuilder = Callable[[np.ndarray, int, float], list[bytes]]
+Encode = Callable[[np.ndarray, int, float], Sequence[memoryview | bytes]]
+
+_PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
+_LIVE_LINK_SOURCE = {upper_camel(name): i for i, name in enumerate(ARKIT_NAMES)}
+
+
+def _message(address: str, *args: tuple[str, str | int | float]) -> OscMessage:
+    builder = OscMessageBuilder(address)
+    for tag, value in args:
+        builder.add_arg(value, tag)
+    return builder.build()
+
+
+def python_osc_vmc(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+    """The VMC frame the way a python-osc user would build it (VmcEncoder's default layout)."""
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for name, value in zip(_PERFECT_SYNC, weights.tolist(), strict=True):
+        bundle.add_content(_message("/VMC/Ext/Blend/Val", ("s", name), ("f", value)))
+    bundle.add_content(_message("/VMC/Ext/Blend/Apply"))
+    bundle.add_content(_message("/VMC/Ext/OK", ("i", 1)))
+    bundle.add_content(_message("/VMC/Ext/T", ("f", time_s)))
+    return [bundle.build().dgram]
+
+
+def python_osc_per_shape(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    for name, value in zip(ARKIT_NAMES, weights.tolist(), strict=True):
+        bundle.add_content(_message(f"/blendshape/{name}", ("f", value)))
+    return [bundle.build().dgram]
+
+
+def python_osc_array(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+    builder = OscMessageBuilder("/blendshape")
+    for value in weights.tolist():
+        builder.add_arg(value, "f")
+    return [builder.build().dgram]
+
+
+def struct_live_link(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+    """Live Link Face v6 packed per frame (LiveLinkEncoder's defaults: 60 fps, 'vadbridge')."""
+    values = weights.tolist()
+    ordered = [values[_LIVE_LINK_SOURCE[name]] for name in LIVE_LINK_NAMES[:52]] + [0.0] * 9
+    name = b"vadbridge"
+    layout = f">Bi{len(name)}si{len(name)}sifiiB61f"
+    packet = struct.pack(
+        layout, 6, len(name), name, len(name), name, frame % 2**31, 0.0, 60, 1, 61, *ordered
+    )
+    return [packet]
+
+
+# (label, bridge encoder factory, reference builder)
+PAIRS: tuple[tuple[str, Callable[[], Encode], ReferenceBuilder], ...] = (
+    ("VMC bundle (52 Val + Apply + OK + T)", lambda: VmcEncoder().encode, python_osc_vmc),
+    ("OSC per_shape bundle", lambda: OscEncoder("per_shape").encode, python_osc_per_shape),
+    ("OSC array message", lambda: OscEncoder("array").encode, python_osc_array),
+    ("Live Link v6 packet", lambda: LiveLinkEncoder().encode, struct_live_link),
+)
+
+
+def sample_frames(count: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, 52), dtype=np.float32)
+
+
+def check_identical(encode: Encode, reference: ReferenceBuilder, frames: np.ndarray) -> None:
+    """Raise AssertionError naming the frame if ``encode`` and ``reference`` differ in any byte."""
+    for index, weights in enumerate(frames):
+        ours = [bytes(d) for d in encode(weights, index, index / 60)]
+        theirs = reference(weights, index, index / 60)
+        if ours != theirs:
+            raise AssertionError(f"frame {index}: encoder bytes differ from the reference")
+
+
+def _median_us(
+    fn: Callable[[np.ndarray, int, float], object], frames: np.ndarray, calls: int
+) -> float:
+    times = np.empty(calls)
+    clock = time.perf_counter_ns
+    for k in range(calls):
+        weights = frames[k % len(frames)]
+        start = clock()
+        fn(weights, k, k / 60)
+        times[k] = clock() - start
+    return float(np.median(times)) / 1e3
+
+
+def run(*, quick: bool) -> list[Result]:
+    frames = sample_frames()
+    calls = 300 if quick else 3000
+    results = []
+    for label, factory, reference in PAIRS:
+        encode = factory()
+        check_identical(encode, reference, frames)
+        # Alternate the two so drift on a shared machine hits both alike; keep each's best round.
+        ours, theirs = [], []
+        for _ in range(1 if quick else 3):
+            ours.append(_median_us(encode, frames, calls))
+            theirs.append(_median_us(reference, frames, calls))
+        results.append(Result("encoders", label, "encode", min(ours), "µs", min(theirs)))
+    return results

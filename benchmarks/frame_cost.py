@@ -1,0 +1,197 @@
+"""Benchmark 1, per avatar-frame cost: the naive path vs the bridge's real frame path.
+
+Naive (kept as the reference): per avatar, smooth a (3,) numpy state, torch ``predict`` on one
+sample, ``enforce_symmetry``, build the packet with python-osc (or ``struct.pack`` for Live Link)
+and ``sendto``. Bridge: ``Animator.step`` over the whole table (smoothing + one batched forward
+for the rows that changed + symmetry), then every avatar's ``UdpSink.send`` (encode into the
+prepared buffer + one ``send``), exactly as ``Bridge._frames`` does. Every avatar gets a new
+target every frame, so every row is re-inferred (the steady state with live inputs). Both paths
+send to the same loopback socket, drained between frames outside the timing.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from benchmarks.encoders import (
+    ReferenceBuilder,
+    python_osc_per_shape,
+    python_osc_vmc,
+    struct_live_link,
+)
+from benchmarks.harness import DrainedReceiver, Models, Result
+from benchmarks.scenario import OUTPUT_KINDS, OUTPUT_LABELS, TAU_S, build_scenario, make_encoder
+from bridge.animator import Engine
+from bridge.outputs import BatchedUdpOutputs
+from bridge.smoothing import smoothing_alpha
+from model.api import predict
+from model.arkit import enforce_symmetry
+
+AVATAR_COUNTS: tuple[int, ...] = (1, 10, 100, 1000)
+REFERENCES: dict[str, ReferenceBuilder] = {
+    "vmc": python_osc_vmc,
+    "osc": python_osc_per_shape,
+    "livelink": struct_live_link,
+}
+FRAME_DT_S = 1 / 60
+QUICK_NAIVE_AVATARS = 20
+
+
+def naive_frame_us(
+    models: Models, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+) -> float:
+    """Median µs per avatar-frame of the naive path over ``frames`` frames of ``avatars``."""
+    build = REFERENCES[kind]
+    alpha = smoothing_alpha(FRAME_DT_S, TAU_S)
+    rng = np.random.default_rng(1)
+    states = [np.zeros(3, dtype=np.float32) for _ in range(avatars)]
+    address = ("127.0.0.1", receiver.port)
+    per_frame = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for frame in range(frames + 1):  # frame 0 warms up
+            targets = rng.uniform(-1.0, 1.0, (avatars, 3)).astype(np.float32)
+            start = time.perf_counter()
+            for state, target in zip(states, targets, strict=True):
+                state += alpha * (target - state)
+                weights = enforce_symmetry(predict(models.module, state))
+                for datagram in build(weights, frame, frame * FRAME_DT_S):
+                    sock.sendto(datagram, address)
+            if frame:
+                per_frame.append(time.perf_counter() - start)
+            receiver.drain()
+    return float(np.median(per_frame)) / avatars * 1e6
+
+
+def bridge_frame_us(
+    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+) -> tuple[float, float, float]:
+    """Median µs per avatar-frame of the real path: (total, animate, encode + send)."""
+    scenario = build_scenario(engine, avatars, kind, receiver.port)
+    animate, send = [], []
+    clock = time.perf_counter
+    try:
+        for frame in range(frames + 1):
+            scenario.move_targets()
+            start = clock()
+            scenario.animator.step(FRAME_DT_S)
+            animated = clock()
+            weights = scenario.table.weights
+            time_s = frame * FRAME_DT_S
+            for binding in scenario.bindings:  # Bridge._frames' loop, verbatim
+                binding.sink.send(weights[binding.row], frame, time_s)
+            sent = clock()
+            if frame:
+                animate.append(animated - start)
+                send.append(sent - animated)
+            receiver.drain()
+        if scenario.send_errors():
+            raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
+    finally:
+        scenario.close()
+    total = np.add(animate, send)
+    scale = 1e6 / avatars
+    return (
+        float(np.median(total)) * scale,
+        float(np.median(animate)) * scale,
+        float(np.median(send)) * scale,
+    )
+
+
+def batched_frame_us(
+    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+) -> tuple[float, float, float]:
+    """As ``bridge_frame_us`` with ``BatchedUdpOutputs`` (one numpy write encodes every output)."""
+    scenario = build_scenario(engine, avatars, kind, receiver.port)
+    scenario.close()  # only the table and animator are used; the batch has its own sockets
+    layout = make_encoder(kind).layout()
+    outputs = BatchedUdpOutputs(
+        layout, range(avatars), [("127.0.0.1", receiver.port)] * avatars, name=kind
+    )
+    animate, send = [], []
+    clock = time.perf_counter
+    try:
+        for frame in range(frames + 1):
+            scenario.move_targets()
+            start = clock()
+            scenario.animator.step(FRAME_DT_S)
+            animated = clock()
+            outputs.send_rows(scenario.table.weights, frame, frame * FRAME_DT_S)
+            sent = clock()
+            if frame:
+                animate.append(animated - start)
+                send.append(sent - animated)
+            receiver.drain()
+        if any(outputs.send_errors):
+            raise RuntimeError(f"{sum(outputs.send_errors)} sends failed on loopback")
+    finally:
+        outputs.close()
+    total = np.add(animate, send)
+    scale = 1e6 / avatars
+    return (
+        float(np.median(total)) * scale,
+        float(np.median(animate)) * scale,
+        float(np.median(send)) * scale,
+    )
+
+
+def _frames_for(avatars: int, quick: bool, budget: int) -> int:
+    return max(1 if quick else 3, min(200, budget // avatars))
+
+
+def _parts(case: str, animate: float, send: float) -> list[Result]:
+    return [
+        Result("frame_cost", case, "part: animate (smooth+infer+sym)", animate, "µs"),
+        Result("frame_cost", case, "part: encode + send", send, "µs"),
+    ]
+
+
+def run(
+    models: Models,
+    *,
+    quick: bool,
+    lut: Engine | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Result]:
+    receiver = DrainedReceiver()
+    results: list[Result] = []
+    counts = AVATAR_COUNTS
+    kinds = OUTPUT_KINDS
+    try:
+        for kind in kinds:
+            for avatars in counts:
+                progress(f"frame cost: {avatars} avatars, {kind}")
+                # The naive path costs ~0.6 ms per avatar-frame whatever the count (nothing is
+                # shared between avatars), so it gets fewer frames, and --quick caps its avatars.
+                naive_avatars = min(avatars, QUICK_NAIVE_AVATARS) if quick else avatars
+                naive_frames = _frames_for(naive_avatars, quick, 20 if quick else 400)
+                naive = naive_frame_us(models, naive_avatars, kind, receiver, naive_frames)
+                frames = _frames_for(avatars, quick, 500 if quick else 20_000)
+                total, animate, send = bridge_frame_us(
+                    models.engine, avatars, kind, receiver, frames
+                )
+                case = f"{avatars} avatars, {OUTPUT_LABELS[kind]}, mlp"
+                results.append(Result("frame_cost", case, "per avatar-frame", total, "µs", naive))
+                if avatars != counts[-1]:
+                    continue
+                results += _parts(case, animate, send)
+                engines = [("mlp", models.engine)] + ([("lut", lut)] if lut is not None else [])
+                for engine_name, engine in engines:
+                    for batched in (False, True):
+                        if engine_name == "mlp" and not batched:
+                            continue  # measured above
+                        measure = batched_frame_us if batched else bridge_frame_us
+                        total, animate, send = measure(engine, avatars, kind, receiver, frames)
+                        case = f"{avatars} avatars, {OUTPUT_LABELS[kind]}, {engine_name}" + (
+                            ", batched outputs" if batched else ""
+                        )
+                        results.append(
+                            Result("frame_cost", case, "per avatar-frame", total, "µs", naive)
+                        )
+                        results += _parts(case, animate, send)
+    finally:
+        receiver.close()
+    return results

@@ -1,0 +1,286 @@
+"""Shared benchmark plumbing: the results table, the model pair, BLAS threads, UDP receivers.
+
+Every benchmark returns ``Result`` rows; ``format_table`` prints them as one Markdown table (the
+same text goes into docs/performance.md) and ``parse_table`` reads it back (the smoke test).
+Results measured side by side carry the reference in ``baseline``: the ratio column is
+``baseline / bridge``, so "60x" means the bridge needs 1/60 of the reference's time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.engine import NumpyMLP
+
+if TYPE_CHECKING:
+    from torch import nn
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "benchmark", "case", "metric", "bridge", "baseline", "ratio", "unit",
+)  # fmt: skip
+RECEIVE_BUFFER_BYTES = 8 << 20  # Linux caps it at net.core.rmem_max (4 MiB here, doubled)
+
+
+@dataclass(frozen=True)
+class Result:
+    benchmark: str
+    case: str
+    metric: str
+    value: float
+    unit: str
+    baseline: float | None = None  # the reference measured in the same run, same unit
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.value <= 0:
+            return None
+        return self.baseline / self.value
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if value == int(value) and abs(value) < 1e9:
+        return str(int(value))
+    magnitude = abs(value)
+    return (
+        f"{value:.3g}" if magnitude < 0.01 else f"{value:.3f}" if magnitude < 10 else f"{value:.1f}"
+    )
+
+
+def format_table(results: Sequence[Result]) -> str:
+    """A Markdown table, one row per result; empty cells are ``-``."""
+    lines = [
+        "| " + " | ".join(TABLE_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|",
+    ]
+    for r in results:
+        ratio = r.ratio
+        cells = (
+            r.benchmark,
+            r.case,
+            r.metric,
+            _number(r.value),
+            "-" if r.baseline is None else _number(r.baseline),
+            "-" if ratio is None else f"{ratio:.1f}x",
+            r.unit,
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_table(text: str) -> list[dict[str, Any]]:
+    """The rows of every table ``format_table`` printed in ``text`` (other lines are ignored).
+
+    Numbers come back as floats (``baseline``/``ratio`` as None when empty). Raises ValueError
+    naming the line when a table row does not have the expected cells.
+    """
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if tuple(cells) == TABLE_COLUMNS:
+            continue
+        if len(cells) != len(TABLE_COLUMNS):
+            raise ValueError(f"line {number}: {len(cells)} cells, expected {len(TABLE_COLUMNS)}")
+        row: dict[str, Any] = dict(zip(TABLE_COLUMNS, cells, strict=True))
+        try:
+            row["bridge"] = float(cells[3])
+            row["baseline"] = None if cells[4] == "-" else float(cells[4])
+            row["ratio"] = None if cells[5] == "-" else float(cells[5].removesuffix("x"))
+        except ValueError as error:
+            raise ValueError(f"line {number}: {error}: {line!r}") from None
+        rows.append(row)
+    return rows
+
+
+def percentile(samples: Sequence[float] | np.ndarray, q: float) -> float:
+    return (
+        float(np.percentile(np.asarray(samples, dtype=np.float64), q)) if len(samples) else math.nan
+    )
+
+
+def median_time_s(fn: Callable[[], object], repeat: int) -> float:
+    """The median wall time of ``repeat`` calls (one warm-up call first)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+# --- one core ------------------------------------------------------------------------------------
+
+
+def limit_blas_threads(count: int = 1) -> bool:
+    """Pin numpy's OpenBLAS to ``count`` threads after import; False if no OpenBLAS was found.
+
+    The targets are per core, and on a shared 2-core machine a multi-threaded OpenBLAS makes
+    small matmuls 100x slower (its threads spin waiting for a core). Setting
+    OPENBLAS_NUM_THREADS only works before numpy is imported, which ``vadbridge`` has done by
+    the time a subcommand runs, hence the library call.
+    """
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+    for path in sorted(paths):
+        library = ctypes.CDLL(path)
+        for symbol in (
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(count)
+                return True
+    return False
+
+
+def request_realtime(priority: int = 10) -> bool:
+    """Ask for SCHED_FIFO (inherited by child processes); False if not permitted or not Linux.
+
+    On a shared machine other processes' time slices delay frames by tens of milliseconds;
+    a real-time policy is how a deployment would protect the frame loop (``chrt -f 10``).
+    """
+    setter = getattr(os, "sched_setscheduler", None)
+    if setter is None:
+        return False
+    try:
+        setter(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        return False
+    return True
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Models:
+    """The same weights twice: the torch module (the naive reference) and the numpy engine."""
+
+    engine: NumpyMLP
+    module: nn.Module
+    checkpoint: Path  # an .npz that ``vadbridge run`` can load
+    source: str  # "bundled" or "random (seed N)"
+
+
+def load_models(workdir: Path, seed: int = 0) -> Models:
+    """The bundled checkpoint if it exists, else a seeded random ``VADBlendshapeMLP``.
+
+    Timing does not depend on the weights' values, only on the architecture.
+    """
+    import torch
+
+    from model.api import DEFAULT_CHECKPOINT
+    from model.checkpoint import export_npz, load_engine, make_meta
+    from model.network import VADBlendshapeMLP
+
+    torch.set_num_threads(1)
+    if DEFAULT_CHECKPOINT.is_file():
+        checkpoint, source = DEFAULT_CHECKPOINT, "bundled"
+    else:
+        torch.manual_seed(seed)
+        state = VADBlendshapeMLP().state_dict()
+        checkpoint = export_npz(workdir / "random.npz", state, make_meta())
+        source = f"random (seed {seed})"
+    engine, _meta = load_engine(checkpoint)
+    module = VADBlendshapeMLP(engine.config)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in engine.state_dict().items()})
+    module.eval()
+    return Models(engine=engine, module=module, checkpoint=Path(checkpoint), source=source)
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="vadbridge-bench-") as name:
+        yield Path(name)
+
+
+# --- receivers -----------------------------------------------------------------------------------
+
+
+class DrainedReceiver:
+    """A loopback UDP socket in this process, drained between frames (outside the timing)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.received = 0
+
+    def drain(self) -> int:
+        count = 0
+        try:
+            while True:
+                self.sock.recv(65536)
+                count += 1
+        except BlockingIOError:
+            pass
+        self.received += count
+        return count
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# Drains in bursts every 2 ms instead of blocking in recv: a blocked reader is woken for every
+# datagram, and 60,000 wake-ups a second would compete with the bridge for a 2-core machine.
+_DRAIN_SCRIPT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(sys.argv[1]))
+s.bind(("127.0.0.1", 0))
+s.setblocking(False)
+print(s.getsockname()[1], flush=True)
+buffer = bytearray(65536)
+while True:
+    time.sleep(0.002)
+    try:
+        while True:
+            s.recv_into(buffer)
+    except BlockingIOError:
+        pass
+"""
+
+
+class ReceiverProcess:
+    """Another process draining a loopback UDP port, as VSeeFace would (its CPU is not ours)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _DRAIN_SCRIPT, str(RECEIVE_BUFFER_BYTES)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            self.close()
+            raise RuntimeError(f"the receiver process did not report its port (got {line!r})")
+        self.port = int(line)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()

@@ -1,0 +1,218 @@
+"""VRM expression presets from VAD, and a VMC encoder that sends them (issue 7, item 6).
+
+Avatars without perfect sync (no 52 ARKit clips) still have the VRM emotion presets. VMC carries
+them like any blendshape: ``/VMC/Ext/Blend/Val ,sf <preset> <value>`` before the frame's one
+``/VMC/Ext/Blend/Apply`` (../shared/reference/protocols.md, "VMC protocol"). VRM 0.x presets
+Joy, Angry, Sorrow, Fun plus the custom ``Surprised`` clip VRoid models carry; VRM 1.0 names
+happy, angry, sad, relaxed, surprised (the spec maps Joy->happy, Angry->angry, Sorrow->sad,
+Fun->relaxed and asks senders to send the VRM 0 names, so ``vrm0`` is the usual choice).
+
+The rule (``preset_weights``), a soft nearest-prototype lookup in VAD space:
+
+1. Eight prototypes: the model card's seven non-neutral basic emotions
+   (../shared/reference/emotions.md §1) and "relaxed" = Russell & Mehrabian 1977 "untroubled"
+   #60 (0.79, -0.01, 0.33) (emotions.md §2; model/emotions.py's alias for relaxed), the
+   low-arousal positive region that Fun/relaxed stands for.
+2. Each prototype maps to a preset mix (``PROTOTYPE_MIX``): happiness -> Joy, anger -> Angry,
+   sadness -> Sorrow, relaxed -> Fun, surprise -> Surprised; the three with no preset of their own
+   borrow by their EMFACS action units (emotions.md §4): fear (1+2+4+5+20+26: raised brows, wide
+   eyes, open jaw as in surprise, brows drawn together as in sadness) -> 0.6 Surprised + 0.4
+   Sorrow; disgust (9+15+16: a lowered, wrinkled look, lip corners down) -> 0.7 Angry + 0.3
+   Sorrow; contempt (R12A+R14A, a faint smirk of a dominant negative state) -> 0.6 Angry + 0.2 Joy.
+3. Direction: a softmax over the cosine similarities of the VAD to the prototypes, sharpness
+   ``KAPPA`` = 25 (each basic prototype then gives its own preset >= 0.9).
+4. Strength: each prototype's share is scaled by ``min(1, |vad| / |prototype|)``, the distance
+   from neutral relative to the prototype's: neutral gives all zeros, half-way gives about half,
+   and the result is continuous everywhere (also through neutral).
+
+Presets are in [0, 1] and sum to at most 1 (each mix sums to <= 1 and the shares to 1), so clips
+that share morphs (Joy and Fun both smile) never add up past a full expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.avatars import AvatarTable
+from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
+from bridge.outputs.vmc import (
+    APPLY_ADDRESS,
+    MAX_LAN_PAYLOAD,
+    OK_ADDRESS,
+    TIME_ADDRESS,
+    VAL_ADDRESS,
+    VmcNaming,
+    blendshape_names,
+)
+from bridge.smoothing import smoothing_alpha
+from model.arkit import NUM_BLENDSHAPES
+
+__all__ = [
+    "KAPPA",
+    "PRESET_NAMES",
+    "PROTOTYPE_MIX",
+    "PROTOTYPE_VAD",
+    "VRM0_PRESET_NAMES",
+    "VRM1_PRESET_NAMES",
+    "VrmPresets",
+    "VrmVmcEncoder",
+    "preset_weights",
+]
+
+VrmPresets = Literal["vrm0", "vrm1"]
+
+VRM0_PRESET_NAMES: Final = ("Joy", "Angry", "Sorrow", "Fun", "Surprised")
+VRM1_PRESET_NAMES: Final = ("happy", "angry", "sad", "relaxed", "surprised")
+PRESET_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    "vrm0": VRM0_PRESET_NAMES, "vrm1": VRM1_PRESET_NAMES}  # fmt: skip
+NUM_PRESETS: Final = len(VRM0_PRESET_NAMES)
+
+KAPPA: Final = 25.0
+# name -> (VAD, mix over (Joy, Angry, Sorrow, Fun, Surprised)); sources in the module docstring.
+_PROTOTYPES: Final = {
+    "happiness": ((0.8, 0.6, 0.5), (1.0, 0.0, 0.0, 0.0, 0.0)),
+    "anger": ((-0.7, 0.8, 0.7), (0.0, 1.0, 0.0, 0.0, 0.0)),
+    "sadness": ((-0.8, -0.4, -0.3), (0.0, 0.0, 1.0, 0.0, 0.0)),
+    "relaxed": ((0.79, -0.01, 0.33), (0.0, 0.0, 0.0, 1.0, 0.0)),
+    "surprise": ((0.3, 0.9, 0.2), (0.0, 0.0, 0.0, 0.0, 1.0)),
+    "fear": ((-0.7, 0.8, -0.3), (0.0, 0.0, 0.4, 0.0, 0.6)),
+    "disgust": ((-0.6, 0.3, 0.4), (0.0, 0.7, 0.3, 0.0, 0.0)),
+    "contempt": ((-0.4, 0.3, 0.8), (0.2, 0.6, 0.0, 0.0, 0.0)),
+}
+PROTOTYPE_VAD: Final = np.array([vad for vad, _ in _PROTOTYPES.values()], dtype=np.float64)
+PROTOTYPE_MIX: Final = np.array([mix for _, mix in _PROTOTYPES.values()], dtype=np.float64)
+_PROTOTYPE_NORM: Final = np.linalg.norm(PROTOTYPE_VAD, axis=1)
+_PROTOTYPE_UNIT: Final = PROTOTYPE_VAD / _PROTOTYPE_NORM[:, None]
+_NEUTRAL_NORM: Final = 1e-9
+
+
+def preset_weights(vad: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """VAD (N, 3) or (3,) -> preset weights (N, 5) or (5,) in ``VRM0_PRESET_NAMES`` order.
+
+    Values are in [0, 1], sum to at most 1 per row and are all zero at neutral (see the module
+    docstring for the rule). Raises ``ValueError`` for a wrong shape or non-finite values.
+    """
+    array = np.asarray(vad, dtype=np.float64)
+    if array.shape[-1:] != (3,) or array.ndim not in (1, 2):
+        raise ValueError(f"expected VAD of shape (3,) or (N, 3), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("VAD must be finite")
+    rows = array.reshape(-1, 3)
+    norm = np.linalg.norm(rows, axis=1)
+    cosine = (rows @ _PROTOTYPE_UNIT.T) / np.maximum(norm, _NEUTRAL_NORM)[:, None]
+    logits = KAPPA * (cosine - cosine.max(axis=1, keepdims=True))  # max-shifted: no overflow
+    shares = np.exp(logits)
+    shares /= shares.sum(axis=1, keepdims=True)
+    shares *= np.minimum(norm[:, None] / _PROTOTYPE_NORM, 1.0)
+    out = np.clip(shares @ PROTOTYPE_MIX, 0.0, 1.0).astype(np.float32)
+    result: npt.NDArray[np.float32] = out.reshape((*array.shape[:-1], NUM_PRESETS))
+    return result
+
+
+class VrmVmcEncoder:
+    """VMC frames with VRM presets: [52 ARKit Val] + 5 preset Val + Apply (+ OK and T).
+
+    The presets come from ``avatar``'s VAD in ``table``, read at every ``encode`` (the row is
+    looked up then, so the encoder can be built before the avatar exists; no row yet = zero
+    presets). ``vad_source`` = ``state``: the smoothed VAD the model sees in ``vad`` smoothing;
+    ``target``: the raw target, for ``blendshapes`` smoothing where the animator leaves the state
+    alone, with ``presets_tau_s`` smoothing the presets themselves (frame-rate independent, from
+    ``time_s`` deltas; 0 = none). ``arkit``,
+    ``naming``, ``bundle``, ``split`` and ``send_ok_and_time`` mean what they mean for
+    ``VmcEncoder``; ``split`` divides the Val messages into two bundles, Apply in the second.
+
+    A frame whose 52 weights are all exactly zero is the daemon's neutral frame (shutdown): its
+    presets are zero too, so a closing bridge leaves the avatar neutral.
+    """
+
+    def __init__(
+        self,
+        presets: VrmPresets,
+        table: AvatarTable,
+        avatar: str,
+        *,
+        vad_source: Literal["state", "target"] = "state",
+        arkit: bool = True,
+        naming: VmcNaming = "perfect_sync",
+        bundle: bool = True,
+        split: bool = False,
+        send_ok_and_time: bool = True,
+        presets_tau_s: float = 0.0,
+    ) -> None:
+        if presets not in PRESET_NAMES:
+            raise ValueError(f"presets must be one of {sorted(PRESET_NAMES)}, got {presets!r}")
+        if vad_source not in ("state", "target"):
+            raise ValueError(f"vad_source must be 'state' or 'target', got {vad_source!r}")
+        if split and not bundle:
+            raise ValueError("VMC split=True divides the bundle in two; it needs bundle=True")
+        if presets_tau_s < 0:
+            raise ValueError(f"presets_tau_s must be >= 0, got {presets_tau_s}")
+        self.preset_names = PRESET_NAMES[presets]
+        self.names = (blendshape_names(naming) if arkit else ()) + self.preset_names
+        self.arkit = arkit
+        self.presets_tau_s = presets_tau_s
+        self.avatar = avatar
+        self._table = table
+        self._vad_rows = table.state_vad if vad_source == "state" else table.target_vad
+        self._presets = np.zeros(NUM_PRESETS, dtype=np.float32)
+        self._last_time_s: float | None = None
+
+        values: list[MessageSpec] = [(VAL_ADDRESS, "sf", (name, SLOT)) for name in self.names]
+        tail: list[MessageSpec] = [(APPLY_ADDRESS, "", ())]
+        if send_ok_and_time:
+            tail += [(OK_ADDRESS, "i", (1,)), (TIME_ADDRESS, "f", (SLOT,))]
+        if split:
+            half = len(values) // 2
+            datagrams = [values[:half], values[half:] + tail]
+        elif bundle:
+            datagrams = [values + tail]
+        else:
+            datagrams = [[message] for message in values + tail]
+        self._template = PacketTemplate(datagrams, bundle=bundle)
+        if split and max(self._template.sizes) > MAX_LAN_PAYLOAD:
+            raise AssertionError(f"VMC split sizes {self._template.sizes} exceed the LAN MTU")
+        slots = self._template.float_slots
+        count = len(self.names)
+        self._floats = self._template.floats
+        self._arkit_slots = slots[:NUM_BLENDSHAPES] if arkit else slots[:0]
+        self._preset_slots = slots[count - NUM_PRESETS : count]
+        self._time_slot = int(slots[count]) if send_ok_and_time else None
+        self._datagrams = self._template.datagrams()
+
+    @property
+    def datagram_sizes(self) -> tuple[int, ...]:
+        return self._template.sizes
+
+    def encode(
+        self, weights: np.ndarray, frame_number: int, time_s: float
+    ) -> Sequence[memoryview | bytes]:
+        """The frame's datagrams (presets from the live VAD); views valid until the next call."""
+        if weights.shape != (NUM_BLENDSHAPES,):
+            raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
+        row = self._table.index.get(self.avatar)
+        if row is None or not weights.any():
+            self._presets[:] = 0.0
+        else:
+            target = preset_weights(self._vad_rows[row])
+            dt_s = 0.0 if self._last_time_s is None else time_s - self._last_time_s
+            alpha = 1.0 if self._last_time_s is None else smoothing_alpha(dt_s, self.presets_tau_s)
+            self._presets += np.float32(alpha) * (target - self._presets)
+        self._last_time_s = time_s
+        return self.encode_frame(weights, self._presets, time_s)
+
+    def encode_frame(
+        self, weights: np.ndarray, presets: np.ndarray, time_s: float
+    ) -> Sequence[memoryview | bytes]:
+        """Pure encoding of given ``weights`` (52,) and ``presets`` (5, in VRM 0 order)."""
+        if presets.shape != (NUM_PRESETS,):
+            raise ValueError(f"expected presets of shape (5,), got {presets.shape}")
+        if self.arkit:
+            self._floats[self._arkit_slots] = weights
+        self._floats[self._preset_slots] = presets
+        if self._time_slot is not None:
+            self._floats[self._time_slot] = time_s
+        return self._datagrams

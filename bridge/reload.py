@@ -1,0 +1,235 @@
+"""SIGHUP: re-read the config file and apply what can change without dropping the stream.
+
+The new file is validated in full and its new sinks are built (off the event loop: resolving a
+host may block) before anything running is touched; a bad file is rejected with the loader's
+one-line reason (file:line: key: expected, got) and the running config stays. The swap itself is
+one synchronous step on the event loop, so it lands between two frames.
+
+What a reload applies:
+- ``outputs``: an output whose settings did not change keeps its sink (it never misses a frame);
+  a new output gets a new sink; a removed output gets one neutral frame and is closed.
+- ``smoothing`` (tau_ms, space, idle_timeout_s): the avatar table and its smoothed state stay, so
+  the face does not jump. vad -> blendshapes re-infers the targets and glides from the current
+  face; blendshapes -> vad restarts the VAD state at the current targets (a face still gliding
+  completes its glide at once, since the blendshapes space keeps no VAD state).
+- ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
+
+What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
+``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources) and
+``frame_rate`` (the frame clock's ``time_s = frame * period`` would jump, and receivers such as
+Live Link read frame numbers as a timeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.avatars import AvatarLimitError
+from bridge.config import BridgeConfig, ConfigError, load_config
+from bridge.daemon import Binding, Bridge, Sink
+
+__all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
+
+log = logging.getLogger("vadbridge.reload")
+
+RELOADABLE = ("outputs", "smoothing", "stats_interval_s", "log_level")
+NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits")
+SINK_DRAIN_TIMEOUT_S = 0.5
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What one reload did. ``error`` set = rejected (nothing changed)."""
+
+    applied: bool
+    changed: tuple[str, ...] = ()
+    needs_restart: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class _Rejected(Exception):
+    pass
+
+
+class Reloader:
+    """Reloads ``path`` into a running ``bridge`` whose current config is ``config``.
+
+    ``prepare`` re-applies what the command line overrode (``--fps``, ``--osc-in``...), so a
+    reload does not undo flags. ``request()`` is the signal handler; ``reload()`` does the work.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        path: Path,
+        config: BridgeConfig,
+        *,
+        prepare: Callable[[BridgeConfig], BridgeConfig] = lambda config: config,
+        keep_log_level: bool = False,
+    ) -> None:
+        self.bridge = bridge
+        self.path = path
+        self.config = config
+        self.prepare = prepare
+        self.keep_log_level = keep_log_level
+        self.reloads = 0
+        self.rejected = 0
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def request(self) -> None:
+        """Schedule a reload on the running loop (safe to call from a signal handler)."""
+        self._keep(asyncio.get_running_loop().create_task(self.reload(), name="config reload"))
+
+    async def reload(self) -> ReloadResult:
+        async with self._lock:  # two quick SIGHUPs: the second reload sees the first's result
+            try:
+                result = await self._reload()
+            except _Rejected as rejected:
+                self.rejected += 1
+                log.error("config reload rejected, keeping the running config: %s", rejected)
+                return ReloadResult(applied=False, error=str(rejected))
+            self.reloads += 1
+            return result
+
+    async def drain(self, timeout_s: float = SINK_DRAIN_TIMEOUT_S) -> None:
+        """Give tasks of sinks added by reloads time to flush their neutral frame (shutdown)."""
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+
+    async def _reload(self) -> ReloadResult:
+        old = self.config
+        try:
+            new = await asyncio.to_thread(lambda: self.prepare(load_config(self.path)))
+        except ConfigError as error:
+            raise _Rejected(str(error)) from None
+        needs_restart = tuple(n for n in NEEDS_RESTART if getattr(old, n) != getattr(new, n))
+        # What actually runs: the new reloadable settings, the old everything else.
+        effective = dataclasses.replace(new, **{n: getattr(old, n) for n in needs_restart})
+        changed = tuple(n for n in RELOADABLE if getattr(old, n) != getattr(effective, n))
+        if needs_restart:
+            log.warning(
+                "config reload: %s changed in %s; that needs a restart (kept the running %s)",
+                ", ".join(needs_restart), self.path, "settings" if len(needs_restart) > 1
+                else "setting",
+            )  # fmt: skip
+        kept, built = await self._build_outputs(old, effective)
+        self._swap(old, effective, kept, built)
+        self.config = effective
+        log.info("config reloaded from %s: %s", self.path,
+                 _describe(old, effective, changed, kept, built))
+        return ReloadResult(applied=True, changed=changed, needs_restart=needs_restart)
+
+    async def _build_outputs(
+        self, old: BridgeConfig, new: BridgeConfig
+    ) -> tuple[dict[int, Binding], dict[int, Sink]]:
+        """New-output index -> reused old binding, and new-output index -> freshly built sink."""
+        unused = dict(enumerate(old.outputs))
+        kept: dict[int, Binding] = {}
+        for index, output in enumerate(new.outputs):
+            match = next((j for j, previous in unused.items() if previous == output), None)
+            if match is not None and match < len(self.bridge.bindings):
+                kept[index] = self.bridge.bindings[match]
+                del unused[match]
+        to_build = [(i, output) for i, output in enumerate(new.outputs) if i not in kept]
+        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path)
+
+    def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
+              built: dict[int, Sink]) -> None:
+        """Runs on the loop with no await inside: the frame loop sees all of it or none."""
+        bridge = self.bridge
+        bindings: list[Binding] = []
+        for index, output in enumerate(new.outputs):
+            if index in kept:
+                bindings.append(kept[index])
+                continue
+            try:
+                row = bridge.table.row(output.avatar)
+            except AvatarLimitError as error:
+                _close_all(built.values())
+                raise _Rejected(f"{self.path}: outputs[{index}].avatar: {error}") from None
+            bindings.append(Binding(built[index], row))
+        kept_sinks = {id(binding.sink) for binding in kept.values()}
+        removed = [b for b in bridge.bindings if id(b.sink) not in kept_sinks]
+        bridge.bindings = bindings
+        self._apply_smoothing(old, new)
+        bridge.stats_interval_s = new.stats_interval_s
+        bridge.input_stats.log_interval_s = new.stats_interval_s or 10.0
+        if not self.keep_log_level and new.log_level != old.log_level:
+            logging.getLogger().setLevel(new.log_level.upper())
+        for sink in built.values():
+            run = getattr(sink, "run", None)
+            if run is not None:
+                self._keep(asyncio.get_running_loop().create_task(run(), name=f"sink {sink.name}"))
+        # A receiver that is no longer fed gets the face back to rest, as at shutdown.
+        neutral = np.zeros_like(bridge.table.weights[0])
+        frame = bridge.pacer.frame_index + 1
+        for binding in removed:
+            binding.sink.send(neutral, frame, bridge.pacer.time_s)
+        _close_all({id(b.sink): b.sink for b in removed}.values())
+
+    def _apply_smoothing(self, old: BridgeConfig, new: BridgeConfig) -> None:
+        bridge, animator, table = self.bridge, self.bridge.animator, self.bridge.table
+        animator.tau_s = new.smoothing.tau_ms / 1000.0
+        bridge.idle_timeout_s = new.smoothing.idle_timeout_s
+        space = new.smoothing.space
+        if space == old.smoothing.space:
+            return
+        count = len(table)
+        if space == "vad":
+            table.state_vad[:count] = table.target_vad[:count]
+        table.target_dirty[:count] = True
+        animator.space = "vad" if space == "vad" else "blendshapes"
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _build_sinks(
+    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path
+) -> dict[int, Sink]:
+    from bridge.wiring import WiringError, build_sink
+
+    built: dict[int, Sink] = {}
+    for index, output in outputs:
+        try:
+            built[index] = build_sink(output, config)
+        except (WiringError, OSError, ValueError) as error:
+            _close_all(built.values())
+            raise _Rejected(f"{path}: outputs[{index}]: {error}") from None
+    return built
+
+
+def _close_all(sinks: Any) -> None:
+    for sink in sinks:
+        sink.close()
+
+
+def _describe(old: BridgeConfig, new: BridgeConfig, changed: tuple[str, ...],
+              kept: dict[int, Binding], built: dict[int, Sink]) -> str:
+    if not changed:
+        return "no changes"
+    parts = []
+    if "outputs" in changed:
+        removed = len(old.outputs) - len(kept)
+        parts.append(f"outputs {len(kept)} kept, {len(built)} new, {removed} removed")
+    if "smoothing" in changed:
+        s = new.smoothing
+        parts.append(f"smoothing tau_ms={s.tau_ms:g} space={s.space} "
+                     f"idle_timeout_s={s.idle_timeout_s:g}")
+    if "stats_interval_s" in changed:
+        parts.append(f"stats_interval_s={new.stats_interval_s:g}")
+    if "log_level" in changed:
+        parts.append(f"log_level={new.log_level}")
+    return "; ".join(parts)

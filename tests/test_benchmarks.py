@@ -1,0 +1,123 @@
+"""The benchmark suite: the --quick run works end to end and its table parses (no timing asserts).
+
+The table is what docs/performance.md and the issue report quote, so the smoke test checks its
+shape and internal consistency (ratio = baseline / bridge), never how fast anything was.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import BENCHMARKS, Result, format_table, parse_table
+from benchmarks.encoders import PAIRS, check_identical, sample_frames
+from bridge.cli import main as vadbridge_main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_quick_bench_exits_zero_and_prints_every_benchmark(
+    quick_run: subprocess.CompletedProcess[str],
+) -> None:
+    assert quick_run.returncode == 0, quick_run.stderr[-2000:]
+    rows = parse_table(quick_run.stdout)
+    assert {row["benchmark"] for row in rows} >= set(BENCHMARKS)
+    assert all(row["unit"] for row in rows)
+
+
+def test_quick_bench_numbers_are_finite_and_ratios_consistent(
+    quick_run: subprocess.CompletedProcess[str],
+) -> None:
+    rows = parse_table(quick_run.stdout)
+    for row in rows:
+        assert math.isfinite(row["bridge"]), row
+        if row["baseline"] is not None:
+            assert row["baseline"] > 0 and row["bridge"] > 0, row
+            # Cells are rounded (ratio to 0.1, numbers to 3-4 digits): tolerate that.
+            expected = row["baseline"] / row["bridge"]
+            assert row["ratio"] == pytest.approx(expected, rel=5e-3, abs=0.06), row
+
+
+def test_quick_bench_covers_the_issue_cases(quick_run: subprocess.CompletedProcess[str]) -> None:
+    rows = parse_table(quick_run.stdout)
+    cases = {(row["benchmark"], row["case"], row["metric"]) for row in rows}
+    for avatars in (1, 10, 100, 1000):
+        for output in ("VMC", "OSC per_shape", "Live Link"):
+            assert ("frame_cost", f"{avatars} avatars, {output}, mlp", "per avatar-frame") in cases
+    assert ("pacing", "60 fps, 1 avatar, mlp", "lateness p99") in cases
+    assert any(b == "latency" and m == "p99" for b, _, m in cases)
+    assert any(b == "idle" and c.startswith("1000 converged") for b, c, _ in cases)
+    assert "targets (this run):" in quick_run.stdout
+
+
+def test_frame_counts_and_skips_are_whole_numbers(
+    quick_run: subprocess.CompletedProcess[str],
+) -> None:
+    rows = [row for row in parse_table(quick_run.stdout) if row["unit"] == "frames"]
+    assert rows
+    assert all(row["bridge"] == int(row["bridge"]) for row in rows)
+    assert all(row["bridge"] >= 0 for row in rows if row["metric"] == "skipped frames")
+
+
+def test_the_benchmark_references_build_the_encoders_bytes() -> None:
+    # Otherwise the encoder speed-ups would compare different packets.
+    frames = sample_frames(count=8, seed=3)
+    for _label, factory, reference in PAIRS:
+        check_identical(factory(), reference, frames)
+
+
+def test_check_identical_names_the_first_differing_frame() -> None:
+    frames = sample_frames(count=4, seed=1)
+    _label, factory, reference = PAIRS[0]
+    encode = factory()
+
+    def off_by_one_byte(weights, frame, time_s):  # type: ignore[no-untyped-def]
+        packet = bytearray(reference(weights, frame, time_s)[0])
+        if frame == 2:
+            packet[-1] ^= 1
+        return [bytes(packet)]
+
+    with pytest.raises(AssertionError, match="frame 2"):
+        check_identical(encode, off_by_one_byte, frames)
+
+
+def test_format_then_parse_gives_the_numbers_back() -> None:
+    results = [
+        Result("frame_cost", "1000 avatars, VMC, mlp", "per avatar-frame", 8.25, "µs", 630.0),
+        Result("pacing", "60 fps, 1 avatar, mlp", "skipped frames", 0, "frames"),
+    ]
+    rows = parse_table("header line\n" + format_table(results) + "\ntrailer")
+    assert [(r["benchmark"], r["bridge"], r["baseline"]) for r in rows] == [
+        ("frame_cost", 8.25, 630.0),
+        ("pacing", 0.0, None),
+    ]
+    assert rows[0]["ratio"] == pytest.approx(630.0 / 8.25, abs=0.05)
+    assert rows[1]["ratio"] is None
+
+
+def test_parse_rejects_a_row_with_missing_cells() -> None:
+    with pytest.raises(ValueError, match="line 3: 3 cells"):
+        parse_table(format_table([]) + "\n| a | b | c |")
+
+
+def test_bench_rejects_an_unknown_benchmark_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        vadbridge_main(["bench", "--only", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "nonsense" in capsys.readouterr().err

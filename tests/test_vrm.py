@@ -1,0 +1,216 @@
+"""VRM presets from VAD, and the VMC encoder that sends them: golden bytes vs python-osc."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+from bridge.avatars import AvatarTable
+from bridge.outputs.vmc import MAX_LAN_PAYLOAD
+from bridge.outputs.vrm import (
+    VRM0_PRESET_NAMES,
+    VRM1_PRESET_NAMES,
+    VrmVmcEncoder,
+    preset_weights,
+)
+from model.arkit import ARKIT_NAMES, upper_camel
+from model.emotions import emotion_to_vad
+
+TIME_S = 3.25
+PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
+JOY, ANGRY, SORROW, FUN, SURPRISED = range(5)
+
+
+def weights() -> np.ndarray:
+    values = np.random.default_rng(9).random(52, dtype=np.float32)
+    values[5] = 0.0
+    return values
+
+
+def presets() -> np.ndarray:
+    return np.array([0.5, 0.0, 0.125, 0.25, 1.0], dtype=np.float32)
+
+
+def message(address: str, *args: tuple[str, object]) -> OscMessage:
+    builder = OscMessageBuilder(address=address)
+    for arg_type, value in args:
+        builder.add_arg(value, arg_type)  # type: ignore[arg-type]
+    return builder.build()
+
+
+def reference(names: list[str], values: np.ndarray, ok_and_time: bool = True) -> list[OscMessage]:
+    out = [message("/VMC/Ext/Blend/Val", ("s", name), ("f", float(value)))
+           for name, value in zip(names, values, strict=True)]
+    out.append(message("/VMC/Ext/Blend/Apply"))
+    if ok_and_time:
+        out += [message("/VMC/Ext/OK", ("i", 1)), message("/VMC/Ext/T", ("f", TIME_S))]
+    return out
+
+
+def bundle(messages: list[OscMessage]) -> bytes:
+    builder = OscBundleBuilder(IMMEDIATELY)
+    for item in messages:
+        builder.add_content(item)
+    return builder.build().dgram
+
+
+def decoded(datagrams: object) -> list[tuple[str, list[object]]]:
+    return [(m.message.address, list(m.message.params))
+            for d in datagrams for m in OscPacket(bytes(d)).messages]  # type: ignore[attr-defined]
+
+
+def table_with(vad: tuple[float, float, float] | np.ndarray,
+               avatar: str = "default") -> AvatarTable:
+    table = AvatarTable(4, initial_ids=[avatar])
+    table.state_vad[0] = vad
+    table.target_vad[0] = vad
+    return table
+
+
+def sent_presets(encoder: VrmVmcEncoder, frame_weights: np.ndarray, time_s: float = TIME_S,
+                 ) -> dict[str, float]:
+    names = set(encoder.preset_names)
+    return {params[0]: params[1] for address, params in decoded(  # type: ignore[misc]
+        encoder.encode(frame_weights, 1, time_s)) if params and params[0] in names}
+
+
+# ---------------------------------------------------------------- the VAD -> preset rule
+
+
+@pytest.mark.parametrize(("emotion", "preset"), [
+    ("happiness", JOY), ("anger", ANGRY), ("sadness", SORROW), ("relaxed", FUN),
+    ("surprise", SURPRISED),
+])
+def test_each_basic_emotion_lights_its_own_preset(emotion: str, preset: int) -> None:
+    values = preset_weights(emotion_to_vad(emotion))
+    assert values[preset] >= 0.9
+    assert np.delete(values, preset).max() <= 0.1
+
+
+def test_neutral_gives_all_zeros_and_near_neutral_almost_zero() -> None:
+    assert preset_weights(np.zeros(3)).tolist() == [0.0] * 5
+    assert preset_weights(emotion_to_vad("anger") * 1e-4).max() < 1e-3
+
+
+def test_strength_grows_with_the_distance_from_neutral() -> None:
+    joy = [float(preset_weights(emotion_to_vad("happiness", k))[JOY]) for k in (0.25, 0.5, 1.0)]
+    assert joy[0] < joy[1] < joy[2]
+    assert joy[1] == pytest.approx(joy[2] / 2, rel=0.05)
+
+
+def test_fear_borrows_surprised_and_sorrow_not_angry() -> None:
+    values = preset_weights(emotion_to_vad("fear"))
+    assert values[SURPRISED] == pytest.approx(0.6, abs=0.05)
+    assert values[SORROW] == pytest.approx(0.4, abs=0.05)
+    assert values[ANGRY] < 0.05
+
+
+def test_presets_stay_in_0_1_and_sum_to_at_most_one_over_the_whole_cube() -> None:
+    axis = np.linspace(-1.0, 1.0, 21)
+    grid = np.stack(np.meshgrid(axis, axis, axis), axis=-1).reshape(-1, 3)
+    values = preset_weights(grid)
+    assert values.shape == (21**3, 5) and values.dtype == np.float32
+    assert values.min() >= 0.0 and values.max() <= 1.0
+    assert values.sum(axis=1).max() <= 1.0 + 1e-6
+
+
+def test_batch_and_single_rows_agree() -> None:
+    vads = np.array([emotion_to_vad(name) for name in ("happiness", "sadness", "contempt")])
+    batch = preset_weights(vads)
+    assert np.array_equal(batch[1], preset_weights(vads[1]))
+
+
+@pytest.mark.parametrize("bad", [np.zeros(2), np.zeros((2, 4)), np.array([0.1, np.nan, 0.0])])
+def test_bad_vad_is_rejected(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="VAD"):
+        preset_weights(bad)
+
+
+# ---------------------------------------------------------------- the VMC encoder: golden bytes
+
+
+def test_arkit_and_vrm0_presets_share_one_bundle_before_a_single_apply() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default")
+    sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
+    values = np.concatenate([weights(), presets()])
+    assert sent == [bundle(reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values))]
+
+
+def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
+    encoder = VrmVmcEncoder("vrm1", table_with((0, 0, 0)), "default", naming="arkit",
+                            send_ok_and_time=False)
+    sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
+    values = np.concatenate([weights(), presets()])
+    assert sent == [bundle(reference(list(ARKIT_NAMES) + list(VRM1_PRESET_NAMES), values,
+                                     ok_and_time=False))]
+
+
+def test_presets_alone_when_arkit_is_off() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", arkit=False)
+    sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
+    assert sent == [bundle(reference(list(VRM0_PRESET_NAMES), presets()))]
+
+
+def test_unbundled_frames_are_one_python_osc_message_per_datagram() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", bundle=False)
+    sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
+    values = np.concatenate([weights(), presets()])
+    assert sent == [m.dgram for m in reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values)]
+
+
+def test_split_frames_fit_the_lan_mtu_with_apply_last() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", split=True)
+    datagrams = encoder.encode_frame(weights(), presets(), TIME_S)
+    assert len(datagrams) == 2 and max(encoder.datagram_sizes) <= MAX_LAN_PAYLOAD
+    values = np.concatenate([weights(), presets()])
+    expected = reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values)
+    assert decoded(datagrams) == [(m.address, list(m.params)) for m in expected]
+    assert "/VMC/Ext/Blend/Apply" not in [a for a, _ in decoded(datagrams[:1])]
+
+
+# ---------------------------------------------------------------- the VMC encoder: live VAD
+
+
+def test_encode_reads_the_avatars_vad_at_send_time() -> None:
+    table = table_with(emotion_to_vad("happiness"))
+    encoder = VrmVmcEncoder("vrm0", table, "default")
+    assert sent_presets(encoder, weights())["Joy"] == pytest.approx(
+        float(preset_weights(emotion_to_vad("happiness"))[JOY]))
+    table.state_vad[0] = emotion_to_vad("sadness")
+    values = sent_presets(encoder, weights())
+    assert values["Sorrow"] == pytest.approx(1.0) and values["Joy"] == 0.0
+
+
+def test_an_all_zero_frame_is_neutral_presets_included() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with(emotion_to_vad("anger")), "default")
+    assert sent_presets(encoder, weights())["Angry"] > 0.9
+    assert set(sent_presets(encoder, np.zeros(52, np.float32)).values()) == {0.0}
+
+
+def test_an_avatar_not_in_the_table_yet_sends_zero_presets() -> None:
+    encoder = VrmVmcEncoder("vrm1", table_with(emotion_to_vad("anger")), "someone-else")
+    assert set(sent_presets(encoder, weights()).values()) == {0.0}
+
+
+def test_target_source_smooths_the_presets_frame_rate_independently() -> None:
+    table = table_with((0, 0, 0))
+    encoder = VrmVmcEncoder("vrm0", table, "default", vad_source="target", presets_tau_s=0.1)
+    assert sent_presets(encoder, weights(), 0.0)["Sorrow"] == 0.0
+    table.target_vad[0] = emotion_to_vad("sadness")
+    table.state_vad[0] = 0.0  # ignored with vad_source="target"
+    after_tau = sent_presets(encoder, weights(), 0.1)["Sorrow"]
+    assert after_tau == pytest.approx(1.0 - np.exp(-1.0), abs=1e-6)
+
+
+def test_bad_encoder_arguments_are_rejected() -> None:
+    table = table_with((0, 0, 0))
+    with pytest.raises(ValueError, match="presets"):
+        VrmVmcEncoder("vrm2", table, "default")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bundle=True"):
+        VrmVmcEncoder("vrm0", table, "default", bundle=False, split=True)
+    with pytest.raises(ValueError, match="shape"):
+        VrmVmcEncoder("vrm0", table, "default").encode(np.zeros(51, np.float32), 0, 0.0)
