@@ -68,7 +68,7 @@ def _typed_list(name: str, doc: str, spec: TypedList, defaults: tuple[Any, ...])
         if cls.__doc__:
             lines.append(" ".join(cls.__doc__.split()) + "\n")
         lines.append(_table(cls, f"{name}[].", type_name=type_name))
-        for f in dataclasses.fields(cls):
+        for f in _doc_fields(cls):
             inner = spec_of(f)
             if isinstance(inner, Optional) and isinstance(inner.inner, Section):
                 section = inner.inner.cls
@@ -85,7 +85,7 @@ def _table(cls: Any, prefix: str, *, skip_sections: bool = False,
     if type_name is not None:
         rows.append(f"| `{prefix}type` | `{type_name}` | (required) | Selects this kind. |")
     defaults = cls()
-    for f in dataclasses.fields(cls):
+    for f in _doc_fields(cls):
         spec = spec_of(f)
         if isinstance(spec, TypedList) or (skip_sections and isinstance(spec, Section)):
             continue
@@ -95,6 +95,22 @@ def _table(cls: Any, prefix: str, *, skip_sections: bool = False,
         default = _yaml(getattr(defaults, f.name))
         rows.append(f"| `{prefix}{f.name}` | {_cell(spec.expected)} | `{default}` | {_cell(doc)} |")
     return "\n".join(rows) + "\n"
+
+
+def _doc_fields(cls: Any) -> list[dataclasses.Field[Any]]:
+    """``cls``'s fields in reference order: declaration order, except that a base naming
+    ``doc_leading_keys`` (the MQTT connection) has only those keys listed before the subclass's
+    own keys, and its other keys after them (dataclasses put every base field first)."""
+    fields = dataclasses.fields(cls)
+    leading = getattr(cls, "doc_leading_keys", ())
+    if not leading:
+        return list(fields)
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                 for f in dataclasses.fields(base)}
+    first = [f for f in fields if f.name in leading]
+    own = [f for f in fields if f.name not in inherited and f.name not in leading]
+    rest = [f for f in fields if f.name in inherited and f.name not in leading]
+    return first + own + rest
 
 
 def _yaml(value: Any) -> str:

@@ -158,6 +158,7 @@ def _as_float32(value: Any) -> Float32Array:
 def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared and committed
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -1,0 +1,117 @@
+"""The MQTT broker connection, shared by the MQTT input and the MQTT output.
+
+``MqttConnectionConfig`` holds the connection keys (address, protocol, client id, credentials,
+TLS, keep-alive, reconnect backoff) and their cross-field checks once; ``MqttInputConfig`` and
+``MqttOutputConfig`` subclass it and add their topics. A subclass redeclares a connection key
+(with one of the ``mqtt_*`` helpers below) only to say what it means for that role; what the key
+accepts and its default stay defined here. Client behaviour cited is from
+../shared/reference/protocols.md §MQTT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bridge.config_types import (
+    Choice,
+    Context,
+    FilePath,
+    Int,
+    Invalid,
+    Number,
+    Optional,
+    Section,
+    setting,
+)
+from bridge.config_values import ENV_NAME, HOST, MQTT_STRING, PORT, SECRET
+
+__all__ = [
+    "MqttConnectionConfig",
+    "TlsConfig",
+    "mqtt_client_id",
+    "mqtt_keepalive",
+    "mqtt_reconnect_max",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    """TLS for the MQTT connection. An empty mapping (`tls: {}`) = TLS with the system CAs."""
+
+    ca_file: str | None = setting(
+        None, Optional(FilePath("CA certificate (PEM)")),
+        "CA bundle that signed the broker's certificate; null = the system's CAs.")
+    cert_file: str | None = setting(
+        None, Optional(FilePath("client certificate (PEM)")),
+        "Client certificate, for brokers that require one; may also hold the key.")
+    key_file: str | None = setting(
+        None, Optional(FilePath("client private key (PEM)")),
+        "Private key of cert_file, when it is a separate file.")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        if values.get("key_file") is not None and values.get("cert_file") is None:
+            raise Invalid("cert_file to be set when key_file is", "no cert_file", ("key_file",))
+
+
+def mqtt_client_id(must_differ: str) -> Any:
+    """The ``client_id`` key; ``must_differ`` completes its doc's "Must differ ..." sentence."""
+    return setting(
+        None, Optional(MQTT_STRING),
+        f"MQTT client identifier; null = a random one. Must differ {must_differ}.")
+
+
+def mqtt_keepalive(doc: str) -> Any:
+    """The ``keepalive_s`` key (seconds)."""
+    return setting(30, Int(1, 65535), doc)
+
+
+def mqtt_reconnect_max(while_away: str) -> Any:
+    """The ``reconnect_max_s`` key; ``while_away`` ends the sentence with what happens meanwhile
+    (there is no automatic reconnect in aiomqtt: the input and the output each run a backoff)."""
+    return setting(
+        5.0, Number(0.0, low_open=True),
+        f"Cap of the jittered exponential reconnect backoff{while_away}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttConnectionConfig:
+    """A connection to an MQTT broker (a base of the MQTT input and output, not a type itself)."""
+
+    # The reference lists these keys first and then a subclass's own (its topics), before the
+    # rest of the connection: where to connect, what to exchange, then how (config_docs).
+    doc_leading_keys: ClassVar[tuple[str, ...]] = ("host", "port")
+
+    host: str = setting("127.0.0.1", HOST, "Broker host name or address.")
+    port: int = setting(1883, PORT, "Broker port (1883 plain, usually 8883 with TLS).")
+    protocol: int = setting(
+        5, Choice(4, 5, notes={4: "MQTT 3.1.1", 5: "MQTT 5"}), "MQTT protocol version.")
+    client_id: str | None = mqtt_client_id("from every other client's")
+    username: str | None = setting(None, Optional(MQTT_STRING), "Broker user name; null = none.")
+    password: str | None = setting(
+        None, Optional(SECRET),
+        "Broker password (needs `username`). Prefer `password_env`; never logged.", repr=False)
+    password_env: str | None = setting(
+        None, Optional(ENV_NAME),
+        "Read the password from this environment variable at load; unset variable = error.")
+    tls: TlsConfig | None = setting(  # noqa: RUF009 (setting() is our dataclasses.field)
+        None, Optional(Section(TlsConfig)), "TLS settings; null = plain TCP.")
+    keepalive_s: int = mqtt_keepalive("MQTT keep-alive interval.")
+    reconnect_max_s: float = mqtt_reconnect_max(".")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        """``password_env`` read into ``password``; a password needs a user name."""
+        env_name = values.get("password_env")
+        if env_name is not None:
+            if values.get("password") is not None:
+                raise Invalid("only one of password and password_env", "both", ("password_env",))
+            if env_name not in ctx.environ:
+                raise Invalid(f"environment variable {env_name} to be set", "unset",
+                              ("password_env",))
+            values["password"] = ctx.environ[env_name]
+        if values.get("password") is not None and values.get("username") is None:
+            # paho only sends a password along with a user name: it would be dropped silently.
+            where = "password_env" if env_name is not None else "password"
+            raise Invalid("username to be set when a password is", "no username", (where,))

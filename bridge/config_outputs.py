@@ -1,0 +1,140 @@
+"""The output types of the config: one frozen dataclass per sender, selected by its ``type`` key,
+each bound to one avatar.
+
+A new output is one dataclass with a ``type`` ClassVar plus one entry in ``OUTPUT_TYPES`` and the
+``OutputConfig`` union. Wire facts cited below are from ../shared/reference/protocols.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from bridge.config_mqtt import MqttConnectionConfig, mqtt_reconnect_max
+from bridge.config_types import Bool, Choice, Context, Invalid, NewFilePath, Number, setting
+from bridge.config_values import (
+    AVATAR_DOC,
+    AVATAR_ID,
+    HOST,
+    LABEL_255,
+    OSC_PREFIX,
+    PORT,
+    PUBLISH_TOPIC,
+)
+
+__all__ = [
+    "OUTPUT_TYPES",
+    "LiveLinkOutputConfig",
+    "MqttOutputConfig",
+    "OscOutputConfig",
+    "OutputConfig",
+    "RecordOutputConfig",
+    "VmcOutputConfig",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmcOutputConfig:
+    """VMC (VSeeFace, VNyan, Warudo, EVMC4U): 52 `/VMC/Ext/Blend/Val s f` + Apply per frame."""
+
+    type: ClassVar[str] = "vmc"
+    host: str = setting("127.0.0.1", HOST, "Receiver host.")
+    port: int = setting(39539, PORT, "Receiver port (a VMC Marionette such as VSeeFace: 39539).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    naming: str = setting(
+        "perfect_sync", Choice("perfect_sync", "arkit"),
+        "Blendshape names: perfect_sync = UpperCamelCase (EyeBlinkLeft, what VSeeFace perfect "
+        "sync models use); arkit = Apple's lowerCamelCase (eyeBlinkLeft).")
+    bundle: bool = setting(
+        True, Bool(), "One OSC bundle per frame; false = separate datagrams (VNyan's 'don't "
+        "bundle').")
+    split: bool = setting(
+        False, Bool(),
+        "Split the frame into two bundles with Apply in the last, each under a 1,500-byte MTU "
+        "(the full frame is 2,572 bytes and gets IP-fragmented on a LAN). Needs bundle: true.")
+    send_ok_and_time: bool = setting(
+        True, Bool(), "Also send `/VMC/Ext/OK 1` and `/VMC/Ext/T <seconds since start>` per frame.")
+    arkit: bool = setting(True, Bool(), "Send the 52 ARKit (perfect sync) shapes.")
+    vrm_presets: str = setting(
+        "none", Choice("none", "vrm0", "vrm1"),
+        "Also send VRM expression presets derived from the avatar's VAD, for models without "
+        "perfect sync: vrm0 = Joy, Angry, Sorrow, Fun, Surprised (VRoid's custom clip); vrm1 = "
+        "happy, angry, sad, relaxed, surprised. Same Val messages, before the one Apply.")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        if values.get("split") and values.get("bundle") is False:
+            raise Invalid("split: false when bundle is false", "split: true", ("split",))
+        if values.get("arkit") is False and values.get("vrm_presets", "none") == "none":
+            raise Invalid("vrm_presets vrm0 or vrm1 when arkit is false (nothing to send)",
+                          "vrm_presets: none", ("arkit",))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OscOutputConfig:
+    """Generic OSC for Unity/Unreal OSC plugins (no standard address; pick what the app reads)."""
+
+    type: ClassVar[str] = "osc"
+    host: str = setting("127.0.0.1", HOST, "Receiver host.")
+    port: int = setting(9001, PORT, "Receiver port (Unity's uOSC listens on 3333 by default).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    mode: str = setting(
+        "per_shape", Choice("per_shape", "array"),
+        "per_shape = `<prefix>/<Name> f` for each of the 52 shapes in one bundle per frame; "
+        "array = one message `<prefix>` with the 52 floats in the model's ARKit order.")
+    prefix: str = setting("/blendshape", OSC_PREFIX, "OSC address prefix (see mode).")
+    naming: str = setting(
+        "arkit", Choice("arkit", "perfect_sync"),
+        "Shape names in addresses: arkit = eyeBlinkLeft, perfect_sync = EyeBlinkLeft.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveLinkOutputConfig:
+    """Live Link Face packets (version 6) for Unreal's Live Link, one datagram per frame."""
+
+    type: ClassVar[str] = "livelink"
+    host: str = setting("127.0.0.1", HOST, "Host running Unreal.")
+    port: int = setting(11111, PORT, "Live Link Face port (Unreal's default: 11111).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    subject: str = setting(
+        "vadbridge", LABEL_255,
+        "Subject name shown in Unreal's Live Link window (the app's default is iPhoneXFaceAR).")
+    device_id: str = setting("vadbridge", LABEL_255, "Device id sent in every packet.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordOutputConfig:
+    """Recording: every frame as a row of a Live Link Face CSV (Unreal, Blender, Maya importers)."""
+
+    type: ClassVar[str] = "record"
+    path: str = setting(
+        "take.csv", NewFilePath("recording"),
+        "CSV file to write, created or truncated at start (default: take.csv beside the config "
+        "file).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        if "path" not in values:
+            values["path"] = NewFilePath("recording").check("take.csv", ctx)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttOutputConfig(MqttConnectionConfig):
+    """MQTT publisher: `{"t": s, "frame": n, "blendshapes": {name: value}}` (JSON, QoS 0)."""
+
+    type: ClassVar[str] = "mqtt"
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    topic: str = setting("vadbridge/<avatar>/blendshapes", PUBLISH_TOPIC, "Topic to publish to.")
+    rate_hz: float = setting(
+        30.0, Number(0.1, 1000.0),
+        "Most messages per second; frames in between are coalesced (the newest is sent).")
+    reconnect_max_s: float = mqtt_reconnect_max("; frames meanwhile are dropped.")
+
+
+OutputConfig = (VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig | RecordOutputConfig
+                | MqttOutputConfig)
+OUTPUT_TYPES: dict[str, Any] = {
+    cls.type: cls for cls in (VmcOutputConfig, OscOutputConfig, LiveLinkOutputConfig,
+                              RecordOutputConfig, MqttOutputConfig)
+}

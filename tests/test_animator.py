@@ -1,0 +1,87 @@
+"""The animator with the bundled model: smoothing spaces, skipped inference, exact symmetry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.animator import Animator
+from bridge.avatars import AvatarTable
+from bridge.smoothing import smoothing_alpha
+from model.api import load_model
+from model.arkit import LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
+from model.emotions import emotion_to_vad
+
+PERIOD_S = 1 / 60
+
+
+@pytest.fixture(scope="module")
+def engine():  # type: ignore[no-untyped-def]
+    return load_model()[0]
+
+
+def model_face(engine, vad) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return enforce_symmetry(engine.forward(np.asarray([vad], dtype=np.float32)))[0]
+
+
+def test_a_new_avatar_starts_on_the_models_neutral_face(engine) -> None:  # type: ignore[no-untyped-def]
+    table = AvatarTable(4, initial_ids=["default"])
+    Animator(table, engine, tau_s=0.15).step(PERIOD_S)
+    np.testing.assert_array_equal(table.weights[0], model_face(engine, (0, 0, 0)))
+
+
+def test_vad_space_runs_the_model_on_the_gliding_state(engine) -> None:  # type: ignore[no-untyped-def]
+    table = AvatarTable(2, initial_ids=["a"])
+    animator = Animator(table, engine, tau_s=0.15, space="vad")
+    animator.step(PERIOD_S)
+    happy = emotion_to_vad("happiness")
+    table.set_target(0, tuple(float(x) for x in happy), now_s=0.0)  # type: ignore[arg-type]
+    for _ in range(5):
+        animator.step(PERIOD_S)
+    remaining = (1 - smoothing_alpha(PERIOD_S, 0.15)) ** 5
+    np.testing.assert_allclose(table.state_vad[0], happy * (1 - remaining), rtol=1e-5)
+    np.testing.assert_array_equal(table.weights[0], model_face(engine, table.state_vad[0]))
+
+
+def test_converged_avatars_skip_inference(engine) -> None:  # type: ignore[no-untyped-def]
+    table = AvatarTable(3, initial_ids=["a", "b", "c"])
+    animator = Animator(table, engine, tau_s=0.05)
+    table.set_target(1, (0.8, 0.6, 0.5), now_s=0.0)
+    for _ in range(240):  # 4 s = 80 tau: converged and snapped
+        animator.step(PERIOD_S)
+    before = animator.inferred_rows
+    for _ in range(30):
+        animator.step(PERIOD_S)
+    assert animator.inferred_rows == before
+    np.testing.assert_array_equal(table.weights[1], model_face(engine, (0.8, 0.6, 0.5)))
+
+
+def test_blendshape_space_glides_the_weights_linearly(engine) -> None:  # type: ignore[no-untyped-def]
+    table = AvatarTable(2, initial_ids=["a"])
+    animator = Animator(table, engine, tau_s=0.15, space="blendshapes")
+    for _ in range(300):
+        animator.step(PERIOD_S)
+    start = table.weights[0].copy()
+    np.testing.assert_array_equal(start, model_face(engine, (0, 0, 0)))
+    table.set_target(0, (-0.8, -0.4, -0.3), now_s=0.0)
+    animator.step(PERIOD_S)
+    alpha = smoothing_alpha(PERIOD_S, 0.15)
+    target = model_face(engine, (-0.8, -0.4, -0.3))
+    np.testing.assert_allclose(table.weights[0], start + alpha * (target - start), atol=1e-6)
+    assert table.state_vad[0].tolist() == [0.0, 0.0, 0.0]  # no VAD state in this space
+
+
+def test_symmetry_is_exact_on_every_frame_in_both_spaces(engine) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    for space in ("vad", "blendshapes"):
+        table = AvatarTable(8, initial_ids=[f"a{i}" for i in range(8)])
+        animator = Animator(table, engine, tau_s=0.1, space=space)  # type: ignore[arg-type]
+        for frame in range(60):
+            if frame % 10 == 0:
+                for row in range(8):
+                    vad = tuple(float(x) for x in rng.uniform(-1, 1, 3))
+                    table.set_target(row, vad, now_s=0.0)  # type: ignore[arg-type]
+            animator.step(PERIOD_S)
+            weights = table.weights[:8]
+            assert np.array_equal(weights[:, LEFT_INDICES], weights[:, RIGHT_INDICES])
+            assert np.all((weights >= 0) & (weights <= 1))
