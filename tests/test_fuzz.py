@@ -496,13 +496,9 @@ def test_malformed_mqtt_payloads_are_counted_and_never_stop_the_frames(
     assert rss_growth <= RSS_GROWTH_BOUND_MB
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bridge/inputs/parse.py caches emotion lookups in an lru_cache(512) keyed by the whole name: "
-    "512 distinct ~60 KB unknown names hold ~30 MB. Fix there: screen or skip the cache for "
-    "names longer than any known one. Remove this marker when fixed."))
 def test_distinct_huge_unknown_emotion_names_do_not_grow_memory() -> None:
-    """In process, against the parser the OSC source calls: a sender needs only 600 datagrams
-    (of 60 KB, within the default size limit) to make a running bridge hold this memory."""
+    """In process, against the parser the OSC source calls: 600 datagrams of 60 KB (within the
+    default size limit) once made a running bridge hold ~30 MB in its emotion-lookup cache."""
     import tracemalloc
 
     from bridge.inputs.parse import parse_osc_message

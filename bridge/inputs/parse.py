@@ -128,8 +128,16 @@ def _emotion_error(error: ValueError) -> InputError:
     return InputError(kind, reason)
 
 
+# Longer specs (far past any real name or mix) are looked up uncached, so a flood of distinct
+# huge names cannot fill the cache with megabytes of keys.
+_MAX_CACHED_SPEC_CHARS = 256
+
+
 def _emotion_sample(avatar: str, spec: str, intensity: float) -> Parsed:
-    result = _emotion(spec, intensity)
+    if len(spec) > _MAX_CACHED_SPEC_CHARS:
+        result = _emotion.__wrapped__(spec, intensity)
+    else:
+        result = _emotion(spec, intensity)
     if isinstance(result, InputError):
         raise InputError(result.kind, result.reason)  # a fresh exception: no shared traceback
     return _sample(avatar, result)
