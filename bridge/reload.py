@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.avatars import AvatarLimitError
+from bridge.avatars import AvatarLimitError, AvatarTable
 from bridge.config import BridgeConfig, ConfigError, load_config
 from bridge.daemon import Binding, Bridge, Sink
 
@@ -142,7 +142,8 @@ class Reloader:
                 kept[index] = self.bridge.bindings[match]
                 del unused[match]
         to_build = [(i, output) for i, output in enumerate(new.outputs) if i not in kept]
-        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path)
+        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path,
+                                             self.bridge.table)
 
     def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
               built: dict[int, Sink]) -> None:
@@ -197,14 +198,15 @@ class Reloader:
 
 
 def _build_sinks(
-    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path
+    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path, table: AvatarTable
 ) -> dict[int, Sink]:
+    """Runs in a worker thread; a sink only keeps ``table`` to read it later, on the loop."""
     from bridge.wiring import WiringError, build_sink
 
     built: dict[int, Sink] = {}
     for index, output in outputs:
         try:
-            built[index] = build_sink(output, config)
+            built[index] = build_sink(output, config, table=table)
         except (WiringError, OSError, ValueError) as error:
             _close_all(built.values())
             raise _Rejected(f"{path}: outputs[{index}]: {error}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -48,14 +49,13 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     level = logging.DEBUG if args.verbose else getattr(logging, config.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.check:
+        return _check(config, path)
     try:
         bridge = build_bridge(config)
     except (WiringError, OSError, ValueError) as error:
         print(f"vadbridge run: {path}: {error}", file=sys.stderr)
         return 2
-    if args.check:
-        bridge.close_outputs()
-        return _report_check(config, path)
     from bridge.reload import Reloader
 
     reloader = Reloader(
@@ -93,16 +93,31 @@ async def _serve(bridge: Any, reloader: Any = None) -> None:
         log.info("stopped: sent a neutral frame to every output")
 
 
-def _report_check(config: Any, path: Path) -> int:
+def _check(config: Any, path: Path) -> int:
+    """Validate what a start would use, without opening outputs (a record output would truncate
+    its take) or binding listeners; probe MQTT brokers, which the bridge only retries."""
+    from bridge.wiring import load_model_engine
+
+    try:
+        load_model_engine(config)
+        for output in config.outputs:
+            if output.type == "record":
+                folder = Path(output.path).parent
+                if not os.access(folder, os.W_OK):
+                    raise OSError(f"record output {output.path}: folder {folder} is not writable")
+            else:
+                socket.getaddrinfo(output.host, output.port, type=socket.SOCK_DGRAM)
+    except (OSError, ValueError) as error:
+        print(f"vadbridge run: {path}: {error}", file=sys.stderr)
+        return 2
     print(f"{path}: OK ({config.frame_rate} fps, {len(config.inputs)} input(s), "
           f"{len(config.outputs)} output(s))")
-    for source in config.inputs:
-        if source.type != "mqtt":
-            continue
+    brokers = [c for c in (*config.inputs, *config.outputs) if c.type == "mqtt"]
+    for broker in brokers:
         try:
-            with socket.create_connection((source.host, source.port), timeout=1.0):
-                print(f"mqtt {source.host}:{source.port}: reachable")
+            with socket.create_connection((broker.host, broker.port), timeout=1.0):
+                print(f"mqtt {broker.host}:{broker.port}: reachable")
         except OSError as error:
-            print(f"mqtt {source.host}:{source.port}: unreachable ({error}); "
+            print(f"mqtt {broker.host}:{broker.port}: unreachable ({error}); "
                   "the bridge will stream anyway and keep retrying")
     return 0

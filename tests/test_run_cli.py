@@ -133,3 +133,23 @@ def test_command_line_overrides_replace_the_addresses(tmp_path: Path, capsys) ->
     assert "30 fps" in capsys.readouterr().out
     assert main(["run", "--config", str(path), "--check", "--fps", "500"]) == 2
     assert "--fps" in capsys.readouterr().err
+
+
+def test_check_leaves_an_existing_take_untouched(tmp_path: Path, capsys) -> None:
+    take = tmp_path / "take.csv"
+    take.write_text("an earlier take\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("inputs: []\noutputs: [{type: record, path: take.csv}]\n")
+    assert main(["run", "--config", str(path), "--check"]) == 0
+    assert take.read_text() == "an earlier take\n"
+    assert f"{path}: OK" in capsys.readouterr().out
+
+
+def test_check_rejects_a_checkpoint_that_does_not_load(tmp_path: Path, capsys) -> None:
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a checkpoint")
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {checkpoint: broken.npz}\ninputs: []\n")
+    assert main(["run", "--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "broken.npz" in err
