@@ -61,12 +61,11 @@ def run_benchmarks(
     from benchmarks.harness import (
         Result,
         format_table,
-        limit_blas_threads,
         load_models,
-        request_realtime,
         scratch_dir,
     )
     from benchmarks.targets import target_lines
+    from bridge.scheduling import limit_blas_threads, request_realtime
     from model.lut import bake_lut
 
     unknown = sorted(set(names) - set(BENCHMARKS))

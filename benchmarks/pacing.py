@@ -139,11 +139,10 @@ def main() -> None:
     args = parser.parse_args()
     from benchmarks.harness import (
         format_table,
-        limit_blas_threads,
         load_models,
-        request_realtime,
         scratch_dir,
     )
+    from bridge.scheduling import limit_blas_threads, request_realtime
 
     limit_blas_threads(1)
     if args.realtime and not request_realtime():

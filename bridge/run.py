@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import ConfigError, apply_overrides, load_config
+from bridge.scheduling import limit_blas_threads, request_realtime
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 log = logging.getLogger("vadbridge")
@@ -31,6 +32,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--osc-in", metavar="HOST:PORT", help="OSC input address (replaces)")
     parser.add_argument("--vmc-out", metavar="HOST:PORT", help="VMC output address (replaces)")
     parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker address (replaces)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="ask for the SCHED_FIFO real-time policy (root or CAP_SYS_NICE), "
+                             "so other processes cannot delay frames")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(func=run_command)
 
@@ -51,6 +55,11 @@ def run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.check:
         return _check(config, path)
+    # The frame loop is one thread: a multi-threaded BLAS only fights it for the cores.
+    limit_blas_threads(1)
+    if args.realtime and not request_realtime():
+        log.warning("--realtime: SCHED_FIFO was refused (needs root or CAP_SYS_NICE); "
+                    "running with the normal policy")
     try:
         bridge = build_bridge(config)
     except (WiringError, OSError, ValueError) as error:

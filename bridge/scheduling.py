@@ -1,0 +1,46 @@
+"""Keep the frame loop on time on a shared machine: one BLAS thread, optional real-time policy."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+
+def limit_blas_threads(count: int = 1) -> bool:
+    """Pin numpy's OpenBLAS to ``count`` threads after import; False if no OpenBLAS was found.
+
+    The targets are per core, and on a shared 2-core machine a multi-threaded OpenBLAS makes
+    small matmuls 100x slower (its threads spin waiting for a core). Setting
+    OPENBLAS_NUM_THREADS only works before numpy is imported, which ``vadbridge`` has done by
+    the time a subcommand runs, hence the library call.
+    """
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+    for path in sorted(paths):
+        library = ctypes.CDLL(path)
+        for symbol in (
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(count)
+                return True
+    return False
+
+
+def request_realtime(priority: int = 10) -> bool:
+    """Ask for SCHED_FIFO (inherited by child processes); False if not permitted or not Linux.
+
+    On a shared machine other processes' time slices delay frames by tens of milliseconds;
+    a real-time policy is how a deployment would protect the frame loop (``chrt -f 10``).
+    """
+    setter = getattr(os, "sched_setscheduler", None)
+    if setter is None:
+        return False
+    try:
+        setter(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        return False
+    return True
