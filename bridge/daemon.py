@@ -53,10 +53,12 @@ STATS_OFF_POLL_S = 1.0
 
 @dataclass(frozen=True)
 class Binding:
-    """One output streaming one avatar's row of the table."""
+    """One output streaming one avatar's row of the table; ``config`` is the output's config
+    entry it was built from (a reload keeps the bindings whose entry did not change)."""
 
     sink: Sink
     row: int
+    config: Any = None
 
 
 class Bridge:

@@ -124,24 +124,30 @@ class Reloader:
                 else "setting",
             )  # fmt: skip
         kept, built = await self._build_outputs(old, effective)
+        removed = len(self.bridge.bindings) - len(kept)
         self._swap(old, effective, kept, built)
         self.config = effective
         log.info("config reloaded from %s: %s", self.path,
-                 _describe(old, effective, changed, kept, built))
+                 _describe(old, effective, changed, len(kept), len(built), removed))
         return ReloadResult(applied=True, changed=changed, needs_restart=needs_restart)
 
     async def _build_outputs(
         self, old: BridgeConfig, new: BridgeConfig
     ) -> tuple[dict[int, Binding], dict[int, Sink]]:
-        """New-output index -> reused old binding, and new-output index -> freshly built sink."""
-        unused = dict(enumerate(old.outputs))
+        """New-output index -> reused binding (same config entry), and new-output index ->
+        freshly built sink; only the outputs this instance owns (see wiring.owned_outputs)."""
+        from bridge.wiring import owned_outputs
+
+        unused = list(self.bridge.bindings)
         kept: dict[int, Binding] = {}
-        for index, output in enumerate(new.outputs):
-            match = next((j for j, previous in unused.items() if previous == output), None)
-            if match is not None and match < len(self.bridge.bindings):
-                kept[index] = self.bridge.bindings[match]
-                del unused[match]
-        to_build = [(i, output) for i, output in enumerate(new.outputs) if i not in kept]
+        to_build = []
+        for index, output in owned_outputs(new):
+            match = next((b for b in unused if b.config == output), None)
+            if match is None:
+                to_build.append((index, output))
+            else:
+                kept[index] = match
+                unused.remove(match)
         return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path,
                                              self.bridge.table)
 
@@ -150,16 +156,17 @@ class Reloader:
         """Runs on the loop with no await inside: the frame loop sees all of it or none."""
         bridge = self.bridge
         bindings: list[Binding] = []
-        for index, output in enumerate(new.outputs):
+        for index in sorted((*kept, *built)):
             if index in kept:
                 bindings.append(kept[index])
                 continue
+            output = new.outputs[index]
             try:
                 row = bridge.table.row(output.avatar)
             except AvatarLimitError as error:
                 _close_all(built.values())
                 raise _Rejected(f"{self.path}: outputs[{index}].avatar: {error}") from None
-            bindings.append(Binding(built[index], row))
+            bindings.append(Binding(built[index], row, output))
         kept_sinks = {id(binding.sink) for binding in kept.values()}
         removed = [b for b in bridge.bindings if id(b.sink) not in kept_sinks]
         bridge.bindings = bindings
@@ -219,13 +226,12 @@ def _close_all(sinks: Any) -> None:
 
 
 def _describe(old: BridgeConfig, new: BridgeConfig, changed: tuple[str, ...],
-              kept: dict[int, Binding], built: dict[int, Sink]) -> str:
+              kept: int, built: int, removed: int) -> str:
     if not changed:
         return "no changes"
     parts = []
     if "outputs" in changed:
-        removed = len(old.outputs) - len(kept)
-        parts.append(f"outputs {len(kept)} kept, {len(built)} new, {removed} removed")
+        parts.append(f"outputs {kept} kept, {built} new, {removed} removed")
     if "smoothing" in changed:
         s = new.smoothing
         parts.append(f"smoothing tau_ms={s.tau_ms:g} space={s.space} "

@@ -7,6 +7,7 @@ sockets are created (connected UDP), which fails fast on a host that does not re
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,6 +36,8 @@ from bridge.outputs.vrm import VrmVmcEncoder
 from bridge.stats import InputStats
 from model.api import DEFAULT_CHECKPOINT
 from model.checkpoint import load_engine
+
+log = logging.getLogger("vadbridge")
 
 
 class WiringError(Exception):
@@ -159,12 +162,12 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     )
     sources = [build_source(source, config, stats) for source in config.inputs]
     bindings = []
-    for index, output in enumerate(config.outputs):
+    for index, output in owned_outputs(config):
         try:
             row = table.row(output.avatar)
         except AvatarLimitError as error:
             raise WiringError(f"outputs[{index}].avatar: {error}") from None
-        bindings.append(Binding(build_sink(output, config, table=table), row))
+        bindings.append(Binding(build_sink(output, config, table=table), row, output))
     lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
@@ -173,6 +176,21 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
         stats_interval_s=config.stats_interval_s,
         liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,
     )
+
+
+def owned_outputs(config: BridgeConfig) -> list[tuple[int, OutputConfig]]:
+    """The outputs (with their index in the file) whose avatar this instance owns.
+
+    Every shard can run the same file: an output for another shard's avatar is that shard's.
+    """
+    owned = []
+    for index, output in enumerate(config.outputs):
+        if config.avatars.owns(output.avatar):
+            owned.append((index, output))
+        else:
+            log.info("outputs[%d] (avatar %r) belongs to another shard: not sent from here",
+                     index, output.avatar)
+    return owned
 
 
 def _space(name: str) -> SmoothingSpace:
