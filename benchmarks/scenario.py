@@ -63,9 +63,10 @@ class Scenario:
         for binding in self.bindings:
             binding.sink.send(weights[binding.row], frame, time_s)
 
-    def bridge(self, frame_rate: float) -> Bridge:
+    def bridge(self, frame_rate: float, idle_refresh_hz: float = 0.0) -> Bridge:
         """The real daemon over this table (no sources: benchmarks move targets themselves)."""
         return Bridge(
+            idle_refresh_hz=idle_refresh_hz,
             table=self.table,
             animator=self.animator,
             sources=[],

@@ -192,6 +192,12 @@ class BridgeConfig:
     """The whole validated configuration of one bridge instance."""
 
     frame_rate: int = setting(60, Int(1, 240), "Frames per second sent to every output.")
+    idle_refresh_hz: float = setting(
+        0.0, Number(0.0, 240.0),
+        "An avatar whose face did not change is re-sent at this rate instead of every frame "
+        "(a crowd of converged faces then costs almost nothing; receivers hold the last "
+        "values). 0 = every frame. Keep it >= 2 for Live Link, whose subjects go stale "
+        "without packets.")
     stats_interval_s: float = setting(
         10.0, Number(0.0), "Seconds between stats log lines; 0 = no stats lines.")
     log_level: str = setting(

@@ -72,6 +72,7 @@ class Bridge:
         frame_rate: float,
         input_stats: InputStats,
         idle_timeout_s: float = 0.0,
+        idle_refresh_hz: float = 0.0,
         stats_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         liveliness: Liveliness | None = None,
@@ -85,12 +86,24 @@ class Bridge:
         self.stats_interval_s = stats_interval_s
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
+        self.idle_refresh_frames = 0
+        self.set_idle_refresh(idle_refresh_hz)
+        self._last_sent_frame = np.full(table.capacity, -(1 << 30), dtype=np.int64)
+        self._by_row: dict[int, list[Sink]] = {}
+        self._by_row_source: list[Binding] | None = None
         self._neutral = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self.liveliness = liveliness
         # Liveliness works on a copy: table.weights stays the model's output, which the
         # animator only rewrites for rows whose input changed.
         self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
         self.started = asyncio.Event()
+
+    def set_idle_refresh(self, idle_refresh_hz: float) -> None:
+        """Unchanged faces are re-sent every ``idle_refresh_frames`` frames (0 = every frame)."""
+        frame_rate = 1.0 / self.pacer.period_s
+        self.idle_refresh_frames = (
+            max(1, round(frame_rate / idle_refresh_hz)) if idle_refresh_hz > 0 else 0
+        )
 
     def on_sample(self, sample: VadSample) -> None:
         try:
@@ -144,9 +157,36 @@ class Bridge:
             self.animator.step((frame - previous_frame) * pacer.period_s)
             previous_frame = frame
             time_s = pacer.time_s
-            weights = table.weights if self._lively_weights is None else self._lively(time_s)
+            if self._lively_weights is not None:  # a lively face changes every frame
+                weights = self._lively(time_s)
+            else:
+                weights = table.weights
+                if self.idle_refresh_frames:
+                    self._send_due_rows(frame, time_s)
+                    continue
             for binding in self.bindings:
                 binding.sink.send(weights[binding.row], frame, time_s)
+
+    def _send_due_rows(self, frame: int, time_s: float) -> None:
+        """Send the faces that changed this frame, and the others once per refresh period."""
+        count = len(self.table)
+        last_sent = self._last_sent_frame[:count]
+        due = self.animator.changed | (frame - last_sent >= self.idle_refresh_frames)
+        last_sent[due] = frame
+        by_row = self._bindings_by_row()
+        weights = self.table.weights
+        for row in np.flatnonzero(due).tolist():
+            for sink in by_row.get(row, ()):
+                sink.send(weights[row], frame, time_s)
+
+    def _bindings_by_row(self) -> dict[int, list[Sink]]:
+        """Row -> its sinks, rebuilt when a reload replaces the bindings list."""
+        if self._by_row_source is not self.bindings:
+            by_row: dict[int, list[Sink]] = {}
+            for binding in self.bindings:
+                by_row.setdefault(binding.row, []).append(binding.sink)
+            self._by_row, self._by_row_source = by_row, self.bindings
+        return self._by_row
 
     def _lively(self, time_s: float) -> np.ndarray:
         """The animator's weights plus blinks and breathing, symmetrised again after them."""

@@ -12,12 +12,13 @@ What a reload applies:
   the face does not jump. vad -> blendshapes re-infers the targets and glides from the current
   face; blendshapes -> vad restarts the VAD state at the current targets (a face still gliding
   completes its glide at once, since the blendshapes space keeps no VAD state).
-- ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
+- ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
-``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources) and
-``frame_rate`` (the frame clock's ``time_s = frame * period`` would jump, and receivers such as
-Live Link read frame numbers as a timeline).
+``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources),
+``liveliness`` (its per-avatar blink clocks are built at start) and ``frame_rate`` (the frame
+clock's ``time_s = frame * period`` would jump, and receivers such as Live Link read frame
+numbers as a timeline).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 
 log = logging.getLogger("vadbridge.reload")
 
-RELOADABLE = ("outputs", "smoothing", "stats_interval_s", "log_level")
-NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits")
+RELOADABLE = ("outputs", "smoothing", "idle_refresh_hz", "stats_interval_s", "log_level")
+NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "liveliness")
 SINK_DRAIN_TIMEOUT_S = 0.5
 
 
@@ -172,6 +173,7 @@ class Reloader:
         bridge.bindings = bindings
         self._apply_smoothing(old, new)
         bridge.stats_interval_s = new.stats_interval_s
+        bridge.set_idle_refresh(new.idle_refresh_hz)
         bridge.input_stats.log_interval_s = new.stats_interval_s or 10.0
         if not self.keep_log_level and new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level.upper())

@@ -172,6 +172,7 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
         frame_rate=config.frame_rate, input_stats=stats,
+        idle_refresh_hz=config.idle_refresh_hz,
         idle_timeout_s=config.smoothing.idle_timeout_s,
         stats_interval_s=config.stats_interval_s,
         liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,

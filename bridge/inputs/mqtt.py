@@ -1,25 +1,22 @@
 """MQTT in (aiomqtt 2.5, MQTT 3.1.1 or 5): ``<prefix>/<avatar>/{vad,emotion}`` -> ``parse_mqtt``.
 
-aiomqtt does not reconnect by itself: ``run`` wraps the client in a loop with jittered
-exponential backoff (../shared/reference/protocols.md, "MQTT"). Payloads are parsed inline as
-they are taken from aiomqtt's queue, which is bounded so a flood cannot grow memory.
+aiomqtt does not reconnect by itself: ``run`` keeps the connection up through
+``bridge.mqtt_session`` (jittered exponential backoff, ../shared/reference/protocols.md,
+"MQTT"). Payloads are parsed inline as they are taken from aiomqtt's queue, which is bounded so
+a flood cannot grow memory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import aiomqtt
 
 from bridge.avatars import AVATAR_ID_PATTERN
 from bridge.inputs.admission import RateLimiter
 from bridge.inputs.parse import parse_mqtt
+from bridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 from bridge.stats import InputStats
 from bridge.types import InputError, VadSample
 
@@ -28,50 +25,7 @@ __all__ = ["MqttSource", "MqttTls"]
 log = logging.getLogger("vadbridge.inputs.mqtt")
 
 SOURCE = "mqtt"
-_PROTOCOLS = {
-    "3.1.1": aiomqtt.ProtocolVersion.V311,
-    "5": aiomqtt.ProtocolVersion.V5,
-}
 _TOPICS_PER_SUBSCRIBE = 100  # one SUBSCRIBE packet per chunk when sharding by avatar
-# CONNACK codes meaning "your credentials": 3.1.1 (4 bad user name or password, 5 not
-# authorised) and 5 (134 bad user name or password, 135 not authorized; mosquitto 2 answers a
-# wrong password with 135). Retrying cannot fix these, so they get their own error line.
-_AUTH_REFUSED_CODES = frozenset({4, 5, 134, 135})
-
-
-@dataclass(frozen=True)
-class MqttTls:
-    """TLS to the broker: ``ca_file`` verifies it (system CAs if None); cert+key for client auth."""
-
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    def context(self) -> ssl.SSLContext:
-        """Raises ``OSError``/``ssl.SSLError`` for unreadable or invalid files (fail at start)."""
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if self.cert_file is not None:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        elif self.key_file is not None:
-            raise ValueError("MQTT TLS key_file given without cert_file")
-        context.sslsocket_class = _HandshakeClosingSocket  # documented per-instance override
-        return context
-
-
-class _HandshakeClosingSocket(ssl.SSLSocket):
-    """Closes itself when the TLS handshake fails.
-
-    paho-mqtt 2.2 (``Client._ssl_wrap_socket``) leaves the socket of a failed handshake (an
-    untrusted broker certificate, a missing client certificate) to the garbage collector, so
-    every reconnect attempt would hold a descriptor open until some later collection.
-    """
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except BaseException:
-            self.close()
-            raise
 
 
 class MqttSource:
@@ -96,7 +50,7 @@ class MqttSource:
         stats: InputStats,
         topic_prefix: str = "vadbridge",
         avatars: frozenset[str] | None = None,
-        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        protocol: MqttProtocol = "3.1.1",
         username: str | None = None,
         password: str | None = None,
         tls: MqttTls | None = None,
@@ -108,8 +62,6 @@ class MqttSource:
         reconnect_max_s: float = 5.0,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
-        if protocol not in _PROTOCOLS:
-            raise ValueError(f"MQTT protocol must be one of {sorted(_PROTOCOLS)}, got {protocol!r}")
         if not 1 <= port <= 65535:
             raise ValueError(f"MQTT port must be 1..65535, got {port}")
         if not topic_prefix or any(c in topic_prefix for c in "+#\0") or topic_prefix[-1] == "/":
@@ -125,23 +77,13 @@ class MqttSource:
                 raise ValueError(f"invalid avatar ids {bad[:5]}: expected 1-64 of [A-Za-z0-9_.-]")
         if password is not None and username is None:
             raise ValueError("MQTT password given without username")
-        if not 0 < reconnect_initial_s <= reconnect_max_s:
-            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
         self.host = host
         self.port = port
         self.name = f"mqtt {host}:{port}"
         self.stats = stats
         self.topic_prefix = topic_prefix
         self.protocol = protocol
-        self.username = username
-        self._password = password
-        self._tls_context = tls.context() if tls is not None else None
-        self.client_id = client_id
-        self.keepalive_s = keepalive_s
         self.max_payload_bytes = max_payload_bytes
-        self.max_queued_messages = max_queued_messages
-        self.reconnect_initial_s = reconnect_initial_s
-        self.reconnect_max_s = reconnect_max_s
         self.rate_limiter = rate_limiter
         leaves = ("vad", "emotion")
         self.topics: tuple[str, ...] = (
@@ -149,91 +91,42 @@ class MqttSource:
             if avatars is None
             else tuple(f"{topic_prefix}/{a}/{leaf}" for a in sorted(avatars) for leaf in leaves)
         )
-        self.connected = False
-        self._connected_event = asyncio.Event()
+        self._session = MqttSession(
+            host, port, log=log, protocol=protocol, username=username, password=password,
+            tls=tls, client_id=client_id, keepalive_s=keepalive_s,
+            max_queued_messages=max_queued_messages, reconnect_initial_s=reconnect_initial_s,
+            reconnect_max_s=reconnect_max_s,
+        )  # fmt: skip
+
+    @property
+    def connected(self) -> bool:
+        """True while connected and subscribed."""
+        return self._session.connected
 
     async def wait_connected(self) -> None:
         """Return once connected and subscribed."""
-        await self._connected_event.wait()
-
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self.username,
-            password=self._password,
-            identifier=self.client_id,
-            protocol=_PROTOCOLS[self.protocol],
-            keepalive=self.keepalive_s,
-            tls_context=self._tls_context,
-            max_queued_incoming_messages=self.max_queued_messages,
-        )
+        await self._session.wait_connected()
 
     async def run(self, on_sample: Callable[[VadSample], None]) -> None:
         """Receive until cancelled, reconnecting with jittered exponential backoff.
 
         Exceptions from ``on_sample`` propagate (a bug must tear the daemon down).
         """
-        backoff_s = self.reconnect_initial_s
-        ever_connected = False
-        # The kind of connection problem last logged ("auth" or "unavailable"): each kind is
-        # logged when it starts, repeats are debug lines, so a long outage costs one line.
-        logged_problem: str | None = None
-        while True:
-            try:
-                async with self._client() as client:
-                    await self._subscribe(client)
-                    self._set_connected(True)
-                    if ever_connected:
-                        log.info("MQTT reconnected to %s:%d", self.host, self.port)
-                    else:
-                        log.info(
-                            "MQTT connected to %s:%d (MQTT %s), subscribed to %s",
-                            self.host,
-                            self.port,
-                            self.protocol,
-                            _summary(self.topics),
-                        )
-                    ever_connected = True
-                    logged_problem = None
-                    backoff_s = self.reconnect_initial_s
-                    async for message in client.messages:
-                        self._message(str(message.topic), message.payload, on_sample)
-            except aiomqtt.MqttError as error:
-                problem = "auth" if _is_auth_refusal(error) else "unavailable"
-                if self.connected:
-                    log.warning(
-                        "MQTT connection to %s:%d lost (%s); reconnecting", self.host, self.port,
-                        _reason(error),
-                    )  # fmt: skip
-                elif problem == logged_problem:
-                    log.debug("MQTT connect to %s:%d failed again: %s", self.host, self.port, error)
-                elif problem == "auth":
-                    log.error(
-                        "MQTT broker %s:%d refused the credentials of user %r (%s): check "
-                        "username and password/password_env; retrying with backoff up to %.1f s",
-                        self.host, self.port, self.username, error, self.reconnect_max_s,
-                    )  # fmt: skip
-                else:
-                    log.warning(
-                        "MQTT broker %s:%d unavailable (%s); "
-                        "retrying with backoff (%.1f s up to %.1f s)",
-                        self.host, self.port, _reason(error), self.reconnect_initial_s,
-                        self.reconnect_max_s,
-                    )  # fmt: skip
-                logged_problem = "unavailable" if self.connected else problem
-            finally:
-                self._set_connected(False)
-            # Full-ish jitter keeps many bridges from reconnecting to a restarted broker in step.
-            await asyncio.sleep(backoff_s * random.uniform(0.5, 1.0))
-            backoff_s = min(backoff_s * 2.0, self.reconnect_max_s)
 
-    def _set_connected(self, connected: bool) -> None:
-        self.connected = connected
-        if connected:
-            self._connected_event.set()
-        else:
-            self._connected_event.clear()
+        async def serve(client: aiomqtt.Client) -> None:
+            await self._subscribe(client)
+            if self._session.mark_connected():
+                log.info("MQTT reconnected to %s:%d", self.host, self.port)
+            else:
+                log.info(
+                    "MQTT connected to %s:%d (MQTT %s), subscribed to %s",
+                    self.host, self.port, self.protocol, _summary(self.topics),
+                )  # fmt: skip
+            # aiomqtt's iterator raises MqttError when the connection drops: never ends by itself.
+            async for message in client.messages:
+                self._message(str(message.topic), message.payload, on_sample)
+
+        await self._session.run(serve)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         for start in range(0, len(self.topics), _TOPICS_PER_SUBSCRIBE):
@@ -275,19 +168,6 @@ class MqttSource:
         if clipped:
             self.stats.clipped(SOURCE)
         on_sample(sample)
-
-
-def _is_auth_refusal(error: aiomqtt.MqttError) -> bool:
-    if not isinstance(error, aiomqtt.MqttCodeError):
-        return False
-    code = error.rc
-    value = getattr(code, "value", code)  # paho's ReasonCode carries the number in .value
-    return isinstance(value, int) and value in _AUTH_REFUSED_CODES
-
-
-def _reason(error: aiomqtt.MqttError) -> str:
-    cause = error.__cause__
-    return f"{error}: {cause}" if cause is not None else str(error)
 
 
 def _summary(topics: Sequence[str]) -> str:

@@ -1,0 +1,230 @@
+"""One MQTT broker connection kept up, shared by the MQTT source and the MQTT sink.
+
+aiomqtt 2.5 does not reconnect by itself (../shared/reference/protocols.md, "MQTT"):
+``MqttSession.run(serve)`` connects, hands the client to ``serve`` and, when the connection
+fails or drops, retries with jittered exponential backoff. A broker refusing the credentials
+and a broker that cannot be reached are told apart; each kind of problem is logged once when it
+starts and its repeats are debug lines, so a long outage costs one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import aiomqtt
+
+__all__ = ["PROTOCOLS", "MqttProtocol", "MqttSession", "MqttTls", "is_auth_refusal", "reason"]
+
+MqttProtocol = Literal["3.1.1", "5"]
+PROTOCOLS: Final = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
+# CONNACK codes meaning "your credentials": 3.1.1 (4 bad user name or password, 5 not
+# authorised) and 5 (134 bad user name or password, 135 not authorized; mosquitto 2 answers a
+# wrong password with 135). Retrying cannot fix these, so they get their own error line.
+_AUTH_REFUSED_CODES: Final = frozenset({4, 5, 134, 135})
+
+
+@dataclass(frozen=True)
+class MqttTls:
+    """TLS to the broker: ``ca_file`` verifies it (system CAs if None); cert+key for client auth."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """Raises ``OSError``/``ssl.SSLError`` for unreadable or invalid files (fail at start)."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        elif self.key_file is not None:
+            raise ValueError("MQTT TLS key_file given without cert_file")
+        context.sslsocket_class = _HandshakeClosingSocket  # documented per-instance override
+        return context
+
+
+class _HandshakeClosingSocket(ssl.SSLSocket):
+    """Closes itself when the TLS handshake fails.
+
+    paho-mqtt 2.2 (``Client._ssl_wrap_socket``) leaves the socket of a failed handshake (an
+    untrusted broker certificate, a missing client certificate) to the garbage collector, so
+    every reconnect attempt would hold a descriptor open until some later collection.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+class MqttSession:
+    """Connects to one broker, and again after every failure, for ``run(serve)``.
+
+    ``serve(client)`` calls ``mark_connected()`` once the connection is usable (the source
+    after subscribing); ``connected`` stays True until the connection ends and
+    ``wait_connected()`` waits for it. ``failures`` counts failed attempts and lost connections.
+    Log lines start with ``log_prefix``; ``outage_note`` ends the line that reports a new
+    outage. The password is kept private and never logged. Raises ``ValueError`` for a bad
+    protocol or backoff and ``OSError``/``ssl.SSLError`` for unusable TLS files.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        log: logging.Logger,
+        protocol: MqttProtocol = "3.1.1",
+        username: str | None = None,
+        password: str | None = None,
+        tls: MqttTls | None = None,
+        client_id: str | None = None,
+        keepalive_s: int = 60,
+        max_queued_messages: int | None = None,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 5.0,
+        log_prefix: str = "",
+        outage_note: str = "",
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+        if not 0 < reconnect_initial_s <= reconnect_max_s:
+            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
+        self.host = host
+        self.port = port
+        self.protocol = protocol
+        self.username = username
+        self._password = password
+        self._tls_context = tls.context() if tls is not None else None
+        self.client_id = client_id
+        self.keepalive_s = keepalive_s
+        self.max_queued_messages = max_queued_messages
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        self._log = log
+        self._prefix = log_prefix
+        self._outage_note = outage_note
+        self.connected = False
+        self.failures = 0
+        self._connected_event = asyncio.Event()
+        # Per run(): the kind of problem last logged ("auth" or "unavailable"; None while
+        # connected), whether a connection ever succeeded, the next backoff.
+        self._logged_problem: str | None = None
+        self._ever_connected = False
+        self._backoff_s = reconnect_initial_s
+
+    async def wait_connected(self) -> None:
+        """Return once ``serve`` has marked the connection usable."""
+        await self._connected_event.wait()
+
+    def mark_connected(self) -> bool:
+        """Called by ``serve`` once connected: resets the backoff; True if this is a reconnect."""
+        reconnected = self._ever_connected
+        self._set_connected(True)
+        self._ever_connected = True
+        self._logged_problem = None
+        self._backoff_s = self.reconnect_initial_s
+        return reconnected
+
+    async def run(
+        self,
+        serve: Callable[[aiomqtt.Client], Awaitable[None]],
+        *,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Connect and ``serve`` until it returns, reconnecting on ``aiomqtt.MqttError``.
+
+        A set ``stop`` ends the wait between attempts at once and then the loop. Any other
+        exception from ``serve`` propagates (a bug must tear the daemon down).
+        """
+        self._backoff_s = self.reconnect_initial_s
+        self._ever_connected = False
+        self._logged_problem = None
+        while stop is None or not stop.is_set():
+            try:
+                async with self._client() as client:
+                    await serve(client)
+                    return
+            except aiomqtt.MqttError as error:
+                self.failures += 1
+                self._log_failure(error)
+            finally:
+                self._set_connected(False)
+            await self._pause(stop)
+
+    def _client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username,
+            password=self._password,
+            identifier=self.client_id,
+            protocol=PROTOCOLS[self.protocol],
+            keepalive=self.keepalive_s,
+            tls_context=self._tls_context,
+            max_queued_incoming_messages=self.max_queued_messages,
+        )
+
+    def _log_failure(self, error: aiomqtt.MqttError) -> None:
+        problem = "auth" if is_auth_refusal(error) else "unavailable"
+        where = f"{self.host}:{self.port}"
+        if self.connected:
+            self._log.warning(
+                "%sMQTT connection to %s lost (%s); reconnecting", self._prefix, where, reason(error)
+            )
+        elif problem == self._logged_problem:
+            self._log.debug("%sMQTT connect to %s failed again: %s", self._prefix, where, error)
+        elif problem == "auth":
+            self._log.error(
+                "%sMQTT broker %s refused the credentials of user %r (%s): check "
+                "username and password/password_env; retrying with backoff up to %.1f s%s",
+                self._prefix, where, self.username, error, self.reconnect_max_s, self._outage_note,
+            )  # fmt: skip
+        else:
+            self._log.warning(
+                "%sMQTT broker %s unavailable (%s); retrying with backoff (%.1f s up to %.1f s)%s",
+                self._prefix, where, reason(error), self.reconnect_initial_s, self.reconnect_max_s,
+                self._outage_note,
+            )  # fmt: skip
+        # A lost connection was logged as such: the failed reconnects after it are its repeats.
+        self._logged_problem = "unavailable" if self.connected else problem
+
+    async def _pause(self, stop: asyncio.Event | None) -> None:
+        # Full-ish jitter keeps many bridges from reconnecting to a restarted broker in step.
+        delay_s = self._backoff_s * random.uniform(0.5, 1.0)
+        if stop is None:
+            await asyncio.sleep(delay_s)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay_s)
+        self._backoff_s = min(self._backoff_s * 2.0, self.reconnect_max_s)
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        if connected:
+            self._connected_event.set()
+        else:
+            self._connected_event.clear()
+
+
+def is_auth_refusal(error: aiomqtt.MqttError) -> bool:
+    """True if the broker refused the client's credentials (no retry can fix that)."""
+    if not isinstance(error, aiomqtt.MqttCodeError):
+        return False
+    code = error.rc
+    value = getattr(code, "value", code)  # paho's ReasonCode carries the number in .value
+    return isinstance(value, int) and value in _AUTH_REFUSED_CODES
+
+
+def reason(error: aiomqtt.MqttError) -> str:
+    """The error with its cause (aiomqtt wraps the socket or TLS error that explains it)."""
+    cause = error.__cause__
+    return f"{error}: {cause}" if cause is not None else str(error)

@@ -1,0 +1,48 @@
+"""``idle_refresh_hz``: converged faces are re-sent at a low rate; a change goes out at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, send_osc
+from conftest import free_port
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from bridge.config import BridgeConfig
+from bridge.reload import NEEDS_RESTART, RELOADABLE
+
+
+def test_a_held_face_is_resent_at_the_refresh_rate_and_a_moving_one_every_frame() -> None:
+    vmc = UdpReceiver()
+    osc_port = free_port(socket.SOCK_DGRAM)
+    config = config_from_yaml(f"""
+stats_interval_s: 0
+idle_refresh_hz: 5
+smoothing: {{tau_ms: 300}}
+inputs: [{{type: osc, host: 127.0.0.1, port: {osc_port}}}]
+outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
+""")
+    try:
+        with running_bridge(config) as bridge:
+            vmc.receive(0.3)  # the first (changed) frame went out; the face is converged
+            idle = vmc.receive(2.0)
+            builder = OscMessageBuilder("/vad")
+            for value in (0.8, 0.6, 0.5):
+                builder.add_arg(value)
+            send_osc(osc_port, builder.build().dgram)
+            gliding = vmc.receive(0.5)
+            frames = bridge.pacer.stats.frames
+    finally:
+        vmc.close()
+    assert bridge.idle_refresh_frames == 12  # 60 fps / 5 Hz
+    assert 8 <= len(idle) <= 12  # ~5 per second instead of ~120 in 2 s
+    assert frames > 100  # the frame loop itself kept running at 60 fps
+    # While the face glides toward the new input it changes every frame: every frame goes out.
+    assert len(gliding) >= 20
+
+
+def test_every_top_level_key_is_either_reloadable_or_needs_a_restart() -> None:
+    keys = {field.name for field in dataclasses.fields(BridgeConfig)}
+    assert set(RELOADABLE) | set(NEEDS_RESTART) == keys
+    assert not set(RELOADABLE) & set(NEEDS_RESTART)
