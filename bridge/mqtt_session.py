@@ -178,8 +178,9 @@ class MqttSession:
         where = f"{self.host}:{self.port}"
         if self.connected:
             self._log.warning(
-                "%sMQTT connection to %s lost (%s); reconnecting", self._prefix, where, reason(error)
-            )
+                "%sMQTT connection to %s lost (%s); reconnecting",
+                self._prefix, where, reason(error),
+            )  # fmt: skip
         elif problem == self._logged_problem:
             self._log.debug("%sMQTT connect to %s failed again: %s", self._prefix, where, error)
         elif problem == "auth":

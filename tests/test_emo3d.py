@@ -7,7 +7,6 @@ images and ``blenshape_score_1..4`` holding MediaPipe scores (``_neutral`` first
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -165,14 +164,26 @@ def test_a_file_without_emo3d_columns_is_rejected(tmp_path: Path) -> None:
         load_emo3d(path)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("pandas") is not None, reason="pandas is installed here"
-)
-def test_parquet_without_pandas_says_what_to_install(tmp_path: Path) -> None:
+def test_parquet_rows_read_like_the_same_csv_rows(fixture_file: Path, tmp_path: Path) -> None:
+    import pyarrow
+    import pyarrow.parquet
+
+    with open(fixture_file, newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    parquet = tmp_path / "emo3d.parquet"
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(records), parquet)
+    from_csv, from_parquet = load_emo3d(fixture_file), load_emo3d(parquet)
+    assert (from_parquet.rows, from_parquet.faces) == (from_csv.rows, from_csv.faces)
+    np.testing.assert_array_equal(from_parquet.dataset.vad, from_csv.dataset.vad)
+    np.testing.assert_array_equal(from_parquet.dataset.blendshapes, from_csv.dataset.blendshapes)
+
+
+def test_a_broken_parquet_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "emo3d.parquet"
-    path.write_bytes(b"PAR1")
-    with pytest.raises(DatasetError, match="pip install pandas pyarrow"):
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(DatasetError, match="not a readable parquet file") as caught:
         load_emo3d(path)
+    assert str(path) in str(caught.value)
 
 
 def test_train_command_learns_from_emo3d_rows(

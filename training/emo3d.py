@@ -15,7 +15,7 @@ counted.
   ARKit **by name** (case-insensitive), never by index; ``_neutral`` is dropped and ``tongueOut``
   is 0. A bare list of 52 numbers is read in MediaPipe's documented order, by name.
 
-CSV is read with the standard library; parquet needs pandas with pyarrow.
+CSV is read with the standard library; parquet needs pyarrow (in the `train` extra).
 """
 
 from __future__ import annotations
@@ -131,18 +131,16 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        import pandas
+        import pyarrow.parquet
     except ImportError:
         raise DatasetError(
-            path, "reading parquet needs pandas and pyarrow: pip install pandas pyarrow"
+            path, "reading parquet needs pyarrow: pip install 'vadbridge[train]' (or pyarrow)"
         ) from None
     try:
-        frame = pandas.read_parquet(path)
-    except ImportError as error:
-        raise DatasetError(
-            path, f"reading parquet needs pyarrow: pip install pyarrow ({error})"
-        ) from None
-    yield from enumerate(frame.to_dict("records"), start=1)
+        table = pyarrow.parquet.read_table(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise DatasetError(path, f"not a readable parquet file: {error}") from None
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def load_emo3d(path: str | Path) -> Emo3DLoad:

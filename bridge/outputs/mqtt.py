@@ -6,9 +6,10 @@ names in model order and values rounded to 4 decimals, for web and pipeline cons
 The sink contract is synchronous (docs/DESIGN.md, "Sources and sinks"): ``send`` is called from
 the frame loop, so it only copies the newest frame into a buffer and wakes the publisher.
 ``run()`` (an async task the daemon starts in its task group) connects with aiomqtt, publishes
-the newest frame at most ``rate_hz`` times a second and reconnects with jittered exponential
-backoff: aiomqtt 2.5 does not reconnect by itself (../shared/reference/protocols.md, "MQTT").
-Frames sent while the broker is away are coalesced, never queued.
+the newest frame at most ``rate_hz`` times a second and reconnects through
+``bridge.mqtt_session`` (jittered exponential backoff: aiomqtt 2.5 does not reconnect by
+itself, ../shared/reference/protocols.md, "MQTT"). Frames sent while the broker is away are
+coalesced, never queued.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from typing import Final, Literal
+from typing import Final
 
 import aiomqtt
 import numpy as np
 
 from bridge.avatars import AVATAR_ID_PATTERN
-from bridge.inputs.mqtt import MqttTls
+from bridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 
 __all__ = ["AVATAR_PLACEHOLDERS", "MqttSink", "format_payload", "resolve_topic"]
@@ -31,7 +31,6 @@ __all__ = ["AVATAR_PLACEHOLDERS", "MqttSink", "format_payload", "resolve_topic"]
 log = logging.getLogger("vadbridge.outputs")
 
 AVATAR_PLACEHOLDERS: Final = ("<avatar>", "{avatar}")
-_PROTOCOLS: Final = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
 _MAX_TOPIC_BYTES: Final = 65535
 
 # Built once: the payload is one %-format over 54 numbers (STYLE.md point 5).
@@ -73,11 +72,12 @@ def format_payload(weights: np.ndarray, frame_number: int, time_s: float) -> byt
 class MqttSink:
     """One MQTT output bound to one avatar. ``send`` stores; ``run`` publishes.
 
-    ``send_errors`` counts failed connection attempts and failed publishes (logged once per
-    outage). ``frames_published`` counts publishes. ``close()`` sends nothing itself: it asks a
-    running ``run()`` to publish the frame still pending (the daemon's neutral frame) and to
-    disconnect, so ``send(neutral); close(); await run_task`` ends with a neutral face. The
-    password is kept private and never logged.
+    ``send_errors`` counts failed connection attempts, lost connections and failed publishes
+    (logged once per outage; a broker refusing the credentials is logged as an error).
+    ``frames_published`` counts publishes. ``close()`` sends nothing itself: it asks a running
+    ``run()`` to publish the frame still pending (the daemon's neutral frame) and to disconnect,
+    so ``send(neutral); close(); await run_task`` ends with a neutral face. The password is kept
+    private and never logged.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class MqttSink:
         topic: str = "vadbridge/<avatar>/blendshapes",
         avatar: str = "default",
         rate_hz: float = 30.0,
-        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        protocol: MqttProtocol = "3.1.1",
         username: str | None = None,
         password: str | None = None,
         tls: MqttTls | None = None,
@@ -98,33 +98,19 @@ class MqttSink:
         reconnect_max_s: float = 5.0,
         name: str,
     ) -> None:
-        if protocol not in _PROTOCOLS:
-            raise ValueError(f"MQTT protocol must be one of {sorted(_PROTOCOLS)}, got {protocol!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
         if not (isinstance(rate_hz, int | float) and 0 < rate_hz <= 1000):
             raise ValueError(f"output {name!r}: rate_hz must be in (0, 1000], got {rate_hz!r}")
         if password is not None and username is None:
             raise ValueError(f"output {name!r}: MQTT password given without username")
-        if not 0 < reconnect_initial_s <= reconnect_max_s:
-            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
         self.topic = resolve_topic(topic, avatar)
         self.host = host
         self.port = port
         self.avatar = avatar
         self.name = name
         self.rate_hz = float(rate_hz)
-        self.protocol = protocol
-        self.username = username
-        self._password = password
-        self._tls_context = tls.context() if tls is not None else None
-        self.client_id = client_id
-        self.keepalive_s = keepalive_s
-        self.reconnect_initial_s = reconnect_initial_s
-        self.reconnect_max_s = reconnect_max_s
-        self.send_errors = 0
         self.frames_published = 0
-        self.connected = False
         self._latest = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self._frame_number = 0
         self._time_s = 0.0
@@ -132,8 +118,13 @@ class MqttSink:
         self._closing = False
         # Created lazily inside the running loop (asyncio objects bind to it on first use).
         self._wake: asyncio.Event | None = None
-        self._connected_event: asyncio.Event | None = None
         self._closed_event: asyncio.Event | None = None
+        self._session = MqttSession(
+            host, port, log=log, protocol=protocol, username=username, password=password,
+            tls=tls, client_id=client_id, keepalive_s=keepalive_s,
+            reconnect_initial_s=reconnect_initial_s, reconnect_max_s=reconnect_max_s,
+            log_prefix=f"output {name}: ", outage_note="; frames meanwhile are dropped",
+        )  # fmt: skip
 
     # --- the synchronous side (frame loop) ----------------------------------------------------
 
@@ -160,76 +151,43 @@ class MqttSink:
     def closed(self) -> bool:
         return self._closing
 
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    @property
+    def send_errors(self) -> int:
+        return self._session.failures
+
     # --- the async side -----------------------------------------------------------------------
 
     async def wait_connected(self) -> None:
         """Return once connected to the broker."""
-        await self._events()[1].wait()
+        await self._session.wait_connected()
 
-    def _events(self) -> tuple[asyncio.Event, asyncio.Event, asyncio.Event]:
-        if self._wake is None or self._connected_event is None or self._closed_event is None:
+    def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
+        if self._wake is None or self._closed_event is None:
             self._wake = asyncio.Event()
-            self._connected_event = asyncio.Event()
             self._closed_event = asyncio.Event()
             if self._pending or self._closing:
                 self._wake.set()
             if self._closing:
                 self._closed_event.set()
-        return self._wake, self._connected_event, self._closed_event
-
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self.username,
-            password=self._password,
-            identifier=self.client_id,
-            protocol=_PROTOCOLS[self.protocol],
-            keepalive=self.keepalive_s,
-            tls_context=self._tls_context,
-        )
+        return self._wake, self._closed_event
 
     async def run(self) -> None:
         """Publish until cancelled (or until ``close()``), reconnecting with backoff."""
-        closed = self._events()[2]
-        backoff_s = self.reconnect_initial_s
-        failures = 0  # consecutive failed attempts: warn on the first, then stay quiet
-        ever_connected = False
-        while not self._closing:
-            try:
-                async with self._client() as client:
-                    self._set_connected(True)
-                    log.info(
-                        "output %s: MQTT %s to %s:%d, publishing to %s at <= %g Hz",
-                        self.name, "reconnected" if ever_connected else "connected",
-                        self.host, self.port, self.topic, self.rate_hz,
-                    )  # fmt: skip
-                    ever_connected = True
-                    failures = 0
-                    backoff_s = self.reconnect_initial_s
-                    await self._serve(client)
-                    return  # closed: the pending frame went out
-            except aiomqtt.MqttError as error:
-                self.send_errors += 1
-                if self.connected:
-                    log.warning(
-                        "output %s: MQTT connection to %s:%d lost (%s); reconnecting",
-                        self.name, self.host, self.port, _reason(error),
-                    )  # fmt: skip
-                elif failures == 0:
-                    log.warning(
-                        "output %s: MQTT broker %s:%d unavailable (%s); retrying every "
-                        "%.1f-%.1f s, frames meanwhile are dropped",
-                        self.name, self.host, self.port, _reason(error),
-                        self.reconnect_initial_s, self.reconnect_max_s,
-                    )  # fmt: skip
-                failures += 1
-            finally:
-                self._set_connected(False)
-            # Jitter keeps many bridges from reconnecting to a restarted broker in step.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closed.wait(), backoff_s * random.uniform(0.5, 1.0))
-            backoff_s = min(backoff_s * 2.0, self.reconnect_max_s)
+
+        async def serve(client: aiomqtt.Client) -> None:
+            reconnected = self._session.mark_connected()
+            log.info(
+                "output %s: MQTT %s to %s:%d, publishing to %s at <= %g Hz",
+                self.name, "reconnected" if reconnected else "connected",
+                self.host, self.port, self.topic, self.rate_hz,
+            )  # fmt: skip
+            await self._serve(client)  # returns once closed: the pending frame went out
+
+        await self._session.run(serve, stop=self._events()[1])
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until closed; raise ``MqttError`` as soon as the connection drops.
@@ -249,7 +207,7 @@ class MqttSink:
             task.result()  # re-raises the MqttError of a lost connection
 
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
-        wake, _, closed = self._events()
+        wake, closed = self._events()
         loop = asyncio.get_running_loop()
         period_s = 1.0 / self.rate_hz
         next_allowed_s = loop.time()
@@ -270,14 +228,6 @@ class MqttSink:
             if self._closing:
                 return
 
-    def _set_connected(self, connected: bool) -> None:
-        self.connected = connected
-        event = self._events()[1]
-        if connected:
-            event.set()
-        else:
-            event.clear()
-
     def __repr__(self) -> str:
         return f"MqttSink({self.name!r}, {self.host}:{self.port}, topic={self.topic!r})"
 
@@ -285,8 +235,3 @@ class MqttSink:
 async def _until_disconnected(client: aiomqtt.Client) -> None:
     async for _message in client.messages:  # nothing is subscribed: this only ends on disconnect
         pass
-
-
-def _reason(error: aiomqtt.MqttError) -> str:
-    cause = error.__cause__
-    return f"{error}: {cause}" if cause is not None else str(error)
