@@ -231,12 +231,25 @@ class Bridge:
             snapshot = self.stats_snapshot()
             fps = (snapshot["frames"] - last_frames) / (now - last_time)
             last_frames, last_time = snapshot["frames"], now
-            log.info(
-                "stats: %.1f fps, late %d, skipped %d, avatars %d, inputs %s, send errors %s",
-                fps,
-                snapshot["late"],
-                snapshot["skipped"],
-                snapshot["avatars"],
-                snapshot["inputs"],
-                snapshot["send_errors"],
-            )
+            log.info("%s", format_stats_line(snapshot, fps))
+
+
+def format_stats_line(snapshot: dict[str, Any], fps: float, *, max_outputs: int = 5) -> str:
+    """One readable line from ``Bridge.stats_snapshot()``: zero counters are left out, and
+    only the first few failing outputs are named (a crowd has thousands of outputs)."""
+
+    def counts(mapping: dict[str, int]) -> str:
+        shown = [f"{key}={value}" for key, value in sorted(mapping.items()) if value]
+        return " ".join(shown) if shown else "0"
+
+    inputs = snapshot["inputs"]
+    failing = {name: n for name, n in snapshot["send_errors"].items() if n}
+    named = dict(sorted(failing.items(), key=lambda item: -item[1])[:max_outputs])
+    errors = counts(named) + (f" (+{len(failing) - len(named)} more outputs)"
+                              if len(failing) > len(named) else "")
+    return (
+        f"stats: {fps:.1f} fps, late {snapshot['late']}, skipped {snapshot['skipped']}, "
+        f"avatars {snapshot['avatars']}; inputs accepted {counts(inputs['accepted'])}, "
+        f"rejected {counts(inputs['rejected'])}, clipped {counts(inputs['clipped'])}; "
+        f"send errors {errors}"
+    )
