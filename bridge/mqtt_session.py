@@ -70,7 +70,7 @@ class MqttSession:
 
     ``serve(client)`` calls ``mark_connected()`` once the connection is usable (the source
     after subscribing); ``connected`` stays True until the connection ends and
-    ``wait_connected()`` waits for it. ``failures`` counts failed attempts and lost connections.
+    ``wait_connected()`` waits for it.
     Log lines start with ``log_prefix``; ``outage_note`` ends the line that reports a new
     outage. The password is kept private and never logged. Raises ``ValueError`` for a bad
     protocol or backoff and ``OSError``/``ssl.SSLError`` for unusable TLS files.
@@ -113,7 +113,6 @@ class MqttSession:
         self._prefix = log_prefix
         self._outage_note = outage_note
         self.connected = False
-        self.failures = 0
         self._connected_event = asyncio.Event()
         # Per run(): the kind of problem last logged ("auth" or "unavailable"; None while
         # connected), whether a connection ever succeeded, the next backoff.
@@ -139,11 +138,13 @@ class MqttSession:
         serve: Callable[[aiomqtt.Client], Awaitable[None]],
         *,
         stop: asyncio.Event | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         """Connect and ``serve`` until it returns, reconnecting on ``aiomqtt.MqttError``.
 
-        A set ``stop`` ends the wait between attempts at once and then the loop. Any other
-        exception from ``serve`` propagates (a bug must tear the daemon down).
+        ``on_failure`` is called for each failed attempt and each lost connection. A set
+        ``stop`` ends the wait between attempts at once and then the loop. Any other exception
+        from ``serve`` propagates (a bug must tear the daemon down).
         """
         self._backoff_s = self.reconnect_initial_s
         self._ever_connected = False
@@ -154,7 +155,8 @@ class MqttSession:
                     await serve(client)
                     return
             except aiomqtt.MqttError as error:
-                self.failures += 1
+                if on_failure is not None:
+                    on_failure()
                 self._log_failure(error)
             finally:
                 self._set_connected(False)

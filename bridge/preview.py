@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bridge.cli_args import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    UsageError,
+    check_finite,
+    check_range,
+    fail,
+)
 from bridge.preview_draw import (
     DEFAULT_DPI,
     MatplotlibMissingError,
@@ -33,19 +39,12 @@ from bridge.preview_draw import (
 )
 from model.api import load_model
 from model.arkit import ARKIT_INDEX, ARKIT_NAMES, enforce_symmetry
-from model.checkpoint import CheckpointError
 from model.emotions import BASIC_EMOTIONS, emotion_to_vad
 from model.engine import NumpyMLP
 
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
 MAP_RESOLUTION = 81  # samples per axis of the --map slice (odd: includes 0)
 DPI_RANGE = (30, 400)
 DEFAULT_OUT = {"face": "face.png", "grid": "emotions.png", "map": "map-{shape}.png"}
-
-
-class _UsageError(Exception):
-    """A bad argument value found after parsing; becomes exit status 2."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -94,40 +93,29 @@ def run(args: argparse.Namespace) -> int:
         else:
             vad, title = _single_vad(args)
             size = render_face_sheet(Panel(title, infer(engine, vad)), out, args.dpi)
-    except (_UsageError, MatplotlibMissingError, ValueError, FileNotFoundError) as error:
-        return _fail(error, EXIT_USAGE)
+    except (UsageError, MatplotlibMissingError, ValueError, FileNotFoundError) as error:
+        # CheckpointError is a ValueError whose message already names the file.
+        return fail("preview", error, EXIT_USAGE)
     except OSError as error:
-        return _fail(error, EXIT_FAILURE)
+        return fail("preview", error, EXIT_FAILURE)
     print(f"wrote {out} ({size[0]}x{size[1]} px)")
     return 0
-
-
-def _fail(error: BaseException, code: int) -> int:
-    # CheckpointError is a ValueError whose message already names the file.
-    message = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, CheckpointError):
-        message = f"{error.path}: {error.reason}"
-    print(f"vadbridge preview: error: {message}", file=sys.stderr)
-    return code
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.intensity is not None:
         if args.emotion is None and not args.grid:
-            raise _UsageError("--intensity applies to --emotion and --grid only")
-        if not (math.isfinite(args.intensity) and 0.0 <= args.intensity <= 1.0):
-            raise _UsageError(f"--intensity must be in [0, 1], got {args.intensity}")
+            raise UsageError("--intensity applies to --emotion and --grid only")
+        check_range("--intensity", args.intensity, 0.0, 1.0)
     if args.dominance is not None:
         if args.map is None:
-            raise _UsageError("--dominance applies to --map only")
-        if not (math.isfinite(args.dominance) and -1.0 <= args.dominance <= 1.0):
-            raise _UsageError(f"--dominance must be in [-1, 1], got {args.dominance}")
-    if args.vad is not None and not all(math.isfinite(v) for v in args.vad):
-        raise _UsageError(f"--vad values must be finite numbers, got {args.vad}")
-    if not DPI_RANGE[0] <= args.dpi <= DPI_RANGE[1]:
-        raise _UsageError(f"--dpi must be in [{DPI_RANGE[0]}, {DPI_RANGE[1]}], got {args.dpi}")
+            raise UsageError("--dominance applies to --map only")
+        check_range("--dominance", args.dominance, -1.0, 1.0)
+    if args.vad is not None:
+        check_finite("--vad", args.vad)
+    check_range("--dpi", args.dpi, *DPI_RANGE)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        raise _UsageError(f"checkpoint not found: {args.checkpoint}")
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
 
 
 def _shape_name(text: str) -> str:
@@ -137,7 +125,7 @@ def _shape_name(text: str) -> str:
     if found is None:
         close = difflib.get_close_matches(text.strip(), ARKIT_NAMES, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see `vadbridge infer --help`)"
-        raise _UsageError(f"--map: unknown blendshape {text!r}{hint}")
+        raise UsageError(f"--map: unknown blendshape {text!r}{hint}")
     return found
 
 
@@ -147,9 +135,9 @@ def _out_path(args: argparse.Namespace, shape: str | None) -> Path:
         return Path(DEFAULT_OUT[kind].format(shape=shape))
     out = Path(args.out)
     if out.suffix.lower() != ".png":
-        raise _UsageError(f"--out must end in .png, got {out}")
+        raise UsageError(f"--out must end in .png, got {out}")
     if not out.parent.is_dir():
-        raise _UsageError(f"--out: directory {out.parent} does not exist")
+        raise UsageError(f"--out: directory {out.parent} does not exist")
     return out
 
 

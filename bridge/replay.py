@@ -24,9 +24,9 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bridge.cli_args import fail, host_port, integer, positive_float
 from bridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
 from bridge.outputs.record import TIMECODE_FPS
-from bridge.send import host_port
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 
 __all__ = ["Take", "TakeError", "add_parser", "load_take", "parse_timecode", "replay"]
@@ -186,26 +186,6 @@ def replay(
 # --- command line -----------------------------------------------------------------------------
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def _timecode_fps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be 1..1000, got {text!r}")
-    return value
-
-
 def _sinks(args: argparse.Namespace, take: Take) -> list[UdpSink]:
     sinks: list[UdpSink] = []
     try:
@@ -229,21 +209,15 @@ def _describe(sink: UdpSink) -> str:
 
 def run_replay(args: argparse.Namespace) -> int:
     if args.vmc_out is None and args.osc_out is None and args.livelink_out is None:
-        print(
-            "vadbridge replay: error: choose at least one of --vmc-out, --osc-out, --livelink-out",
-            file=sys.stderr,
-        )
-        return 2
+        return fail("replay", "choose at least one of --vmc-out, --osc-out, --livelink-out")
     try:
         take = load_take(args.take, timecode_fps=args.timecode_fps)
     except (TakeError, OSError, UnicodeDecodeError, csv.Error) as error:
-        print(f"vadbridge replay: error: {error}", file=sys.stderr)
-        return 2
+        return fail("replay", error)
     try:
         sinks = _sinks(args, take)
     except OSError as error:
-        print(f"vadbridge replay: error: {error}", file=sys.stderr)
-        return 2
+        return fail("replay", error)
     print(
         f"replaying {args.take}: {len(take)} frames, {take.duration_s:.2f} s at ~{take.frame_rate}"
         f" fps{' (looping)' if args.loop else ''} to {', '.join(_describe(s) for s in sinks)}"
@@ -288,11 +262,11 @@ def add_parser(subparsers: Any) -> None:
         help="Unreal Live Link Face receiver (default port 11111)",
     )  # fmt: skip
     parser.add_argument(
-        "--speed", type=_positive, default=1.0, metavar="F", help="play F times faster"
+        "--speed", type=positive_float, default=1.0, metavar="F", help="play F times faster"
     )
     parser.add_argument("--loop", action="store_true", help="repeat until interrupted (Ctrl-C)")
     parser.add_argument(
-        "--timecode-fps", type=_timecode_fps, default=TIMECODE_FPS, metavar="N",
+        "--timecode-fps", type=integer(1, 1000), default=TIMECODE_FPS, metavar="N",
         help=f"frame rate of the Timecode column's FF field (default {TIMECODE_FPS}, as the "
         "Live Link Face app and vadbridge write it)",
     )  # fmt: skip

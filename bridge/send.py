@@ -23,13 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.avatars import AVATAR_ID_PATTERN
+from bridge.cli_args import UsageError, fail, host_port, number_in, positive_float
 from bridge.osc_codec import encode_message
 from model.emotions import BASIC_EMOTIONS, emotion_to_vad
 
 __all__ = [
     "DEFAULT_TOUR",
     "add_parser",
-    "host_port",
     "mqtt_emotion_message",
     "mqtt_vad_message",
     "osc_emotion_packet",
@@ -53,47 +53,10 @@ MQTT_TIMEOUT_S: Final = 10.0
 Vad = npt.NDArray[np.float32]
 
 
-class UsageError(ValueError):
-    """Bad arguments found after parsing: exit 2 with this one-line reason."""
-
-
 # --- pure parts -------------------------------------------------------------------------------
 
 
-def host_port(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6addr]:PORT`` for IPv6) as an argparse ``type``."""
-    host, colon, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port of {text!r} is not a number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port of {text!r} must be 1..65535")
-    return host, port
-
-
-def _axis_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and -1.0 <= value <= 1.0):
-        raise argparse.ArgumentTypeError(f"VAD values must be in [-1, 1], got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
+_axis_value = number_in(-1.0, 1.0, "VAD values")
 
 
 def _avatar(text: str) -> str:
@@ -295,8 +258,7 @@ def run_send(args: argparse.Namespace) -> int:
     try:
         _check(args)
     except UsageError as error:
-        print(f"vadbridge send: error: {error}", file=sys.stderr)
-        return 2
+        return fail("send", error)
     try:
         asyncio.run(_send_mqtt(args) if args.mqtt is not None else _send_osc(args))
     except (OSError, aiomqtt.MqttError) as error:
@@ -351,7 +313,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"MQTT topic prefix (default {DEFAULT_TOPIC_PREFIX})",
     )  # fmt: skip
     parser.add_argument(
-        "--speed", type=_positive, default=1.0, metavar="F",
+        "--speed", type=positive_float, default=1.0, metavar="F",
         help="play the sweep F times faster (default 1)",
     )  # fmt: skip
     parser.set_defaults(func=run_send)

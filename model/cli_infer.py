@@ -10,25 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bridge.cli_args import UsageError, check_finite, check_range, fail
 from model.api import load_model, predict
 from model.arkit import ARKIT_NAMES, enforce_symmetry
-from model.checkpoint import CheckpointError
 from model.emotions import emotion_to_vad
 
 SHOWN_MIN_WEIGHT = 0.005  # the table hides weights below this: invisible on a face
 BAR_WIDTH = 20
-EXIT_USAGE = 2
-
-
-class _UsageError(Exception):
-    """A bad argument value found after parsing; becomes exit status 2."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -74,13 +67,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         vad = _vad_from_args(args)
         model, _meta = load_model(args.checkpoint)
-    except (_UsageError, ValueError, FileNotFoundError) as error:
+    except (UsageError, ValueError, FileNotFoundError) as error:
         # CheckpointError is a ValueError whose message already names the file.
-        reason = error.reason if isinstance(error, CheckpointError) else str(error)
-        where = f"{error.path}: " if isinstance(error, CheckpointError) else ""
-        message = " ".join(f"{where}{reason}".split())
-        print(f"vadbridge infer: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("infer", error)
     clipped = np.clip(vad, -1.0, 1.0).astype(np.float32)
     weights = predict(model, clipped)
     if args.enforce_symmetry:
@@ -92,15 +81,12 @@ def run(args: argparse.Namespace) -> int:
 def _vad_from_args(args: argparse.Namespace) -> npt.NDArray[np.float32]:
     if args.emotion is not None:
         intensity = 1.0 if args.intensity is None else args.intensity
-        if not (math.isfinite(intensity) and 0.0 <= intensity <= 1.0):
-            raise _UsageError(f"--intensity must be in [0, 1], got {intensity}")
+        check_range("--intensity", intensity, 0.0, 1.0)
         return emotion_to_vad(args.emotion, intensity)
     if args.intensity is not None:
-        raise _UsageError("--intensity applies to --emotion only")
-    vad = np.asarray(args.vad, dtype=np.float32)
-    if not np.isfinite(vad).all():
-        raise _UsageError(f"--vad values must be finite numbers, got {args.vad}")
-    return vad
+        raise UsageError("--intensity applies to --emotion only")
+    check_finite("--vad", args.vad)
+    return np.asarray(args.vad, dtype=np.float32)
 
 
 def _as_json(vad: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> str:

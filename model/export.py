@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bridge.cli_args import EXIT_FAILURE, EXIT_USAGE, UsageError, fail
 from model.api import load_model
 from model.checkpoint import CheckpointError, export_npz
 from model.engine import NumpyMLP
@@ -33,16 +33,10 @@ from model.lut import (
     save_lut_raw,
 )
 
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
 FORMATS: tuple[str, ...] = ("onnx", "lut", "npz")
 DEFAULT_LUT_SIZE = 33
 _SUFFIX = {"onnx": ".onnx", "lut": ".npz", "npz": ".npz"}
 _VERIFY_SAMPLES = 4096  # random VAD points for the onnxruntime check
-
-
-class _UsageError(Exception):
-    """A bad argument value found after parsing; becomes exit status 2."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -85,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             _require_onnx()
         engine, meta = _load(args)
-    except (_UsageError, ValueError, FileNotFoundError, ImportError) as error:
-        return _fail(error, EXIT_USAGE)
+    except (UsageError, ValueError, FileNotFoundError, ImportError) as error:
+        return fail("export", error, EXIT_USAGE)
     try:
         if args.format == "onnx":
             _export_onnx(out, engine, meta, args.opset or 17)
@@ -96,32 +90,26 @@ def run(args: argparse.Namespace) -> int:
             export_npz(out, engine.state_dict(), meta)
             print(f"wrote {out} ({out.stat().st_size} bytes, {engine.parameter_count} parameters)")
     except (OSError, LutError, CheckpointError, RuntimeError) as error:
-        return _fail(error, EXIT_FAILURE)
+        return fail("export", error, EXIT_FAILURE)
     return 0
-
-
-def _fail(error: BaseException, code: int) -> int:
-    message = " ".join(str(error).split()) or type(error).__name__
-    print(f"vadbridge export: error: {message}", file=sys.stderr)
-    return code
 
 
 def _check_args(args: argparse.Namespace) -> Path:
     if args.lut_size is not None:
         if args.format != "lut":
-            raise _UsageError("--lut-size applies to --format lut only")
+            raise UsageError("--lut-size applies to --format lut only")
         try:
             check_size(args.lut_size)
         except ValueError as error:
-            raise _UsageError(f"--lut-size: {error}") from None
+            raise UsageError(f"--lut-size: {error}") from None
     if args.opset is not None and args.format != "onnx":
-        raise _UsageError("--opset applies to --format onnx only")
+        raise UsageError("--opset applies to --format onnx only")
     out = Path(args.out)
     suffix = _SUFFIX[args.format]
     if out.suffix.lower() != suffix:
-        raise _UsageError(f"--out for --format {args.format} must end in {suffix}, got {out}")
+        raise UsageError(f"--out for --format {args.format} must end in {suffix}, got {out}")
     if out.is_dir():
-        raise _UsageError(f"--out {out} is a directory")
+        raise UsageError(f"--out {out} is a directory")
     for target in _outputs(out, args.format):
         _check_writable(target)
     return out
@@ -135,20 +123,20 @@ def _check_writable(target: Path) -> None:
     """Fail before the slow work if ``target`` cannot be created (its parents are made later)."""
     if target.exists():
         if not os.access(target, os.W_OK):
-            raise _UsageError(f"--out: {target} is not writable")
+            raise UsageError(f"--out: {target} is not writable")
         return
     ancestor = target.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise _UsageError(f"--out: cannot create {target}: {ancestor} is not a directory")
+        raise UsageError(f"--out: cannot create {target}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise _UsageError(f"--out: cannot create {target}: {ancestor} is not writable")
+        raise UsageError(f"--out: cannot create {target}: {ancestor} is not writable")
 
 
 def _load(args: argparse.Namespace) -> tuple[NumpyMLP, dict[str, Any]]:
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        raise _UsageError(f"checkpoint not found: {args.checkpoint}")
+        raise UsageError(f"checkpoint not found: {args.checkpoint}")
     # The meta comes back as the file holds it (training config, metrics, foreign layout), so
     # the npz export of a .pt keeps its self-description.
     return load_model(args.checkpoint)

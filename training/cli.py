@@ -12,43 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bridge.cli_args import fail, integer, positive_float
 from training.data import DatasetError, load_dataset, save_dataset
 from training.emo3d import load_emo3d
 from training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
-EXIT_USAGE = 2
 BUILTIN = "builtin"
 DEFAULT_NAME = "vadbridge-v1"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int = integer(1)
+_seed = integer(0)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -81,24 +55,19 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument("--epochs", type=_positive_int, default=100)
     train.add_argument("--batch-size", type=_positive_int, default=512)
     train.add_argument("--seed", type=_seed, default=0, help="split, init and shuffle seed")
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--lr", type=positive_float, default=1e-3)
     train.add_argument(
         "--n", type=_positive_int, default=DEFAULT_PAIRS, help="pairs for builtin data"
     )
     train.set_defaults(func=run_train)
 
 
-def _fail(message: str) -> int:
-    print(f"vadbridge: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def run_dataset(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".npz"):
-        return _fail(f"--out must end in .csv or .npz, got {args.out!r}")
+        return fail("dataset", f"--out must end in .csv or .npz, got {args.out!r}")
     if not out.parent.is_dir():
-        return _fail(f"--out directory does not exist: {str(out.parent)!r}")
+        return fail("dataset", f"--out directory does not exist: {str(out.parent)!r}")
     dataset = generate_dataset(args.n, args.seed)
     save_dataset(out, dataset)
     asymmetry = mean_abs_left_right(dataset.blendshapes)
@@ -109,7 +78,7 @@ def run_dataset(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     if args.data == BUILTIN:
         if args.format is not None:
-            return _fail("--format does not apply to --data builtin")
+            return fail("train", "--format does not apply to --data builtin")
         dataset = generate_dataset(args.n, args.seed)
         source = f"builtin(n={args.n}, seed={args.seed})"
     else:
@@ -125,10 +94,10 @@ def run_train(args: argparse.Namespace) -> int:
             else:
                 dataset = load_dataset(args.data, args.format)
         except DatasetError as error:
-            return _fail(str(error))
+            return fail("train", error)
         source = f"{args.format or Path(args.data).suffix.lstrip('.')}:{Path(args.data).name}"
     if len(dataset) < 2:
-        return _fail(f"{args.data}: need at least 2 samples, found {len(dataset)}")
+        return fail("train", f"{args.data}: need at least 2 samples, found {len(dataset)}")
 
     # Spinning OpenMP workers stall each other on a shared, busy machine (measured: 2-threaded
     # steps 5-10x slower than with passive waiting). libgomp reads this when torch loads.

@@ -110,6 +110,7 @@ class MqttSink:
         self.avatar = avatar
         self.name = name
         self.rate_hz = float(rate_hz)
+        self.send_errors = 0
         self.frames_published = 0
         self._latest = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self._frame_number = 0
@@ -155,10 +156,6 @@ class MqttSink:
     def connected(self) -> bool:
         return self._session.connected
 
-    @property
-    def send_errors(self) -> int:
-        return self._session.failures
-
     # --- the async side -----------------------------------------------------------------------
 
     async def wait_connected(self) -> None:
@@ -187,7 +184,10 @@ class MqttSink:
             )  # fmt: skip
             await self._serve(client)  # returns once closed: the pending frame went out
 
-        await self._session.run(serve, stop=self._events()[1])
+        await self._session.run(serve, stop=self._events()[1], on_failure=self._count_failure)
+
+    def _count_failure(self) -> None:
+        self.send_errors += 1
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until closed; raise ``MqttError`` as soon as the connection drops.
