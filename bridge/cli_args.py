@@ -1,5 +1,8 @@
 """Command-line argument helpers shared by the ``vadbridge`` subcommands.
 
+The one module of ``bridge`` that ``model/`` and ``training/`` import, and only from their
+command-line modules (``model/cli_infer.py``, ``model/export.py``, ``training/cli.py``).
+
 Every subcommand answers a bad argument with exit status 2 and one line on stderr
 (docs/DESIGN.md, ``bridge/cli.py``): argparse ``type=`` functions here raise
 ``argparse.ArgumentTypeError``, checks made after parsing raise ``UsageError``, and ``fail``
@@ -13,8 +16,6 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
-
-from bridge.config import ConfigError, parse_host_port
 
 __all__ = [
     "EXIT_FAILURE",
@@ -50,6 +51,10 @@ def host_port(text: str) -> tuple[str, int]:
     The rules are ``bridge.config.parse_host_port``'s (those of ``vadbridge run``'s flags);
     argparse names the flag itself, so the reason here is only what was expected.
     """
+    # Imported here: the model's and training's subcommands use this module too, and need
+    # no YAML config machinery.
+    from bridge.config import ConfigError, parse_host_port
+
     try:
         return parse_host_port(text)
     except ConfigError as error:

@@ -70,10 +70,10 @@ class MqttSession:
 
     ``serve(client)`` calls ``mark_connected()`` once the connection is usable (the source
     after subscribing); ``connected`` stays True until the connection ends and
-    ``wait_connected()`` waits for it.
-    Log lines start with ``log_prefix``; ``outage_note`` ends the line that reports a new
-    outage. The password is kept private and never logged. Raises ``ValueError`` for a bad
-    protocol or backoff and ``OSError``/``ssl.SSLError`` for unusable TLS files.
+    ``wait_connected()`` waits for it. Log lines start with ``log_prefix``; ``outage_note``
+    ends the line that reports a new outage. The password is kept private and never logged.
+    Raises ``ValueError`` for a bad protocol or backoff and ``OSError``/``ssl.SSLError`` for
+    unusable TLS files.
     """
 
     def __init__(

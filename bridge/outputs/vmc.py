@@ -43,6 +43,33 @@ def blendshape_names(naming: str) -> tuple[str, ...]:
     raise ValueError(f"naming must be 'perfect_sync' or 'arkit', got {naming!r}")
 
 
+def packet_template(
+    names: Sequence[str], *, bundle: bool, split: bool, send_ok_and_time: bool
+) -> PacketTemplate:
+    """One ``Val ,sf <name> <slot>`` per name, then ``Apply`` (and ``OK ,i 1``, ``T ,f <slot>``).
+
+    Float slots: one per name in order, then T. ``bundle``/``split`` as for ``VmcEncoder``;
+    ``split`` halves the Val messages, Apply (and OK/T) in the second bundle.
+    """
+    if split and not bundle:
+        raise ValueError("VMC split=True divides the bundle in two; it needs bundle=True")
+    values: list[MessageSpec] = [(VAL_ADDRESS, "sf", (name, SLOT)) for name in names]
+    tail: list[MessageSpec] = [(APPLY_ADDRESS, "", ())]
+    if send_ok_and_time:
+        tail += [(OK_ADDRESS, "i", (1,)), (TIME_ADDRESS, "f", (SLOT,))]
+    if split:
+        half = len(values) // 2
+        datagrams = [values[:half], values[half:] + tail]
+    elif bundle:
+        datagrams = [values + tail]
+    else:
+        datagrams = [[message] for message in values + tail]
+    template = PacketTemplate(datagrams, bundle=bundle)
+    if split and max(template.sizes) > MAX_LAN_PAYLOAD:
+        raise AssertionError(f"VMC split sizes {template.sizes} exceed the LAN MTU")
+    return template
+
+
 class VmcEncoder:
     """Encodes one frame of 52 weights (model order) into VMC datagrams.
 
@@ -59,23 +86,10 @@ class VmcEncoder:
         split: bool = False,
         send_ok_and_time: bool = True,
     ) -> None:
-        if split and not bundle:
-            raise ValueError("VMC split=True divides the bundle in two; it needs bundle=True")
         self.names = blendshape_names(naming)
-        values: list[MessageSpec] = [(VAL_ADDRESS, "sf", (name, SLOT)) for name in self.names]
-        tail: list[MessageSpec] = [(APPLY_ADDRESS, "", ())]
-        if send_ok_and_time:
-            tail += [(OK_ADDRESS, "i", (1,)), (TIME_ADDRESS, "f", (SLOT,))]
-        if split:
-            half = NUM_BLENDSHAPES // 2
-            datagrams = [values[:half], values[half:] + tail]
-        elif bundle:
-            datagrams = [values + tail]
-        else:
-            datagrams = [[message] for message in values + tail]
-        self._template = PacketTemplate(datagrams, bundle=bundle)
-        if split and max(self._template.sizes) > MAX_LAN_PAYLOAD:
-            raise AssertionError(f"VMC split sizes {self._template.sizes} exceed the LAN MTU")
+        self._template = packet_template(
+            self.names, bundle=bundle, split=split, send_ok_and_time=send_ok_and_time
+        )
         self._floats = self._template.floats
         self._value_slots = self._template.float_slots[:NUM_BLENDSHAPES]
         self._time_slot = (

@@ -38,16 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.avatars import AvatarTable
-from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
-from bridge.outputs.vmc import (
-    APPLY_ADDRESS,
-    MAX_LAN_PAYLOAD,
-    OK_ADDRESS,
-    TIME_ADDRESS,
-    VAL_ADDRESS,
-    VmcNaming,
-    blendshape_names,
-)
+from bridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
 from bridge.smoothing import smoothing_alpha
 from model.arkit import NUM_BLENDSHAPES
 
@@ -147,8 +138,6 @@ class VrmVmcEncoder:
             raise ValueError(f"presets must be one of {sorted(PRESET_NAMES)}, got {presets!r}")
         if vad_source not in ("state", "target"):
             raise ValueError(f"vad_source must be 'state' or 'target', got {vad_source!r}")
-        if split and not bundle:
-            raise ValueError("VMC split=True divides the bundle in two; it needs bundle=True")
         if presets_tau_s < 0:
             raise ValueError(f"presets_tau_s must be >= 0, got {presets_tau_s}")
         self.preset_names = PRESET_NAMES[presets]
@@ -161,20 +150,9 @@ class VrmVmcEncoder:
         self._presets = np.zeros(NUM_PRESETS, dtype=np.float32)
         self._last_time_s: float | None = None
 
-        values: list[MessageSpec] = [(VAL_ADDRESS, "sf", (name, SLOT)) for name in self.names]
-        tail: list[MessageSpec] = [(APPLY_ADDRESS, "", ())]
-        if send_ok_and_time:
-            tail += [(OK_ADDRESS, "i", (1,)), (TIME_ADDRESS, "f", (SLOT,))]
-        if split:
-            half = len(values) // 2
-            datagrams = [values[:half], values[half:] + tail]
-        elif bundle:
-            datagrams = [values + tail]
-        else:
-            datagrams = [[message] for message in values + tail]
-        self._template = PacketTemplate(datagrams, bundle=bundle)
-        if split and max(self._template.sizes) > MAX_LAN_PAYLOAD:
-            raise AssertionError(f"VMC split sizes {self._template.sizes} exceed the LAN MTU")
+        self._template = packet_template(
+            self.names, bundle=bundle, split=split, send_ok_and_time=send_ok_and_time
+        )
         slots = self._template.float_slots
         count = len(self.names)
         self._floats = self._template.floats
