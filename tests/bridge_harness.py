@@ -1,4 +1,5 @@
-"""Run a real Bridge in a background thread and receive its frames on real UDP sockets."""
+"""Run a real Bridge in a background thread, drive it with OSC and receive its frames on real UDP
+sockets."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
+from bridge.animator import Engine
 from bridge.config import BridgeConfig, parse_config
 from bridge.daemon import Bridge
 from bridge.wiring import build_bridge
+from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
+
+TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 
 
 def config_from_yaml(text: str) -> BridgeConfig:
@@ -118,6 +125,50 @@ def vmc_frame_values(data: bytes) -> dict[str, float]:
             assert isinstance(name, str) and isinstance(value, float)
             values[name] = value
     return values
+
+
+def expected_vmc_frame(engine: Engine, vad: tuple[float, float, float]) -> dict[str, float]:
+    """The VMC values (Perfect Sync names) of ``vad`` held long enough to have converged."""
+    weights = engine.forward(np.array([vad], dtype=np.float32))
+    symmetrize_inplace(weights)
+    return {upper_camel(n): float(v) for n, v in zip(ARKIT_NAMES, weights[0], strict=True)}
+
+
+def frame_matches(values: dict[str, float], expected: dict[str, float]) -> bool:
+    return bool(values) and all(abs(values[k] - v) < 1e-6 for k, v in expected.items())
+
+
+def wait_for_frame(
+    receiver: UdpReceiver, expected: dict[str, float], timeout_s: float = TIMEOUT_S
+) -> dict[str, float]:
+    """The first VMC frame received that matches ``expected``; ``{}`` if none came in time."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        for _, data in receiver.receive(0.05):
+            values = vmc_frame_values(data)
+            if frame_matches(values, expected):
+                return values
+    return {}
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str = "the condition", *, timeout_s: float = TIMEOUT_S
+) -> float:
+    """Seconds until ``condition()`` held (polled every 5 ms); fails the test on timeout."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def osc(address: str, *args: float | str) -> bytes:
+    """An OSC message built by python-osc (an independent encoder), types inferred."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return bytes(builder.build().dgram)
 
 
 def send_osc(port: int, data: bytes) -> None:

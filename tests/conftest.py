@@ -1,6 +1,6 @@
 """Shared fixtures: a real mosquitto broker on a free loopback port (also one with TLS and a
-password file), a test PKI made with the ``openssl`` CLI, a random model checkpoint, and the
-``--run-slow`` switch.
+password file), a test PKI made with the ``openssl`` CLI, a random model checkpoint, a UDP
+receiver for the bridge's VMC output, and the ``--run-slow`` switch.
 
 Mosquitto 2.0 with a ``listener`` line refuses anonymous clients unless told otherwise
 (../shared/reference/protocols.md, "MQTT"), hence ``allow_anonymous true`` in the config.
@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiomqtt
 import pytest
+
+if TYPE_CHECKING:
+    from bridge_harness import UdpReceiver
 
 _MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 _BROKER_START_TIMEOUT_S = 10.0
@@ -57,6 +60,16 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@pytest.fixture
+def vmc() -> Iterator[UdpReceiver]:
+    """A UDP receiver on a free loopback port for the bridge's VMC output, closed after."""
+    from bridge_harness import UdpReceiver  # imports the bridge: only for tests that use it
+
+    receiver = UdpReceiver()
+    yield receiver
+    receiver.close()
 
 
 # --- mosquitto --------------------------------------------------------------------------------
@@ -326,15 +339,10 @@ def secure_mosquitto(tmp_path: Path, test_pki: Pki) -> Iterator[SecureMosquitto]
 def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A torch-free ``.npz`` checkpoint of the default architecture with seeded random weights,
     for daemon tests that need some model but not a trained one."""
-    import numpy as np
+    from models import random_arrays
 
     from model.checkpoint import export_npz, make_meta
     from model.config import MLPConfig
-    from model.engine import parameter_layout
 
-    rng = np.random.default_rng(0)
-    arrays = {
-        spec.key: rng.normal(0.0, 0.5, spec.shape).astype(np.float32)
-        for spec in parameter_layout(MLPConfig())
-    }
+    arrays = random_arrays(MLPConfig(), seed=0)
     return export_npz(tmp_path_factory.mktemp("model") / "random.npz", arrays, make_meta())

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from models import seeded_model
 
 import model as model_package
 from model import api
@@ -21,14 +20,7 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def torch_model() -> VADBlendshapeMLP:
-    torch.manual_seed(0)
-    net = VADBlendshapeMLP()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    return net.eval()
+    return seeded_model()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from models import seeded_model
 from torch import nn
 
 from model.arkit import ARKIT_NAMES
@@ -28,17 +29,6 @@ from model.network import VADBlendshapeMLP
 
 TOLERANCE = 1e-5
 VAD = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
-
-
-def seeded_model(config: MLPConfig | None = None, seed: int = 0) -> VADBlendshapeMLP:
-    torch.manual_seed(seed)
-    model = VADBlendshapeMLP(config)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    return model.eval()
 
 
 def torch_forward(model: VADBlendshapeMLP, vad: np.ndarray = VAD) -> np.ndarray:

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from models import seeded_model
 
 from bridge.cli import main
 from model import api
@@ -27,14 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def torch_model() -> VADBlendshapeMLP:
-    torch.manual_seed(0)
-    net = VADBlendshapeMLP()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    return net.eval()
+    return seeded_model()
 
 
 @pytest.fixture(scope="module")

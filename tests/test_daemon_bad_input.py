@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from itertools import pairwise
 
-from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, send_osc
+from bridge_harness import (
+    UdpReceiver,
+    config_from_yaml,
+    osc,
+    running_bridge,
+    send_osc,
+    wait_until,
+)
 from conftest import free_port
-from pythonosc.osc_message_builder import OscMessageBuilder
-
-
-def osc(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
 
 BAD_OSC = [
     (b"\x00\x01\x02", "osc.decode"),  # not a multiple of 4, no address
@@ -53,9 +50,7 @@ outputs:
     try:
         with running_bridge(config_from_yaml(text)) as bridge:
             mqtt_source = bridge.sources[1]
-            deadline = time.monotonic() + 5
-            while not mqtt_source.connected and time.monotonic() < deadline:  # type: ignore[attr-defined]
-                time.sleep(0.02)
+            wait_until(lambda: mqtt_source.connected, "the MQTT connection")  # type: ignore[attr-defined]
             vmc.drain()
             for data, _ in BAD_OSC:
                 send_osc(osc_port, data)

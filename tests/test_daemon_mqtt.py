@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
-import numpy as np
 import pytest
-from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, vmc_frame_values
+from bridge_harness import (
+    UdpReceiver,
+    config_from_yaml,
+    expected_vmc_frame,
+    running_bridge,
+    wait_for_frame,
+    wait_until,
+)
 
 from bridge.wiring import load_model_engine
-from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
 from model.emotions import emotion_to_vad, mix_to_vad
 
 PAYLOADS = [
@@ -32,27 +36,6 @@ PAYLOADS = [
 ]
 
 
-def expected_frame(config_text: str, vad: tuple[float, ...]) -> dict[str, float]:
-    engine = load_model_engine(config_from_yaml(config_text))
-    weights = engine.forward(np.array([vad], dtype=np.float32))
-    symmetrize_inplace(weights)
-    pairs = zip(ARKIT_NAMES, weights[0], strict=True)
-    return {upper_camel(name): float(value) for name, value in pairs}
-
-
-def wait_for_frame(
-    receiver: UdpReceiver, expected: dict[str, float], timeout_s: float = 3.0
-) -> dict[str, float]:
-    end = time.monotonic() + timeout_s
-    values: dict[str, float] = {}
-    while time.monotonic() < end:
-        for _, data in receiver.receive(0.05):
-            values = vmc_frame_values(data)
-            if all(abs(values[name] - value) < 1e-6 for name, value in expected.items()):
-                return values
-    return values
-
-
 @pytest.mark.parametrize("protocol", [4, 5])
 def test_every_payload_form_drives_the_output(mosquitto, protocol: int) -> None:
     vmc = UdpReceiver()
@@ -64,15 +47,14 @@ inputs:
 outputs:
   - {{type: vmc, host: 127.0.0.1, port: {vmc.port}, avatar: face-1}}
 """
+    engine = load_model_engine(config_from_yaml(text))
     try:
         with running_bridge(config_from_yaml(text)) as bridge:
             source = bridge.sources[0]
-            deadline = time.monotonic() + 5
-            while not source.connected and time.monotonic() < deadline:  # type: ignore[attr-defined]
-                time.sleep(0.02)
+            wait_until(lambda: source.connected, "the MQTT connection")  # type: ignore[attr-defined]
             for leaf, payload, vad in PAYLOADS:
                 mosquitto.publish_sync([(f"vadbridge/face-1/{leaf}", payload)])
-                want = expected_frame(text, vad)
+                want = expected_vmc_frame(engine, vad)
                 got = wait_for_frame(vmc, want)
                 assert got == pytest.approx(want, abs=1e-6), (leaf, payload)
             assert bridge.input_stats.snapshot()["accepted"] == {"mqtt": len(PAYLOADS)}

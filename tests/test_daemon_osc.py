@@ -10,25 +10,18 @@ from bridge_harness import (
     UdpReceiver,
     config_from_yaml,
     decode_vmc,
+    osc,
     running_bridge,
     send_osc,
     vmc_frame_values,
 )
 from conftest import free_port
 from livelink_decoder import decode_livelink
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from model.arkit import ARKIT_NAMES, MIRROR_PAIRS, upper_camel
 
 PERFECT_SYNC_NAMES = [upper_camel(name) for name in ARKIT_NAMES]
-
-
-def osc(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from models import seeded_model
 
 from model.checkpoint import export_npz, make_meta
 from model.config import MLPConfig
@@ -19,18 +19,6 @@ from model.network import VADBlendshapeMLP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5  # issue 2: numpy must match torch to <= 1e-5 max abs difference
-
-
-def seeded_model(config: MLPConfig | None = None, seed: int = 0) -> VADBlendshapeMLP:
-    """Random weights with non-trivial LayerNorm affine parameters (not the 1/0 defaults)."""
-    torch.manual_seed(seed)
-    model = VADBlendshapeMLP(config)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.3, 0.3)
-    return model.eval()
 
 
 def engine_of(model: VADBlendshapeMLP) -> NumpyMLP:

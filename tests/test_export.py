@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from models import seeded_model
 
 from bridge.cli import main
 from model.arkit import ARKIT_NAMES
 from model.checkpoint import export_npz, load_engine, make_meta, save_checkpoint
 from model.engine import NumpyMLP
 from model.lut import load_lut
-from model.network import VADBlendshapeMLP
 from model.onnx_export import build_onnx_model, export_onnx
 
 needs_onnx = pytest.mark.skipif(
@@ -30,8 +29,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A seeded random full-size model saved as .pt and .npz (stands in for the bundled one)."""
-    torch.manual_seed(7)
-    module = VADBlendshapeMLP()
+    module = seeded_model(seed=7, random_layer_norm=False)
     directory = tmp_path_factory.mktemp("model")
     meta = make_meta(training={"seed": 7}, metrics={"val_mse": 0.123})
     return {

@@ -22,16 +22,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, vmc_frame_values
+from bridge_harness import (
+    UdpReceiver,
+    config_from_yaml,
+    expected_vmc_frame,
+    frame_matches,
+    osc,
+    running_bridge,
+    vmc_frame_values,
+    wait_for_frame,
+    wait_until,
+)
 from conftest import Mosquitto, free_port
-from pythonosc.osc_message_builder import OscMessageBuilder
+from models import seeded_checkpoint
 
 from bridge.config import load_config
 from bridge.daemon import Binding, Bridge
 from bridge.frame_loop import PacingStats
 from bridge.reload import Reloader, ReloadResult
 from bridge.wiring import build_bridge
-from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
 
 REPO = Path(__file__).resolve().parent.parent
 PERIOD_S = 1 / 60
@@ -43,50 +52,7 @@ EXIT_BOUND_S = 5.0  # the goal is < 1 s
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded random model (the bundled checkpoint may not exist yet)."""
-    import torch
-
-    from model.checkpoint import export_npz, make_meta
-    from model.network import VADBlendshapeMLP
-
-    torch.manual_seed(6)
-    model = VADBlendshapeMLP().eval()
-    return export_npz(tmp_path_factory.mktemp("model") / "random.npz", model, make_meta())
-
-
-def osc(address: str, *args: float | str) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
-
-def expected_frame(bridge: Bridge, vad: tuple[float, float, float]) -> dict[str, float]:
-    weights = bridge.animator.engine.forward(np.array([vad], dtype=np.float32))
-    symmetrize_inplace(weights)
-    return {upper_camel(n): float(v) for n, v in zip(ARKIT_NAMES, weights[0], strict=True)}
-
-
-def matches(values: dict[str, float], expected: dict[str, float]) -> bool:
-    return bool(values) and all(abs(values[k] - v) < 1e-6 for k, v in expected.items())
-
-
-def wait_for_frame(receiver: UdpReceiver, expected: dict[str, float], timeout_s: float = 5.0
-                   ) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if any(matches(vmc_frame_values(d), expected) for _, d in receiver.receive(0.05)):
-            return True
-    return False
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> float:
-    """Seconds until ``condition()`` held (polled every 5 ms); fails the test on timeout."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout_s:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.005)
-    return time.monotonic() - start
+    return seeded_checkpoint(tmp_path_factory.mktemp("model") / "random.npz", seed=6)
 
 
 def max_gap(datagrams: list[tuple[float, bytes]]) -> float:
@@ -135,15 +101,15 @@ def test_broker_death_keeps_frames_flowing_and_the_bridge_reconnects(
         with running_bridge(config_from_yaml(text)) as bridge:
             source = bridge.sources[0]
             wait_until(lambda: source.connected)  # type: ignore[attr-defined]
-            before = expected_frame(bridge, (0.6, -0.4, 0.2))
+            before = expected_vmc_frame(bridge.animator.engine, (0.6, -0.4, 0.2))
             mosquitto.publish_sync([("vadbridge/default/vad", "0.6 -0.4 0.2")])
             assert wait_for_frame(vmc, before)
             mosquitto.stop()
             wait_until(lambda: not source.connected)  # type: ignore[attr-defined]
             during_outage = vmc.receive(outage_s)
             mosquitto.start()
-            reconnect_s = wait_until(lambda: source.connected, 3 * reconnect_max_s + 5)  # type: ignore[attr-defined]
-            after = expected_frame(bridge, (-0.7, 0.5, 0.0))
+            reconnect_s = wait_until(lambda: source.connected, timeout_s=3 * reconnect_max_s + 5)  # type: ignore[attr-defined]
+            after = expected_vmc_frame(bridge.animator.engine, (-0.7, 0.5, 0.0))
             mosquitto.publish_sync([("vadbridge/default/vad", "-0.7 0.5 0.0")])
             took_effect = wait_for_frame(vmc, after)
     finally:
@@ -153,7 +119,7 @@ def test_broker_death_keeps_frames_flowing_and_the_bridge_reconnects(
     assert took_effect, "a message published after the reconnect did not reach the output"
     # The face held its last state for the whole outage, at the full frame rate.
     assert len(during_outage) >= 0.75 * outage_s / PERIOD_S
-    assert all(matches(vmc_frame_values(d), before) for _, d in during_outage)
+    assert all(frame_matches(vmc_frame_values(d), before) for _, d in during_outage)
     assert max_gap(during_outage) < GAP_BOUND_S
     assert reconnect_s < reconnect_max_s + 2.0
     log = "vadbridge.inputs.mqtt"
@@ -179,12 +145,12 @@ def test_an_unreachable_broker_at_start_streams_and_connects_once_it_listens(
     try:
         with running_bridge(config_from_yaml(text)) as bridge:
             source = bridge.sources[0]
-            at_rest = expected_frame(bridge, (0.0, 0.0, 0.0))
+            at_rest = expected_vmc_frame(bridge.animator.engine, (0.0, 0.0, 0.0))
             frames = vmc.receive(1.0)
             was_connected = source.connected  # type: ignore[attr-defined]
             broker.start()
             wait_until(lambda: source.connected)  # type: ignore[attr-defined]
-            moved = expected_frame(bridge, (0.3, 0.3, -0.3))
+            moved = expected_vmc_frame(bridge.animator.engine, (0.3, 0.3, -0.3))
             broker.publish_sync([("vadbridge/default/vad", "[0.3, 0.3, -0.3]")])
             took_effect = wait_for_frame(vmc, moved)
     finally:
@@ -192,7 +158,7 @@ def test_an_unreachable_broker_at_start_streams_and_connects_once_it_listens(
         vmc.close()
     assert not was_connected
     assert len(frames) >= 0.75 / PERIOD_S
-    assert all(matches(vmc_frame_values(d), at_rest) for _, d in frames)
+    assert all(frame_matches(vmc_frame_values(d), at_rest) for _, d in frames)
     assert took_effect
     warnings = messages(caplog, "vadbridge.inputs.mqtt", logging.WARNING)
     assert len(warnings) == 1 and "unavailable" in warnings[0]

@@ -214,8 +214,9 @@ if __name__ == "__main__" and sys.argv[1:2] == ["osc-sender"]:
 import re  # noqa: E402
 import signal  # noqa: E402
 
-from bridge_harness import UdpReceiver, vmc_frame_values  # noqa: E402
+from bridge_harness import UdpReceiver, expected_vmc_frame, wait_for_frame  # noqa: E402
 from conftest import Mosquitto, free_port  # noqa: E402
+from models import seeded_checkpoint  # noqa: E402
 
 KNOWN_KINDS = {"osc.decode", "osc.arity", "osc.type", "osc.address", "nonfinite", "oversize",
                "emotion.unknown", "emotion.invalid", "mqtt.json", "mqtt.shape", "mqtt.topic"}
@@ -237,14 +238,7 @@ def _counts(text: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded random model (the bundled checkpoint may not exist yet)."""
-    import torch
-
-    from model.checkpoint import export_npz, make_meta
-    from model.network import VADBlendshapeMLP
-
-    torch.manual_seed(6)
-    model = VADBlendshapeMLP().eval()
-    return export_npz(tmp_path_factory.mktemp("model") / "random.npz", model, make_meta())
+    return seeded_checkpoint(tmp_path_factory.mktemp("model") / "random.npz", seed=6)
 
 
 class Daemon:
@@ -355,23 +349,12 @@ class FrameTimes:
 
 def still_animates(checkpoint: Path, receiver: UdpReceiver, send: Callable[[], None]) -> bool:
     """After the fuzz the input path still works: a valid message reaches the output."""
-    import numpy as np
-
-    from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
     from model.checkpoint import load_engine
 
     engine, _ = load_engine(checkpoint)
-    weights = engine.forward(np.array([[0.25, -0.5, 0.75]], dtype=np.float32))
-    symmetrize_inplace(weights)
-    want = {upper_camel(n): float(v) for n, v in zip(ARKIT_NAMES, weights[0], strict=True)}
+    want = expected_vmc_frame(engine, (0.25, -0.5, 0.75))
     send()
-    end = time.monotonic() + 5
-    while time.monotonic() < end:
-        for _, data in receiver.receive(0.05):
-            got = vmc_frame_values(data)
-            if all(abs(got[k] - v) < 1e-6 for k, v in want.items()):
-                return True
-    return False
+    return bool(wait_for_frame(receiver, want))
 
 
 def wait_for_frames(receiver: UdpReceiver) -> None:

@@ -5,75 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import pytest
 from conftest import Mosquitto
+from source_harness import TIMEOUT_S, Collector, run, running, until
 
 from bridge.inputs.mqtt import MqttSource, MqttTls
 from bridge.stats import InputStats
 from bridge.types import VadSample
 from model.emotions import emotion_to_vad, mix_to_vad
 
-TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 PROTOCOLS: list[Literal["3.1.1", "5"]] = ["3.1.1", "5"]
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 60.0))
 
 
 def vad_of(array: Any) -> tuple[float, float, float]:
     return (float(array[0]), float(array[1]), float(array[2]))
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.samples: list[VadSample] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, sample: VadSample) -> None:
-        self.samples.append(sample)
-        self._changed.set()
-
-    async def wait_for(self, count: int) -> list[VadSample]:
-        async def _wait() -> None:
-            while len(self.samples) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(_wait(), TIMEOUT_S)
-        return self.samples
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    async def _poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(_poll(), TIMEOUT_S)
-
-
-class Running:
-    """A source running in a task with a collector; cancelled on exit."""
-
-    def __init__(self, source: MqttSource) -> None:
-        self.source = source
-        self.collector = Collector()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Running:
-        self._task = asyncio.create_task(self.source.run(self.collector))
-        await asyncio.wait_for(self.source.wait_connected(), TIMEOUT_S)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self._task
-        assert not self.source.connected
+@asynccontextmanager
+async def connected(source: MqttSource) -> AsyncIterator[Collector]:
+    """The source running and connected, its samples collected; disconnected on exit."""
+    collector = Collector()
+    async with running(source, collector):
+        await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
+        yield collector
+    assert not source.connected
 
 
 def source_for(broker: Mosquitto, **options: Any) -> MqttSource:
@@ -112,9 +71,9 @@ def test_every_accepted_payload_form_arrives(mosquitto: Mosquitto, protocol: str
 
     async def main() -> None:
         source = source_for(mosquitto, stats=stats, protocol=protocol)
-        async with Running(source) as running:
+        async with connected(source) as collector:
             await mosquitto.publish([(t, p) for t, p, _ in ACCEPTED], protocol=protocol)  # type: ignore[arg-type]
-            assert await running.collector.wait_for(len(ACCEPTED)) == [s for _, _, s in ACCEPTED]
+            assert await collector.wait_for(len(ACCEPTED)) == [s for _, _, s in ACCEPTED]
 
     run(main())
     assert stats.snapshot() == {
@@ -159,10 +118,10 @@ def test_malformed_batch_is_counted_exactly_and_good_messages_still_flow(
 
     async def main() -> None:
         source = source_for(mosquitto, stats=stats, protocol=protocol, max_payload_bytes=8192)
-        async with Running(source) as running:
+        async with connected(source) as collector:
             batch = [("vadbridge/a/vad", b"0.5 0.5 0.5"), *BAD, ("vadbridge/z/vad", b"[0, 0, 0]")]
             await mosquitto.publish(batch, protocol=protocol)  # type: ignore[arg-type]
-            assert await running.collector.wait_for(2) == [
+            assert await collector.wait_for(2) == [
                 VadSample("a", (0.5, 0.5, 0.5)),
                 VadSample("z", (0.0, 0.0, 0.0)),
             ]
@@ -177,7 +136,7 @@ def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> No
         assert source.topics == (
             "vadbridge/a/vad", "vadbridge/a/emotion", "vadbridge/c/vad", "vadbridge/c/emotion",
         )  # fmt: skip
-        async with Running(source) as running:
+        async with connected(source) as collector:
             await mosquitto.publish(
                 [
                     ("vadbridge/b/vad", b"0.9 0.9 0.9"),
@@ -186,7 +145,7 @@ def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> No
                     ("vadbridge/c/emotion", b"neutral"),
                 ]
             )
-            assert await running.collector.wait_for(2) == [
+            assert await collector.wait_for(2) == [
                 VadSample("a", (0.1, 0.1, 0.1)),
                 VadSample("c", (0.0, 0.0, 0.0)),
             ]
@@ -198,11 +157,11 @@ def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> No
 def test_custom_topic_prefix(mosquitto: Mosquitto) -> None:
     async def main() -> None:
         source = source_for(mosquitto, topic_prefix="studio/faces")
-        async with Running(source) as running:
+        async with connected(source) as collector:
             await mosquitto.publish(
                 [("vadbridge/a/vad", b"0.9 0.9 0.9"), ("studio/faces/alice/vad", b"0 0.5 0")]
             )
-            assert await running.collector.wait_for(1) == [VadSample("alice", (0.0, 0.5, 0.0))]
+            assert await collector.wait_for(1) == [VadSample("alice", (0.0, 0.5, 0.0))]
 
     run(main())
 
@@ -213,15 +172,15 @@ def test_reconnects_after_a_broker_restart_and_new_messages_take_effect(
 ) -> None:
     async def main() -> None:
         source = source_for(mosquitto, protocol=protocol)
-        async with Running(source) as running:
+        async with connected(source) as collector:
             await mosquitto.publish([("vadbridge/a/vad", b"0.1 0.1 0.1")], protocol=protocol)  # type: ignore[arg-type]
-            await running.collector.wait_for(1)
+            await collector.wait_for(1)
             mosquitto.stop()
             await until(lambda: not source.connected)
             mosquitto.start()
             await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
             await mosquitto.publish([("vadbridge/a/vad", b"0.2 0.2 0.2")], protocol=protocol)  # type: ignore[arg-type]
-            assert await running.collector.wait_for(2) == [
+            assert await collector.wait_for(2) == [
                 VadSample("a", (0.1, 0.1, 0.1)),
                 VadSample("a", (0.2, 0.2, 0.2)),
             ]
@@ -243,16 +202,13 @@ def test_connects_once_the_broker_comes_up(
     async def main() -> None:
         source = source_for(mosquitto)
         collector = Collector()
-        task = asyncio.create_task(source.run(collector))
-        await until(lambda: any("unavailable" in r.getMessage() for r in caplog.records))
-        assert not source.connected
-        mosquitto.start()
-        await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
-        await mosquitto.publish([("vadbridge/a/emotion", b"neutral")])
-        assert await collector.wait_for(1) == [VadSample("a", (0.0, 0.0, 0.0))]
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        async with running(source, collector):
+            await until(lambda: any("unavailable" in r.getMessage() for r in caplog.records))
+            assert not source.connected
+            mosquitto.start()
+            await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
+            await mosquitto.publish([("vadbridge/a/emotion", b"neutral")])
+            assert await collector.wait_for(1) == [VadSample("a", (0.0, 0.0, 0.0))]
 
     with caplog.at_level(logging.DEBUG, logger="vadbridge.inputs.mqtt"):
         run(main())
@@ -266,9 +222,9 @@ def test_password_is_never_logged(mosquitto: Mosquitto, caplog: pytest.LogCaptur
 
     async def main() -> None:
         source = source_for(mosquitto, username="bridge", password=secret, client_id="vb-test")
-        async with Running(source) as running:
+        async with connected(source) as collector:
             await mosquitto.publish([("vadbridge/a/vad", b"0 0 0")])
-            await running.collector.wait_for(1)
+            await collector.wait_for(1)
         assert secret not in repr(source)
 
     with caplog.at_level(logging.DEBUG):

@@ -8,24 +8,19 @@ import math
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+from source_harness import TIMEOUT_S, Collector, run, running, until
 
 from bridge.inputs.osc import OscSource
 from bridge.stats import InputStats
 from bridge.types import VadSample
 from model.emotions import emotion_to_vad
-
-TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 30.0))
 
 
 def message(address: str, *args: tuple[str, Any]) -> bytes:
@@ -44,35 +39,6 @@ def bundle(*messages: bytes, timetag: int = 0) -> bytes:
     return bytes(builder.build().dgram)
 
 
-class Collector:
-    """``on_sample`` for tests: keeps samples and lets a test wait for a count."""
-
-    def __init__(self) -> None:
-        self.samples: list[VadSample] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, sample: VadSample) -> None:
-        self.samples.append(sample)
-        self._changed.set()
-
-    async def wait_for(self, count: int) -> list[VadSample]:
-        async def _wait() -> None:
-            while len(self.samples) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(_wait(), TIMEOUT_S)
-        return self.samples
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    async def _poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(_poll(), TIMEOUT_S)
-
-
 async def with_source(
     body: Callable[[OscSource, Collector, socket.socket], Awaitable[None]],
     stats: InputStats | None = None,
@@ -82,16 +48,10 @@ async def with_source(
     source = OscSource("127.0.0.1", 0, stats=stats, **options)
     await source.start()
     collector = Collector()
-    task = asyncio.create_task(source.run(collector))
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        await asyncio.sleep(0)  # let run() install the callback
-        await body(source, collector, sender)
-    finally:
-        sender.close()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    async with running(source, collector):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            await asyncio.sleep(0)  # let run() install the callback
+            await body(source, collector, sender)
     return stats
 
 

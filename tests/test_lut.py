@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from models import random_arrays
 
 from model.arkit import ARKIT_NAMES
 from model.config import MLPConfig
-from model.engine import NumpyMLP, parameter_layout
+from model.engine import NumpyMLP
 from model.lut import (
     INDEX_FORMULA,
     LutEngine,
@@ -30,11 +31,7 @@ SMALL = MLPConfig(hidden=(32, 32, 32))
 
 
 def _random_engine(seed: int, config: MLPConfig = SMALL) -> NumpyMLP:
-    rng = np.random.default_rng(seed)
-    arrays = {
-        spec.key: rng.normal(0.0, 0.5, spec.shape).astype(np.float32)
-        for spec in parameter_layout(config)
-    }
+    arrays = random_arrays(config, seed)
     # Biases near 0.5 keep most outputs inside (0, 1), away from the clamp, like a trained model.
     last = f"layers.{4 * len(config.hidden)}"
     arrays[f"{last}.weight"] *= 0.1

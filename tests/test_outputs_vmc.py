@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
+from vmc_reference import reference_bundle, reference_messages
 
 from bridge.osc_codec import decode_packet
 from bridge.outputs import VmcEncoder
@@ -25,33 +23,6 @@ def weights() -> np.ndarray:
 
 def perfect_sync(name: str) -> str:
     return name[0].upper() + name[1:]
-
-
-def message(address: str, *args: tuple[str, object]) -> OscMessage:
-    builder = OscMessageBuilder(address=address)
-    for arg_type, value in args:
-        builder.add_arg(value, arg_type)  # type: ignore[arg-type]
-    return builder.build()
-
-
-def reference_messages(
-    values: np.ndarray, names: list[str], time_s: float, ok_and_time: bool = True
-) -> list[OscMessage]:
-    out = [
-        message("/VMC/Ext/Blend/Val", ("s", name), ("f", float(value)))
-        for name, value in zip(names, values, strict=True)
-    ]
-    out.append(message("/VMC/Ext/Blend/Apply"))
-    if ok_and_time:
-        out += [message("/VMC/Ext/OK", ("i", 1)), message("/VMC/Ext/T", ("f", time_s))]
-    return out
-
-
-def reference_bundle(messages: list[OscMessage]) -> bytes:
-    builder = OscBundleBuilder(IMMEDIATELY)
-    for item in messages:
-        builder.add_content(item)
-    return builder.build().dgram
 
 
 def as_bytes(datagrams: object) -> list[bytes]:

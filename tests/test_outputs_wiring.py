@@ -11,17 +11,15 @@ import csv
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import numpy as np
 import pytest
-import torch
-from bridge_harness import UdpReceiver, config_from_yaml, decode_vmc, running_bridge, send_osc
+from bridge_harness import UdpReceiver, config_from_yaml, decode_vmc, osc, running_bridge, send_osc
 from conftest import Mosquitto, free_port
-from pythonosc.osc_message_builder import OscMessageBuilder
+from models import seeded_checkpoint
 
 from bridge.config import ConfigError, parse_config
 from bridge.config_schema import MqttOutputConfig, RecordOutputConfig, TlsConfig
@@ -31,8 +29,7 @@ from bridge.outputs.record import CSV_BLENDSHAPE_NAMES, RecordSink, csv_header
 from bridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder
 from bridge.wiring import build_bridge
 from model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
-from model.checkpoint import export_npz, load_engine, make_meta
-from model.network import VADBlendshapeMLP
+from model.checkpoint import load_engine
 
 PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
 VAL, APPLY = "/VMC/Ext/Blend/Val", "/VMC/Ext/Blend/Apply"
@@ -41,23 +38,7 @@ VAL, APPLY = "/VMC/Ext/Blend/Val", "/VMC/Ext/Blend/Apply"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded random model (until the bundled checkpoint exists)."""
-    torch.manual_seed(0)
-    model = VADBlendshapeMLP().eval()
-    return export_npz(tmp_path_factory.mktemp("model") / "random.npz", model, make_meta())
-
-
-@pytest.fixture
-def vmc() -> Iterator[UdpReceiver]:
-    receiver = UdpReceiver()
-    yield receiver
-    receiver.close()
-
-
-def osc(address: str, *args: str | float) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
+    return seeded_checkpoint(tmp_path_factory.mktemp("model") / "random.npz", seed=0)
 
 
 def bridge_yaml(checkpoint: Path, outputs: str, extra: str = "", osc_port: int | None = None,

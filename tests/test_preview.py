@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from models import seeded_checkpoint
 
 from bridge.cli import main
 from bridge.preview import grid_panels, vad_slice
@@ -22,10 +22,9 @@ from bridge.preview_draw import (
 )
 from bridge.preview_face import face_geometry
 from model.arkit import ARKIT_INDEX, enforce_symmetry
-from model.checkpoint import export_npz, load_engine, make_meta
+from model.checkpoint import load_engine
 from model.emotions import BASIC_EMOTIONS
 from model.engine import NumpyMLP
-from model.network import VADBlendshapeMLP
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 40  # small images keep the rendering tests fast; sizes scale exactly with dpi
@@ -33,9 +32,7 @@ DPI = 40  # small images keep the rendering tests fast; sizes scale exactly with
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    return export_npz(path, VADBlendshapeMLP(), make_meta())
+    return seeded_checkpoint(tmp_path_factory.mktemp("model") / "model.npz", seed=3)
 
 
 @pytest.fixture(scope="module")

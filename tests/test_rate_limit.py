@@ -6,20 +6,17 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+import source_harness
 from conftest import Mosquitto
 from pythonosc.osc_message_builder import OscMessageBuilder
+from source_harness import TIMEOUT_S, run, running, until
 
 from bridge.inputs.admission import RateLimiter
 from bridge.inputs.mqtt import MqttSource
 from bridge.inputs.osc import OscSource
 from bridge.stats import InputStats
-from bridge.types import VadSample
-
-TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 
 
 class SteppedClock:
@@ -135,30 +132,12 @@ def osc_vad_for(avatar: str, valence: float) -> bytes:
     return bytes(builder.build().dgram)
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.samples: list[VadSample] = []
-
-    def __call__(self, sample: VadSample) -> None:
-        self.samples.append(sample)
-
+class Collector(source_harness.Collector):
     def avatars(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for sample in self.samples:
             counts[sample.avatar] = counts.get(sample.avatar, 0) + 1
         return counts
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), TIMEOUT_S)
-
-
-def run(coro: Any) -> None:
-    asyncio.run(asyncio.wait_for(coro, 30.0))
 
 
 def test_a_flooding_osc_sender_cannot_starve_a_polite_one() -> None:
@@ -171,24 +150,17 @@ def test_a_flooding_osc_sender_cannot_starve_a_polite_one() -> None:
     async def main() -> None:
         source = OscSource("127.0.0.1", 0, stats=stats, rate_limiter=limiter)
         await source.start()
-        task = asyncio.create_task(source.run(collector))
-        await asyncio.sleep(0)
-        flooder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        flooder.bind(("127.0.0.2", 0))  # another loopback address: another sender IP
-        polite = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            for index in range(flood_count):
-                flooder.sendto(osc_vad_for("flood", 0.5), ("127.0.0.1", source.port))
-                if index % 12 == 0:
-                    polite.sendto(osc_vad_for("polite", 0.25), ("127.0.0.1", source.port))
-            await until(lambda: stats.accepted_total + stats.rejected_total
-                        == flood_count + polite_count)
-        finally:
-            flooder.close()
-            polite.close()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        async with running(source, collector):
+            await asyncio.sleep(0)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as polite:
+                flooder.bind(("127.0.0.2", 0))  # another loopback address: another sender IP
+                for index in range(flood_count):
+                    flooder.sendto(osc_vad_for("flood", 0.5), ("127.0.0.1", source.port))
+                    if index % 12 == 0:
+                        polite.sendto(osc_vad_for("polite", 0.25), ("127.0.0.1", source.port))
+                await until(lambda: stats.accepted_total + stats.rejected_total
+                            == flood_count + polite_count)
 
     run(main())
     assert collector.avatars() == {"flood": 10, "polite": polite_count}
@@ -203,17 +175,12 @@ def test_one_sender_ip_shares_its_budget_across_its_sockets() -> None:
     async def main() -> None:
         source = OscSource("127.0.0.1", 0, stats=stats, rate_limiter=limiter)
         await source.start()
-        task = asyncio.create_task(source.run(collector))
-        await asyncio.sleep(0)
-        try:
+        async with running(source, collector):
+            await asyncio.sleep(0)
             for _ in range(10):  # a new socket (a new source port) per datagram
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
                     sender.sendto(osc_vad_for("a", 0.5), ("127.0.0.1", source.port))
             await until(lambda: stats.accepted_total + stats.rejected_total == 10)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
 
     run(main())
     assert len(collector.samples) == 4
@@ -232,16 +199,11 @@ def test_a_flooded_mqtt_avatar_cannot_starve_another(mosquitto: Mosquitto) -> No
 
     async def main() -> None:
         source = MqttSource(mosquitto.host, mosquitto.port, stats=stats, rate_limiter=limiter)
-        task = asyncio.create_task(source.run(collector))
-        try:
+        async with running(source, collector):
             await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
             # Interleaved on one connection, in order (QoS 1).
             await mosquitto.publish(flood[:10] + polite + flood[10:])
             await until(lambda: stats.accepted_total + stats.rejected_total == 30)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
 
     run(main())
     # vad and emotion share the avatar's budget; rejected ones are never parsed.

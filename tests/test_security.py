@@ -8,34 +8,28 @@ import ipaddress
 import json
 import logging
 import socket
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from bridge_harness import UdpReceiver, running_bridge, send_osc, vmc_frame_values
+from bridge_harness import (
+    UdpReceiver,
+    expected_vmc_frame,
+    osc,
+    running_bridge,
+    send_osc,
+    wait_for_frame,
+    wait_until,
+)
 from conftest import Mosquitto, SecureMosquitto, free_port
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge.config import BridgeConfig, parse_config
 from bridge.config_schema import OscInputConfig
 from bridge.daemon import Bridge
 from bridge.inputs.admission import SenderAllowList
 from bridge.wiring import load_model_engine
-from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
 from model.emotions import emotion_to_vad
-
-TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
-
-
-def osc(address: str, *args: float | str) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return bytes(builder.build().dgram)
 
 
 def osc_bundle(*messages: bytes) -> bytes:
@@ -43,14 +37,6 @@ def osc_bundle(*messages: bytes) -> bytes:
     for message in messages:
         builder.add_content(OscMessage(message))
     return bytes(builder.build().dgram)
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def config(text: str, environ: dict[str, str] | None = None) -> BridgeConfig:
@@ -61,11 +47,18 @@ def row_target(bridge: Bridge, avatar: str) -> list[float]:
     return [float(x) for x in bridge.table.target_vad[bridge.table.row(avatar)]]
 
 
-@pytest.fixture
-def vmc() -> Iterator[UdpReceiver]:
-    receiver = UdpReceiver()
-    yield receiver
-    receiver.close()
+def daemon_yaml(checkpoint: Path, vmc_port: int, source_yaml: str, extra: str = "",
+                stats_interval_s: float = 0) -> str:
+    """The daemon with one input (``source_yaml``, a flow mapping) and one VMC output."""
+    return f"""
+stats_interval_s: {stats_interval_s}
+model: {{checkpoint: {checkpoint}}}
+{extra}
+inputs:
+  - {source_yaml}
+outputs:
+  - {{type: vmc, host: 127.0.0.1, port: {vmc_port}}}
+"""
 
 
 # --- listeners bind loopback unless configured ------------------------------------------------
@@ -94,14 +87,8 @@ def test_binding_a_non_loopback_address_logs_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-inputs:
-  - {{type: osc, host: {host}, port: {port}, {allow}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    text = daemon_yaml(random_checkpoint, vmc.port,
+                       f"{{type: osc, host: {host}, port: {port}, {allow}}}")
     with caplog.at_level(logging.INFO, logger="vadbridge.inputs.osc"), \
             running_bridge(config(text)):
         pass
@@ -160,14 +147,9 @@ def test_daemon_accepts_osc_only_from_allowed_networks(
     vmc: UdpReceiver, random_checkpoint: Path
 ) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-inputs:
-  - {{type: osc, host: 127.0.0.1, port: {port}, allow_hosts: [127.0.0.2/31, 10.0.0.0/8]}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    text = daemon_yaml(random_checkpoint, vmc.port,
+                       f"{{type: osc, host: 127.0.0.1, port: {port}, "
+                       "allow_hosts: [127.0.0.2/31, 10.0.0.0/8]}")
     with running_bridge(config(text)) as bridge:
         send_osc(port, osc("/vad", 0.9, 0.9, 0.9))  # from 127.0.0.1: not listed
         for source_ip, valence in [("127.0.0.3", 0.5), ("127.0.0.4", -0.9)]:
@@ -192,15 +174,8 @@ SLOW_RATE = "limits: {rate_limit_per_source: 0.001}"
 
 def test_daemon_rate_limits_each_osc_sender_ip(vmc: UdpReceiver, random_checkpoint: Path) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-{SLOW_RATE}
-inputs:
-  - {{type: osc, host: 127.0.0.1, port: {port}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    source_yaml = f"{{type: osc, host: 127.0.0.1, port: {port}}}"
+    text = daemon_yaml(random_checkpoint, vmc.port, source_yaml, SLOW_RATE)
     with running_bridge(config(text)) as bridge:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder:
             flooder.bind(("127.0.0.2", 0))
@@ -219,15 +194,8 @@ outputs:
 def test_daemon_rate_limits_each_mqtt_avatar(
     mosquitto: Mosquitto, vmc: UdpReceiver, random_checkpoint: Path
 ) -> None:
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-{SLOW_RATE}
-inputs:
-  - {{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    source_yaml = f"{{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}}}"
+    text = daemon_yaml(random_checkpoint, vmc.port, source_yaml, SLOW_RATE)
     with running_bridge(config(text)) as bridge:
         source = bridge.sources[0]
         wait_until(lambda: bool(getattr(source, "connected", False)), "the MQTT connection")
@@ -247,15 +215,8 @@ def test_rate_limit_rejections_are_logged_once_per_interval(
     vmc: UdpReceiver, random_checkpoint: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    text = f"""
-stats_interval_s: 3600
-model: {{checkpoint: {random_checkpoint}}}
-{SLOW_RATE}
-inputs:
-  - {{type: osc, host: 127.0.0.1, port: {port}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    source_yaml = f"{{type: osc, host: 127.0.0.1, port: {port}}}"
+    text = daemon_yaml(random_checkpoint, vmc.port, source_yaml, SLOW_RATE, stats_interval_s=3600)
     with caplog.at_level(logging.WARNING, logger="vadbridge.inputs"), \
             running_bridge(config(text)) as bridge:
         for _ in range(40):
@@ -276,15 +237,9 @@ def test_daemon_drops_osc_datagrams_over_max_payload_bytes(
     too_big = osc_bundle(osc("/vad/valence", -0.5), osc("/vad/arousal", -0.25),
                          osc("/vad/dominance", -0.75))
     port = free_port(socket.SOCK_DGRAM)
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-limits: {{max_payload_bytes: {len(fits)}}}
-inputs:
-  - {{type: osc, host: 127.0.0.1, port: {port}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    source_yaml = f"{{type: osc, host: 127.0.0.1, port: {port}}}"
+    limits = f"limits: {{max_payload_bytes: {len(fits)}}}"
+    text = daemon_yaml(random_checkpoint, vmc.port, source_yaml, limits)
     with running_bridge(config(text)) as bridge:
         send_osc(port, too_big)
         send_osc(port, fits)
@@ -303,15 +258,9 @@ def test_daemon_drops_mqtt_payloads_over_max_payload_bytes(
     limit = 100
     exactly = json.dumps({"valence": 0.5, "arousal": -0.25}).ljust(limit)  # JSON allows spaces
     one_more = json.dumps({"valence": -0.5}).ljust(limit + 1)
-    text = f"""
-stats_interval_s: 0
-model: {{checkpoint: {random_checkpoint}}}
-limits: {{max_payload_bytes: {limit}}}
-inputs:
-  - {{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}}}
-outputs:
-  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}}}
-"""
+    source_yaml = f"{{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}}}"
+    limits = f"limits: {{max_payload_bytes: {limit}}}"
+    text = daemon_yaml(random_checkpoint, vmc.port, source_yaml, limits)
     with running_bridge(config(text)) as bridge:
         source = bridge.sources[0]
         wait_until(lambda: bool(getattr(source, "connected", False)), "the MQTT connection")
@@ -345,25 +294,6 @@ inputs:
 outputs:
   - {{type: vmc, host: 127.0.0.1, port: {vmc_port}}}
 """
-
-
-def expected_vmc_frame(checkpoint: Path, vad: tuple[float, float, float]) -> dict[str, float]:
-    engine = load_model_engine(config(f"model: {{checkpoint: {checkpoint}}}"))
-    weights = engine.forward(np.array([vad], dtype=np.float32))
-    symmetrize_inplace(weights)
-    return {upper_camel(name): float(value)
-            for name, value in zip(ARKIT_NAMES, weights[0], strict=True)}
-
-
-def assert_output_reaches(vmc: UdpReceiver, expected: dict[str, float]) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    last: dict[str, float] = {}
-    while time.monotonic() < deadline:
-        for _, data in vmc.receive(0.05):
-            last = vmc_frame_values(data)
-            if last and all(abs(last[k] - v) < 1e-6 for k, v in expected.items()):
-                return
-    raise AssertionError(f"the output never showed the expected frame; last: {last}")
 
 
 def capture_everything(caplog: pytest.LogCaptureFixture) -> None:
@@ -434,7 +364,9 @@ def test_right_password_from_the_environment_over_tls_moves_the_face(
         source = bridge.sources[0]
         wait_until(lambda: bool(getattr(source, "connected", False)), "the TLS connection")
         broker.publish_sync([("vadbridge/default/vad", "0.6 -0.3 0.2")])
-        assert_output_reaches(vmc, expected_vmc_frame(random_checkpoint, (0.6, -0.3, 0.2)))
+        engine = load_model_engine(config(f"model: {{checkpoint: {random_checkpoint}}}"))
+        expected = expected_vmc_frame(engine, (0.6, -0.3, 0.2))
+        assert wait_for_frame(vmc, expected), "the output never showed the expected frame"
         assert bridge.input_stats.snapshot()["accepted"] == {"mqtt": 1}
     assert_secret_never_logged(caplog, broker.password)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import free_port
 
 from bridge.outputs import LiveLinkEncoder, UdpSink, VmcEncoder
 
@@ -31,10 +32,7 @@ def receiver() -> Iterator[socket.socket]:
 @pytest.fixture
 def dead_port() -> int:
     """A loopback port that was just free: nothing listens there."""
-    sock = _receiver(socket.AF_INET, "127.0.0.1")
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 def _port(sock: socket.socket) -> int:

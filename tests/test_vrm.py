@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
+from vmc_reference import reference_bundle, reference_messages
 
 from bridge.avatars import AvatarTable
 from bridge.outputs.vmc import MAX_LAN_PAYLOAD
@@ -35,27 +34,8 @@ def presets() -> np.ndarray:
     return np.array([0.5, 0.0, 0.125, 0.25, 1.0], dtype=np.float32)
 
 
-def message(address: str, *args: tuple[str, object]) -> OscMessage:
-    builder = OscMessageBuilder(address=address)
-    for arg_type, value in args:
-        builder.add_arg(value, arg_type)  # type: ignore[arg-type]
-    return builder.build()
-
-
 def reference(names: list[str], values: np.ndarray, ok_and_time: bool = True) -> list[OscMessage]:
-    out = [message("/VMC/Ext/Blend/Val", ("s", name), ("f", float(value)))
-           for name, value in zip(names, values, strict=True)]
-    out.append(message("/VMC/Ext/Blend/Apply"))
-    if ok_and_time:
-        out += [message("/VMC/Ext/OK", ("i", 1)), message("/VMC/Ext/T", ("f", TIME_S))]
-    return out
-
-
-def bundle(messages: list[OscMessage]) -> bytes:
-    builder = OscBundleBuilder(IMMEDIATELY)
-    for item in messages:
-        builder.add_content(item)
-    return builder.build().dgram
+    return reference_messages(values, names, TIME_S, ok_and_time)
 
 
 def decoded(datagrams: object) -> list[tuple[str, list[object]]]:
@@ -137,7 +117,7 @@ def test_arkit_and_vrm0_presets_share_one_bundle_before_a_single_apply() -> None
     encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default")
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     values = np.concatenate([weights(), presets()])
-    assert sent == [bundle(reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values))]
+    assert sent == [reference_bundle(reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values))]
 
 
 def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
@@ -145,14 +125,14 @@ def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
                             send_ok_and_time=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     values = np.concatenate([weights(), presets()])
-    assert sent == [bundle(reference(list(ARKIT_NAMES) + list(VRM1_PRESET_NAMES), values,
-                                     ok_and_time=False))]
+    assert sent == [reference_bundle(reference(list(ARKIT_NAMES) + list(VRM1_PRESET_NAMES), values,
+                                               ok_and_time=False))]
 
 
 def test_presets_alone_when_arkit_is_off() -> None:
     encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", arkit=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
-    assert sent == [bundle(reference(list(VRM0_PRESET_NAMES), presets()))]
+    assert sent == [reference_bundle(reference(list(VRM0_PRESET_NAMES), presets()))]
 
 
 def test_unbundled_frames_are_one_python_osc_message_per_datagram() -> None:

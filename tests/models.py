@@ -1,0 +1,59 @@
+"""Seeded random models for tests that need some model but not a trained one.
+
+The same seed always gives the same weights, so a test that computes its expected values from
+the model (or from the checkpoint it wrote) is reproducible. torch is imported only inside the
+helpers that build torch modules: ``random_arrays`` (used by conftest) stays torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model.checkpoint import export_npz, make_meta
+from model.config import MLPConfig
+from model.engine import parameter_layout
+
+if TYPE_CHECKING:
+    from model.network import VADBlendshapeMLP
+
+
+def seeded_model(
+    config: MLPConfig | None = None, seed: int = 0, *, random_layer_norm: bool = True
+) -> VADBlendshapeMLP:
+    """torch's default initialisation under ``seed``, in eval mode. With ``random_layer_norm``
+    the LayerNorm affine parameters are random too (not the 1/0 defaults), so a forward pass
+    that ignored them would show."""
+    import torch
+    from torch import nn
+
+    from model.network import VADBlendshapeMLP
+
+    torch.manual_seed(seed)
+    model = VADBlendshapeMLP(config)
+    if random_layer_norm:
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+def seeded_checkpoint(path: Path, seed: int, meta: Mapping[str, Any] | None = None) -> Path:
+    """An ``.npz`` of the full-size model with torch's default initialisation under ``seed``
+    (LayerNorm 1/0); ``meta`` defaults to ``make_meta()``."""
+    model = seeded_model(seed=seed, random_layer_norm=False)
+    return export_npz(path, model, make_meta() if meta is None else meta)
+
+
+def random_arrays(config: MLPConfig, seed: int) -> dict[str, np.ndarray]:
+    """A state dict of N(0, 0.5) float32 arrays in ``parameter_layout(config)``, without torch."""
+    rng = np.random.default_rng(seed)
+    return {
+        spec.key: rng.normal(0.0, 0.5, spec.shape).astype(np.float32)
+        for spec in parameter_layout(config)
+    }
