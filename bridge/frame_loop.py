@@ -4,7 +4,8 @@ The pacer never bursts: after an overrun it jumps to the newest deadline that ha
 counts the frames in between as skipped, so frame k always goes out at t0 + k * period or as
 soon after as the machine allows. It sleeps on the event loop until shortly before a deadline
 (the loop's sleep is only good to about a millisecond), sleeps the thread for the rest but
-0.2 ms, lets the inputs that arrived meanwhile through, and spins that last bit.
+0.2 ms, and spins that last bit polling the event loop, so inputs that arrive until the
+deadline make the frame.
 """
 
 from __future__ import annotations
@@ -86,11 +87,12 @@ class FramePacer:
             time.sleep(tail)
         # Inputs that arrived while the thread slept wait in the socket: yield so they make this
         # frame instead of the next (the first yield polls the selector, the second runs the
-        # callbacks it found). Without this an input in the last ~1.5 ms missed its frame.
+        # callbacks it found), and keep yielding through the spin, so that an input arriving
+        # until the deadline makes the frame. Without this an input in the last ~1.5 ms missed it.
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         while self.clock() < deadline:
-            pass
+            await asyncio.sleep(0)
         lateness = self.clock() - deadline
         self.frame_index = due
         self.stats.frames += 1
