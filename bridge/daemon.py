@@ -8,7 +8,6 @@ tasks, time and shutdown. Shutdown is a feature: cancelling ``Bridge.run`` sends
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +47,11 @@ class Sink(Protocol):
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
+NEUTRAL_FACE = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+
+
+class OutputTaskError(Exception):
+    """An output's own task (such as the MQTT publisher) failed with an unexpected error."""
 STATS_OFF_POLL_S = 1.0
 
 
@@ -59,6 +63,18 @@ class Binding:
     sink: Sink
     row: int
     config: Any = None
+
+
+def retire(bindings: Sequence[Binding], frame_number: int, time_s: float) -> None:
+    """Send each binding one neutral (all-zero) frame, then close its sink (once per sink).
+
+    What every receiver gets when the bridge stops feeding it (shutdown, or a reload that
+    removes the output): the face returns to rest instead of freezing mid-expression.
+    """
+    for binding in bindings:
+        binding.sink.send(NEUTRAL_FACE, frame_number, time_s)
+    for sink in {id(b.sink): b.sink for b in bindings}.values():
+        sink.close()
 
 
 class Bridge:
@@ -91,12 +107,13 @@ class Bridge:
         self._last_sent_frame = np.full(table.capacity, -(1 << 30), dtype=np.int64)
         self._by_row: dict[int, list[Sink]] = {}
         self._by_row_source: list[Binding] | None = None
-        self._neutral = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self.liveliness = liveliness
         # Liveliness works on a copy: table.weights stays the model's output, which the
         # animator only rewrites for rows whose input changed.
         self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
         self.started = asyncio.Event()
+        self.stopping = False  # set once shutdown began: a late reload must not swap outputs
+        self._output_task_failure: BaseException | None = None
 
     def set_idle_refresh(self, idle_refresh_hz: float) -> None:
         """Unchanged faces are re-sent every ``idle_refresh_frames`` frames (0 = every frame)."""
@@ -114,12 +131,27 @@ class Bridge:
         self.table.set_target(row, sample.vad, self.clock())
 
     async def run(self) -> None:
-        """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close."""
+        """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close.
+
+        Raises OutputTaskError if an output's own task (e.g. the MQTT publisher) failed: that
+        tears the bridge down like a failing source, instead of an output dying silently.
+        """
+        main = asyncio.current_task()
         sink_tasks = [
             asyncio.create_task(run(), name=f"sink {sink.name}")
             for sink in self.sinks
             if (run := getattr(sink, "run", None)) is not None
         ]
+
+        def on_sink_task_done(task: asyncio.Task[Any]) -> None:
+            if task.cancelled() or task.exception() is None or self.stopping:
+                return
+            self._output_task_failure = task.exception()
+            if main is not None:
+                main.cancel()
+
+        for task in sink_tasks:
+            task.add_done_callback(on_sink_task_done)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for source in self.sources:
@@ -128,11 +160,15 @@ class Bridge:
                 # Always running: a SIGHUP reload may turn stats lines on (bridge/reload.py).
                 tasks.create_task(self._stats_lines(), name="stats")
         finally:
-            self._send_neutral_and_close()
+            self.stopping = True
+            retire(self.bindings, self.pacer.frame_index + 1, self.pacer.time_s)
             if sink_tasks:
                 _, pending = await asyncio.wait(sink_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
                 for task in pending:
                     task.cancel()
+            if self._output_task_failure is not None:
+                failure = self._output_task_failure
+                raise OutputTaskError(f"an output task failed: {failure!r}") from failure
 
     @property
     def sinks(self) -> list[Sink]:
@@ -143,12 +179,6 @@ class Bridge:
         pacer = self.pacer
         table = self.table
         previous_frame = 0
-        # Everything built at startup (modules, model, config) lives forever: move it out of
-        # the cyclic GC's reach, so a full collection scans only what the loop allocates. One
-        # took ~13 ms (80 ms with torch imported) and stalled a frame (docs/performance.md).
-        # Collect first so startup garbage is freed rather than frozen.
-        gc.collect()
-        gc.freeze()
         self.started.set()
         while True:
             frame = await pacer.next_frame()
@@ -197,12 +227,6 @@ class Bridge:
         if self.animator.symmetry:
             symmetrize_inplace(out)
         return self._lively_weights
-
-    def _send_neutral_and_close(self) -> None:
-        frame = self.pacer.frame_index + 1
-        for binding in self.bindings:
-            binding.sink.send(self._neutral, frame, self.pacer.time_s)
-        self.close_outputs()
 
     def close_outputs(self) -> None:
         for sink in self.sinks:

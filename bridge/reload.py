@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bridge.avatars import AvatarLimitError, AvatarTable
 from bridge.config import BridgeConfig, ConfigError, load_config
-from bridge.daemon import Binding, Bridge, Sink
+from bridge.daemon import SINK_DRAIN_TIMEOUT_S, Binding, Bridge, Sink, retire
 
 __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 
@@ -43,7 +41,6 @@ log = logging.getLogger("vadbridge.reload")
 
 RELOADABLE = ("outputs", "smoothing", "idle_refresh_hz", "stats_interval_s", "log_level")
 NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "liveliness")
-SINK_DRAIN_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,9 @@ class Reloader:
             )  # fmt: skip
         kept, built = await self._build_outputs(old, effective)
         removed = len(self.bridge.bindings) - len(kept)
+        if self.bridge.stopping:  # shutdown began while the new outputs were being built
+            _close_all(built.values())
+            raise _Rejected(f"{self.path}: the bridge is stopping")
         self._swap(old, effective, kept, built)
         self.config = effective
         log.info("config reloaded from %s: %s", self.path,
@@ -182,11 +182,7 @@ class Reloader:
             if run is not None:
                 self._keep(asyncio.get_running_loop().create_task(run(), name=f"sink {sink.name}"))
         # A receiver that is no longer fed gets the face back to rest, as at shutdown.
-        neutral = np.zeros_like(bridge.table.weights[0])
-        frame = bridge.pacer.frame_index + 1
-        for binding in removed:
-            binding.sink.send(neutral, frame, bridge.pacer.time_s)
-        _close_all({id(b.sink): b.sink for b in removed}.values())
+        retire(removed, bridge.pacer.frame_index + 1, bridge.pacer.time_s)
 
     def _apply_smoothing(self, old: BridgeConfig, new: BridgeConfig) -> None:
         bridge, animator, table = self.bridge, self.bridge.animator, self.bridge.table

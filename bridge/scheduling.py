@@ -14,8 +14,11 @@ def limit_blas_threads(count: int = 1) -> bool:
     OPENBLAS_NUM_THREADS only works before numpy is imported, which ``vadbridge`` has done by
     the time a subcommand runs, hence the library call.
     """
-    with open("/proc/self/maps", encoding="utf-8") as maps:
-        paths = {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line and "/" in line}
+    except OSError:  # not Linux: no /proc; BLAS keeps its default threads
+        return False
     for path in sorted(paths):
         library = ctypes.CDLL(path)
         for symbol in (

@@ -152,22 +152,16 @@ def _mqtt_sink(config: MqttOutputConfig) -> MqttSink:
 
 def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridge:
     stats = InputStats(log_interval_s=config.stats_interval_s or 10.0)
-    avatars = config.avatars
-    table = AvatarTable(avatars.max, initial_ids=avatars.owned_ids,
-                        owns=avatars.owns if avatars.shard is not None else None)
+    table = build_table(config)
+    rows = bound_rows(config, table)
     animator = Animator(
         table, engine if engine is not None else load_model_engine(config),
         tau_s=config.smoothing.tau_ms / 1000.0, space=_space(config.smoothing.space),
         symmetry=config.model.symmetry,
     )
     sources = [build_source(source, config, stats) for source in config.inputs]
-    bindings = []
-    for index, output in owned_outputs(config):
-        try:
-            row = table.row(output.avatar)
-        except AvatarLimitError as error:
-            raise WiringError(f"outputs[{index}].avatar: {error}") from None
-        bindings.append(Binding(build_sink(output, config, table=table), row, output))
+    bindings = [Binding(build_sink(output, config, table=table), row, output)
+                for output, row in rows]
     lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
@@ -177,6 +171,24 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
         stats_interval_s=config.stats_interval_s,
         liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,
     )
+
+
+def build_table(config: BridgeConfig) -> AvatarTable:
+    avatars = config.avatars
+    return AvatarTable(avatars.max, initial_ids=avatars.owned_ids,
+                       owns=avatars.owns if avatars.shard is not None else None)
+
+
+def bound_rows(config: BridgeConfig, table: AvatarTable) -> list[tuple[OutputConfig, int]]:
+    """Each owned output with its avatar's row (created if new); WiringError when the table
+    cannot hold an output's avatar."""
+    rows = []
+    for index, output in owned_outputs(config):
+        try:
+            rows.append((output, table.row(output.avatar)))
+        except AvatarLimitError as error:
+            raise WiringError(f"outputs[{index}].avatar: {error}") from None
+    return rows
 
 
 def owned_outputs(config: BridgeConfig) -> list[tuple[int, OutputConfig]]:

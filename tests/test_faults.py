@@ -178,7 +178,7 @@ def test_check_reports_each_broker_reachable_or_not(
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert f"mqtt 127.0.0.1:{mosquitto.port}: reachable" in done.stdout
+    assert f"mqtt 127.0.0.1:{mosquitto.port}: port open" in done.stdout
     assert f"mqtt 127.0.0.1:{dead_port}: unreachable" in done.stdout
     assert "keep retrying" in done.stdout
 

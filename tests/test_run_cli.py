@@ -107,7 +107,7 @@ def test_osc_port_in_use_fails_at_start_with_exit_1(tmp_path: Path) -> None:
         finally:
             vmc.close()
     assert process.returncode == 1
-    assert "Address already in use" in stderr
+    assert f"OSC input 127.0.0.1:{port}: Address already in use" in stderr
     assert "Traceback" not in stderr
 
 
@@ -153,3 +153,21 @@ def test_check_rejects_a_checkpoint_that_does_not_load(tmp_path: Path, capsys) -
     assert main(["run", "--config", str(path), "--check"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "broken.npz" in err
+
+
+def test_without_a_config_file_the_built_in_defaults_run(tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    import bridge.run
+
+    # As in an installed package, where the repository's config/ does not exist.
+    monkeypatch.setattr(bridge.run, "DEFAULT_CONFIG", tmp_path / "missing.yaml")
+    assert main(["run", "--check"]) == 0
+    assert "built-in defaults: OK (60 fps, 2 input(s), 1 output(s))" in capsys.readouterr().out
+
+
+def test_check_rejects_outputs_the_avatar_table_cannot_hold(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("avatars: {ids: [a], max: 1}\ninputs: []\n"
+                    "outputs: [{type: vmc, avatar: a}, {type: vmc, avatar: b}]\n")
+    assert main(["run", "--config", str(path), "--check"]) == 2
+    assert "outputs[1].avatar" in capsys.readouterr().err

@@ -99,9 +99,13 @@ class OscSource:
         if self._transport is not None:
             return
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.host, self.port)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.host, self.port)
+            )
+        except OSError as error:  # say which listener: "Address already in use" alone names none
+            raise OSError(error.errno, f"OSC input {self.host}:{self.port}: "
+                                       f"{error.strerror or error}") from error
         self._transport = transport
         self._failure = loop.create_future()
         self.port = transport.get_extra_info("sockname")[1]
