@@ -2,12 +2,14 @@
 
 Defaults take under three minutes on a 2-core machine; ``--quick`` shortens every benchmark to
 a smoke run (seconds) whose numbers are indicative only. numpy's BLAS is pinned to one thread
-first: the targets are per core (docs/performance.md says why it matters).
+first: the targets are per core (docs/performance.md says why it matters). The naive reference
+is the torch module, so without torch the command exits 2 before measuring anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -17,6 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from bridge.cli_args import fail
+
+NEEDS_TORCH = (
+    "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
+)
 BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
 
 
@@ -43,7 +50,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    if not torch_installed():
+        return fail("bench", NEEDS_TORCH)
     return run_benchmarks(args.only or BENCHMARKS, quick=args.quick, realtime=args.realtime)
+
+
+def torch_installed() -> bool:
+    """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
+        return False
 
 
 def _progress(message: str) -> None:

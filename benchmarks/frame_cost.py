@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.batched_outputs import BatchedUdpOutputs
 from benchmarks.encoders import (
     ReferenceBuilder,
     python_osc_per_shape,
@@ -26,7 +27,6 @@ from benchmarks.encoders import (
 from benchmarks.harness import DrainedReceiver, Models, Result
 from benchmarks.scenario import OUTPUT_KINDS, OUTPUT_LABELS, TAU_S, build_scenario, make_encoder
 from bridge.animator import Engine
-from bridge.outputs import BatchedUdpOutputs
 from bridge.smoothing import smoothing_alpha
 from model.api import predict
 from model.arkit import enforce_symmetry

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from benchmarks.harness import ReceiverProcess, Result, percentile
 from benchmarks.scenario import RecordingPacer, build_scenario
 from bridge.animator import Engine
+from bridge.scheduling import freeze_startup_objects
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def run_pacing(
         bridge = scenario.bridge(fps)
         pacer = RecordingPacer(1.0 / fps, on_tick=scenario.move_targets)
         bridge.pacer = pacer
+        freeze_startup_objects()  # as `vadbridge run` does before its frame loop
         cpu_start = time.process_time()
         wall_start = time.monotonic()
         with contextlib.suppress(TimeoutError):

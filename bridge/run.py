@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import ConfigError, apply_overrides, load_config
-from bridge.scheduling import limit_blas_threads, request_realtime
+from bridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
 log = logging.getLogger("vadbridge")
@@ -83,11 +82,7 @@ def run_command(args: argparse.Namespace) -> int:
             prepare=lambda new: apply_overrides(new, fps=args.fps, osc_in=args.osc_in,
                                                 vmc_out=args.vmc_out, mqtt=args.mqtt),
         )
-    # Everything built so far (modules, model, config) lives as long as the process: move it
-    # out of the cyclic GC's reach, so a full collection scans only what the frame loop
-    # allocates. One took ~13 ms (80 ms with torch imported) and stalled a frame.
-    gc.collect()
-    gc.freeze()
+    freeze_startup_objects()
     try:
         asyncio.run(_serve(bridge, reloader))
     except OSError as error:  # a listener could not bind

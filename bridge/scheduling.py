@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 
 
@@ -47,3 +48,15 @@ def request_realtime(priority: int = 10) -> bool:
     except OSError:
         return False
     return True
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built so far (modules, model, config) out of the cyclic GC's reach.
+
+    They live as long as the process, and a full collection that scans them took ~13 ms (80 ms
+    with torch imported) and stalled a frame; afterwards it scans only what the frame loop
+    allocates. Collect first so startup garbage is freed rather than frozen. Call it once per
+    process, just before the frame loop starts.
+    """
+    gc.collect()
+    gc.freeze()

@@ -1,4 +1,8 @@
-"""BatchedUdpOutputs: many outputs encoded with one numpy write send the single encoders' bytes."""
+"""BatchedUdpOutputs: many outputs encoded with one numpy write send the single encoders' bytes.
+
+It lives in benchmarks/ (a measured experiment the daemon does not use); the bytes are checked
+here so the *batched outputs* benchmark rows time a path that sends what ``UdpSink`` sends.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from bridge.outputs import (
-    BatchedUdpOutputs,
-    LiveLinkEncoder,
-    OscEncoder,
-    PacketLayout,
-    VmcEncoder,
-)
+from benchmarks.batched_outputs import BatchedUdpOutputs
+from bridge.outputs import LiveLinkEncoder, OscEncoder, PacketLayout, VmcEncoder
 
 EncoderFactory = Callable[[], VmcEncoder | OscEncoder | LiveLinkEncoder]
 ENCODERS: dict[str, EncoderFactory] = {

@@ -15,7 +15,7 @@ from typing import Final
 
 import numpy as np
 
-from bridge.outputs.batch import PacketLayout
+from bridge.outputs.layout import PacketLayout
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 
 __all__ = ["LIVE_LINK_NAMES", "LiveLinkEncoder"]

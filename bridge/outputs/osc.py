@@ -14,7 +14,7 @@ from typing import Final, Literal
 import numpy as np
 
 from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
-from bridge.outputs.batch import PacketLayout
+from bridge.outputs.layout import PacketLayout
 from bridge.outputs.vmc import blendshape_names
 from model.arkit import NUM_BLENDSHAPES
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Encoder", "UdpSink", "open_udp_socket"]
+__all__ = ["Encoder", "UdpSink", "log_send_failure_once", "open_udp_socket"]
 
 logger = logging.getLogger("vadbridge.outputs")
 
@@ -49,6 +49,24 @@ def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
     return sock
 
 
+def log_send_failure_once(
+    logged_errnos: set[int | None], error: OSError, name: str, host: str, port: int
+) -> None:
+    """Warn about ``error`` unless its errno is already in ``logged_errnos`` (then add it).
+
+    One warning per kind of failure per output: a dead receiver fails every frame, and the
+    counters, not the log, carry the rate (docs/DESIGN.md, "Sources and sinks").
+    """
+    if error.errno in logged_errnos:
+        return
+    logged_errnos.add(error.errno)
+    kind = errno.errorcode.get(error.errno, "?") if error.errno is not None else "?"
+    logger.warning(
+        "output %s (%s:%d): send failed with %s (%s); further %s failures are only counted",
+        name, host, port, kind, error.strerror or error, kind,
+    )  # fmt: skip
+
+
 class UdpSink:
     """One output: ``encoder`` + a connected non-blocking UDP socket to ``host:port``.
 
@@ -75,19 +93,9 @@ class UdpSink:
                 self._sock.send(datagram)
         except OSError as error:
             self.send_errors += 1
-            self._log_once(error)
+            log_send_failure_once(self._logged_errnos, error, self.name, self.host, self.port)
             return
         self.frames_sent += 1
-
-    def _log_once(self, error: OSError) -> None:
-        if error.errno in self._logged_errnos:
-            return
-        self._logged_errnos.add(error.errno)
-        kind = errno.errorcode.get(error.errno, "?") if error.errno is not None else "?"
-        logger.warning(
-            "output %s (%s:%d): send failed with %s (%s); further %s failures are only counted",
-            self.name, self.host, self.port, kind, error.strerror or error, kind,
-        )  # fmt: skip
 
     def close(self) -> None:
         """Close the socket (idempotent). Sends nothing: the daemon sends the neutral frame."""

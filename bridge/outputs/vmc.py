@@ -20,7 +20,7 @@ from typing import Final, Literal
 import numpy as np
 
 from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
-from bridge.outputs.batch import PacketLayout
+from bridge.outputs.layout import PacketLayout
 from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 
 __all__ = ["MAX_LAN_PAYLOAD", "VmcEncoder", "VmcNaming"]

@@ -1,41 +1,29 @@
-"""Many UDP outputs of one packet layout, encoded together: one numpy assignment per frame.
+"""A measured experiment: many UDP outputs of one packet layout, encoded by one numpy write.
+
+Measured in the benchmarks (benchmarks/frame_cost.py, the *batched outputs* rows), not used by the
+daemon: using it there needs a frame-level output in ``Bridge`` and grouping in the wiring
+(docs/performance.md).
 
 Per avatar, ``UdpSink.send`` spends about as long in ``encode`` (a 52-element fancy-index write,
 ~1 µs hot, ~3 µs when 1,000 encoders thrash the cache) as in the kernel's ``send``. Here every
 output's packet is a row of one ``(outputs, packet_bytes)`` buffer, so a frame writes all the
 weights with ``floats[:, weight_words] = weights[rows]`` (~0.1 µs per avatar) and then sends each
 row. Bytes on the wire are exactly the single encoder's (tests/test_outputs_batch.py); errors are
-counted per output and logged once per kind, like ``UdpSink``. Measured in benchmarks/frame_cost.
+counted per output and logged once per kind, with ``UdpSink``'s logging.
 """
 
 from __future__ import annotations
 
-import errno
-import logging
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from bridge.outputs.udp import open_udp_socket
+from bridge.outputs.layout import PacketLayout
+from bridge.outputs.udp import log_send_failure_once, open_udp_socket
 from model.arkit import NUM_BLENDSHAPES
 
-__all__ = ["BatchedUdpOutputs", "PacketLayout"]
-
-logger = logging.getLogger("vadbridge.outputs")
-
-
-@dataclass(frozen=True)
-class PacketLayout:
-    """Where an encoder's per-frame numbers live in its packet (byte offsets, big-endian)."""
-
-    template: bytes  # one frame's datagrams back to back, numbers zeroed
-    bounds: tuple[tuple[int, int], ...]  # each datagram's [start, end) in ``template``
-    weight_offsets: npt.NDArray[np.intp]  # (52,) f32 offsets, model order
-    time_offset: int | None = None  # f32 time_s
-    frame_offset: int | None = None  # i32 frame number, wrapped to 0..2**31-1
+__all__ = ["BatchedUdpOutputs"]
 
 
 class BatchedUdpOutputs:
@@ -109,21 +97,13 @@ class BatchedUdpOutputs:
                     send(datagram)
             except OSError as error:
                 self.send_errors[index] += 1
-                self._log_once(index, error)
+                host, port = self.destinations[index]
+                log_send_failure_once(
+                    self._logged_errnos, error, f"{self.name}[{index}]", host, port
+                )
                 continue
             sent += 1
         self.frames_sent += sent
-
-    def _log_once(self, index: int, error: OSError) -> None:
-        if error.errno in self._logged_errnos:
-            return
-        self._logged_errnos.add(error.errno)
-        kind = errno.errorcode.get(error.errno, "?") if error.errno is not None else "?"
-        host, port = self.destinations[index]
-        logger.warning(
-            "output %s[%d] (%s:%d): send failed with %s (%s); further %s failures are only counted",
-            self.name, index, host, port, kind, error.strerror or error, kind,
-        )  # fmt: skip
 
     def close(self) -> None:
         for sock in self._sockets:
