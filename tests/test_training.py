@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ import torch
 from bridge.cli import main
 from model.api import load_model, predict
 from model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
+from training.cli import NEEDS_TORCH
 from training.data import load_dataset
 from training.generator import generate_dataset
 from training.train import (
@@ -160,3 +164,114 @@ def test_bad_arguments_exit_2_with_a_one_line_reason(
     err = capsys.readouterr().err
     assert status == 2
     assert reason in err and len(err.strip().splitlines()) == 1
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The exit status and stderr of ``vadbridge ARGV`` run in this process."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code  # type: ignore[assignment]
+    return status, capsys.readouterr().err
+
+
+def test_train_out_that_is_a_file_fails_before_any_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    # --data names a missing file: reaching the data loader would report that instead.
+    argv = ["train", "--data", str(tmp_path / "absent.csv"), "--out", str(taken)]
+    status, err = run_cli(argv, capsys)
+    assert status == 2
+    assert err == f"vadbridge train: error: --out {str(taken)!r} exists and is not a directory\n"
+    assert taken.read_text() == "not a directory"
+
+
+def test_train_out_below_a_file_is_not_a_writable_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "run"
+    status, err = run_cli(["train", "--data", "builtin", "--out", str(out)], capsys)
+    assert status == 2
+    assert err.startswith(f"vadbridge train: error: --out {str(out)!r} is not a writable directory")
+    assert len(err.splitlines()) == 1
+
+
+def test_train_creates_the_out_directory_before_loading_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run"
+    status, err = run_cli(
+        ["train", "--data", str(tmp_path / "absent.csv"), "--out", str(out)], capsys
+    )
+    assert status == 2 and "absent.csv: no such file" in err
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_dataset_out_that_is_a_directory_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d.csv"
+    out.mkdir()
+    status, err = run_cli(["dataset", "--out", str(out), "--n", "10"], capsys)
+    assert status == 2
+    assert err == (
+        f"vadbridge dataset: error: --out is a directory, expected a file: {str(out)!r}\n"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_dataset_out_that_cannot_be_opened_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    # A dangling symlink: its directory exists, yet opening it for writing fails (even as root).
+    out = tmp_path / f"link{suffix}"
+    out.symlink_to(tmp_path / "missing" / f"target{suffix}")
+    status, err = run_cli(["dataset", "--out", str(out), "--n", "10"], capsys)
+    assert status == 2
+    assert err == (
+        f"vadbridge dataset: error: cannot write --out {str(out)!r}: No such file or directory\n"
+    )
+
+
+# Runs the CLI with every import of torch failing, as on a machine without it.
+_WITHOUT_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class BlockTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError(f"torch is blocked in this test ({name})", name=name)
+            return None
+
+    sys.meta_path.insert(0, BlockTorch())
+    from bridge.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def run_without_torch(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, *argv],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_train_without_torch_says_how_to_install_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_without_torch(["train", "--data", "builtin", "--out", str(out)])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"vadbridge train: error: {NEEDS_TORCH}\n"
+    assert NEEDS_TORCH == (
+        "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
+    )
+    assert not out.exists()  # stopped before touching --out or the data

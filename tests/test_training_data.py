@@ -146,3 +146,66 @@ def test_unknown_extension_is_rejected(tmp_path: Path, small: Dataset) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"absent\.csv: no such file"):
         load_dataset(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize(
+    ("arrays", "reason"),
+    [
+        ({"vad": np.array([[None, 0, 0]], dtype=object)}, "Object arrays cannot be loaded"),
+        ({"vad": np.array([["a", "b", "c"]])}, "array 'vad' is not numeric"),
+        ({"blendshapes": np.array([["x"] * 52])}, "array 'blendshapes' is not numeric"),
+    ],
+)
+def test_npz_with_object_or_string_arrays_names_the_file(
+    tmp_path: Path, arrays: dict[str, np.ndarray], reason: str
+) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(
+        path,
+        vad=arrays.get("vad", np.zeros((1, 3))),
+        blendshapes=arrays.get("blendshapes", np.zeros((1, 52))),
+    )
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value).startswith(f"{path}: ") and reason in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"PK\x03\x04 truncated zip", b"PK\x05\x06"],
+    ids=["broken-zip", "short-zip"],
+)
+def test_npz_that_is_not_an_archive_names_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value).startswith(f"{path}: not a readable .npz dataset (")
+
+
+@pytest.mark.parametrize("content", [b"valence,arousal\n0,0\n", b""], ids=["text", "empty"])
+def test_npz_without_a_zip_signature_names_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "d.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value) == f"{path}: not an .npz archive (no zip signature)"
+
+
+def test_npz_holding_a_single_npy_array_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    with open(path, "wb") as handle:
+        np.save(handle, np.zeros((2, 3)))
+    with pytest.raises(DatasetError, match=r"single \.npy array, expected an \.npz archive"):
+        load_dataset(path)
+
+
+def test_non_utf8_csv_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "d.csv", HEADER, [good_row(), good_row(), good_row()])
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"0.2", b"0\xe9", 1)  # Latin-1 "é" in line 3
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value).startswith(f"{path}, line 3: not UTF-8 text")
+    assert info.value.row == 3

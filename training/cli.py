@@ -1,24 +1,30 @@
 """``vadbridge dataset`` (write the built-in dataset) and ``vadbridge train`` (the card's recipe).
 
 Bad arguments exit 2 with a one-line reason on stderr; a bad dataset file exits 2 naming the
-file, line and column. torch is imported only when ``train`` runs.
+file, line and column. torch is imported only when ``train`` runs, and ``train`` checks that it
+is installed, and that ``--out`` is a writable directory, before it loads or generates any data.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from bridge.cli_args import fail, integer, positive_float
+from bridge.cli_args import EXIT_FAILURE, UsageError, fail, integer, positive_float
 from training.data import DatasetError, load_dataset, save_dataset
 from training.emo3d import load_emo3d
 from training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
 BUILTIN = "builtin"
 DEFAULT_NAME = "vadbridge-v1"
+NEEDS_TORCH = (
+    "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
+)
 
 
 _positive_int = integer(1)
@@ -68,17 +74,60 @@ def run_dataset(args: argparse.Namespace) -> int:
         return fail("dataset", f"--out must end in .csv or .npz, got {args.out!r}")
     if not out.parent.is_dir():
         return fail("dataset", f"--out directory does not exist: {str(out.parent)!r}")
+    if out.is_dir():
+        return fail("dataset", f"--out is a directory, expected a file: {args.out!r}")
     dataset = generate_dataset(args.n, args.seed)
-    save_dataset(out, dataset)
+    try:
+        save_dataset(out, dataset)
+    except OSError as error:
+        return fail("dataset", f"cannot write --out {args.out!r}: {_os_reason(error)}")
     asymmetry = mean_abs_left_right(dataset.blendshapes)
     print(f"wrote {len(dataset)} pairs to {out} (seed {args.seed}, mean |L-R| {asymmetry:.3f})")
     return 0
 
 
+def torch_installed() -> bool:
+    """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
+        return False
+
+
+def prepare_out_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and prove it is a writable directory; else ``UsageError``.
+
+    Checked before training so that a bad ``--out`` costs seconds, not a whole training run.
+    """
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # A real file, not os.access: root passes access() even on read-only mounts.
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except FileExistsError:
+        raise UsageError(f"--out {str(path)!r} exists and is not a directory") from None
+    except OSError as error:
+        raise UsageError(
+            f"--out {str(path)!r} is not a writable directory: {_os_reason(error)}"
+        ) from None
+    return out
+
+
+def _os_reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
 def run_train(args: argparse.Namespace) -> int:
+    if args.data == BUILTIN and args.format is not None:
+        return fail("train", "--format does not apply to --data builtin")
+    if not torch_installed():
+        return fail("train", NEEDS_TORCH)
+    try:
+        out_dir = prepare_out_dir(args.out)
+    except UsageError as error:
+        return fail("train", error)
     if args.data == BUILTIN:
-        if args.format is not None:
-            return fail("train", "--format does not apply to --data builtin")
         dataset = generate_dataset(args.n, args.seed)
         source = f"builtin(n={args.n}, seed={args.seed})"
     else:
@@ -95,6 +144,8 @@ def run_train(args: argparse.Namespace) -> int:
                 dataset = load_dataset(args.data, args.format)
         except DatasetError as error:
             return fail("train", error)
+        except OSError as error:
+            return fail("train", f"{args.data}: cannot read: {_os_reason(error)}")
         source = f"{args.format or Path(args.data).suffix.lstrip('.')}:{Path(args.data).name}"
     if len(dataset) < 2:
         return fail("train", f"{args.data}: need at least 2 samples, found {len(dataset)}")
@@ -107,7 +158,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr)
     result = train(dataset, config, data_source=source)
-    paths = write_run(result, args.out, args.name)
+    try:
+        paths = write_run(result, out_dir, args.name)
+    except OSError as error:
+        return fail("train", f"cannot write the run to {args.out!r}: {error}", EXIT_FAILURE)
     metrics = result.metrics
     print(
         f"best epoch {metrics['best_epoch']}: val MSE {metrics['best_val_mse']:.5f}, "

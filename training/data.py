@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,34 @@ def _check_ranges(path: str | Path, dataset: Dataset, row_offset: int | None) ->
 
 
 def load_csv(path: str | Path) -> Dataset:
+    try:
+        rows = _read_csv_rows(path)
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            path, f"not UTF-8 text ({error.reason})", row=_first_non_utf8_line(path)
+        ) from None
+    except OSError as error:
+        raise DatasetError(path, f"cannot read: {error.strerror or error}") from None
+    if not rows:
+        raise DatasetError(path, "no data rows")
+    table = np.asarray(rows, dtype=np.float32)
+    dataset = Dataset(vad=table[:, :3].copy(), blendshapes=table[:, 3:].copy())
+    _check_ranges(path, dataset, row_offset=2)  # header is line 1; blank lines are rare
+    return dataset
+
+
+def _first_non_utf8_line(path: str | Path) -> int | None:
+    """The 1-based line of the first undecodable byte (the decoder reads ahead in blocks)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None  # the file changed since the failed read
+
+
+def _read_csv_rows(path: str | Path) -> list[list[float]]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
@@ -112,30 +142,21 @@ def load_csv(path: str | Path) -> Dataset:
                     raise DatasetError(path, f"not a finite number: {cell!r}", line, name)
                 values.append(value)
             rows.append(values)
-    if not rows:
-        raise DatasetError(path, "no data rows")
-    table = np.asarray(rows, dtype=np.float32)
-    dataset = Dataset(vad=table[:, :3].copy(), blendshapes=table[:, 3:].copy())
-    _check_ranges(path, dataset, row_offset=2)  # header is line 1; blank lines are rare
-    return dataset
+    return rows
+
+
+# What numpy and zipfile raise for a file that is not a well-formed .npz of plain arrays.
+_NPZ_READ_ERRORS = (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def load_npz(path: str | Path) -> Dataset:
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DatasetError(path, f"not a readable .npz file ({error})") from None
-    with archive:
-        for key in ("vad", "blendshapes"):
-            if key not in archive.files:
-                raise DatasetError(path, f"missing array {key!r} (found: {archive.files})")
-        vad = np.asarray(archive["vad"], dtype=np.float32)
-        blendshapes = np.asarray(archive["blendshapes"], dtype=np.float32)
-        names = (
-            [str(n) for n in archive["blendshape_names"]]
-            if "blendshape_names" in archive.files
-            else None
-        )
+        vad, blendshapes, names = _read_npz(path)
+    except DatasetError:
+        raise
+    except _NPZ_READ_ERRORS as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DatasetError(path, f"not a readable .npz dataset ({reason})") from None
     if names is not None:
         lower = {name.lower(): i for i, name in enumerate(names)}
         missing = [name for name in ARKIT_NAMES if name.lower() not in lower]
@@ -149,6 +170,44 @@ def load_npz(path: str | Path) -> Dataset:
         raise DatasetError(path, str(error)) from None
     _check_ranges(path, dataset, row_offset=None)
     return dataset
+
+
+def _read_npz(
+    path: str | Path,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list[str] | None]:
+    # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+        handle.seek(0)
+        if magic == b"\x93NUMPY":
+            raise DatasetError(path, "a single .npy array, expected an .npz archive")
+        if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            # np.load would try it as a pickle and talk about allow_pickle.
+            raise DatasetError(path, "not an .npz archive (no zip signature)")
+        archive = np.load(handle, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DatasetError(path, "not an .npz archive")
+        with archive:
+            for key in ("vad", "blendshapes"):
+                if key not in archive.files:
+                    raise DatasetError(path, f"missing array {key!r} (found: {archive.files})")
+            vad = _float_array(path, archive, "vad")
+            blendshapes = _float_array(path, archive, "blendshapes")
+            names = (
+                [str(n) for n in archive["blendshape_names"]]
+                if "blendshape_names" in archive.files
+                else None
+            )
+    return vad, blendshapes, names
+
+
+def _float_array(
+    path: str | Path, archive: np.lib.npyio.NpzFile, key: str
+) -> npt.NDArray[np.float32]:
+    try:
+        return np.asarray(archive[key], dtype=np.float32)
+    except (ValueError, TypeError) as error:
+        raise DatasetError(path, f"array {key!r} is not numeric ({error})") from None
 
 
 def save_csv(path: str | Path, dataset: Dataset) -> None:
