@@ -4,11 +4,14 @@ Two smoothing spaces (config ``smoothing.space``):
 - ``vad``: the VAD state glides toward the target and the model runs on the state, so the face
   passes through the intermediate emotions (happy -> sad crosses neutral-ish faces).
 - ``blendshapes``: the model runs once on each new target and the 52 weights glide linearly.
-Either way the model runs only for avatars whose input to it changed this frame.
+Either way the model runs only for avatars whose input to it changed this frame. When every avatar
+changed (the steady state with live inputs) the model reads and writes the table's rows in place:
+no gather, no scatter, and no new output array if the engine has ``forward_into`` (``NumpyMLP``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import numpy as np
@@ -21,6 +24,8 @@ SmoothingSpace = Literal["vad", "blendshapes"]
 
 
 class Engine(Protocol):
+    """``NumpyMLP``, ``LutEngine``; ``forward_into(vad, out)`` is used when the engine has it."""
+
     def forward(self, vad: np.ndarray) -> np.ndarray: ...
 
 
@@ -39,17 +44,31 @@ class Animator:
         self.tau_s = tau_s
         self.space = space
         self.symmetry = symmetry
+        self._forward_into: Callable[[np.ndarray, np.ndarray], object] | None = getattr(
+            engine, "forward_into", None
+        )
         self._changed = np.zeros(table.capacity, dtype=bool)
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
         # Rows whose output weights may have changed in the last step (the frame loop can skip
         # re-sending converged faces); a view, valid until the next step.
         self.changed: np.ndarray = self._changed[:0]
 
-    def _infer(self, vad: np.ndarray) -> np.ndarray:
-        weights = self.engine.forward(vad)
-        if self.symmetry:
-            symmetrize_inplace(weights)
-        return weights
+    def _infer_rows(self, vad: np.ndarray, out: np.ndarray, rows: np.ndarray, count: int) -> None:
+        """Write the model's (symmetrised) weights for ``vad[rows]`` into ``out[rows]``."""
+        if rows.size == count:  # rows is a subset of range(count): every row, so use slices
+            weights = out[:count]
+            if self._forward_into is not None:
+                self._forward_into(vad[:count], weights)
+            else:
+                weights[:] = self.engine.forward(vad[:count])
+            if self.symmetry:
+                symmetrize_inplace(weights)
+        else:
+            weights = self.engine.forward(vad[rows])
+            if self.symmetry:
+                symmetrize_inplace(weights)
+            out[rows] = weights
+        self.inferred_rows += rows.size
 
     def step(self, dt_s: float) -> None:
         """Advance every avatar by ``dt_s`` seconds; results land in ``table.weights``."""
@@ -66,12 +85,10 @@ class Animator:
             changed |= dirty
             rows = np.flatnonzero(changed)
             if rows.size:
-                table.weights[rows] = self._infer(table.state_vad[rows])
-                self.inferred_rows += rows.size
+                self._infer_rows(table.state_vad, table.weights, rows, count)
         else:
             rows = np.flatnonzero(dirty)
             if rows.size:
-                table.target_weights[rows] = self._infer(table.target_vad[rows])
-                self.inferred_rows += rows.size
+                self._infer_rows(table.target_vad, table.target_weights, rows, count)
             smooth_toward(table.weights[:count], table.target_weights[:count], alpha, changed)
         dirty[:] = False

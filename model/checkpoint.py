@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ FORMAT_VERSION = 1
 META_KEY = "__meta__"
 NESTING_KEYS: tuple[str, ...] = ("model_state_dict", "state_dict", "model")
 PT_SUFFIXES: tuple[str, ...] = (".pt", ".pth")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch bolds parts of its weights_only message
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -245,13 +247,14 @@ def _read_pt(path: Path) -> tuple[list[tuple[str, Float32Array]], dict[str, Any]
             path, "reading a .pt file needs torch (the [train] extra); use the .npz export instead"
         ) from None
 
+    head = _check_torch_container(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise CheckpointError(
             path,
-            f"cannot be read with weights_only=True (tensors and plain data only): {first_line}",
+            "cannot be read with weights_only=True (tensors and plain data only): "
+            + _torch_load_reason(error, head),
         ) from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(path, f"expected a dict of tensors, found {type(obj).__name__}")
@@ -271,6 +274,42 @@ def _read_pt(path: Path) -> tuple[list[tuple[str, Float32Array]], dict[str, Any]
             path, f"no weight tensors found (top-level keys: {sorted(map(str, obj))})"
         )
     return tensors, meta, notes
+
+
+def _check_torch_container(path: Path) -> bytes:
+    """Refuse a file that is neither of torch.save's containers; return its first bytes.
+
+    torch.save writes a zip archive (torch >= 1.6) or, in the legacy format, a pickle stream,
+    which starts with the PROTO opcode ``0x80`` and the protocol number (2 by default). Checking
+    first keeps torch's error for other files out of our message: it advises
+    ``weights_only=False``, which would run pickled code from an untrusted file.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    legacy_pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    if not (legacy_pickle or zipfile.is_zipfile(path)):
+        raise CheckpointError(
+            path,
+            f"not a PyTorch checkpoint (neither a zip archive nor a pickle stream; starts with "
+            f"{head!r}): truncated, corrupt or another format",
+        )
+    return head
+
+
+def _torch_load_reason(error: BaseException, head: bytes) -> str:
+    """torch.load's reason without its advice to retry with ``weights_only=False`` (unsafe)."""
+    text = _ANSI_ESCAPE.sub("", str(error))
+    _, found, detail = text.partition("WeightsUnpickler error:")
+    # The detail sits on the same or a later line, e.g. "Unsupported global: GLOBAL x.Y was not
+    # an allowed global by default. Please use ..." or "Unsupported operand 32".
+    detail = detail.split("Check the documentation", 1)[0].split(". Please", 1)[0]
+    detail = " ".join(detail.split())
+    if found and detail:
+        return detail
+    if "weights_only" in text:
+        return "it holds pickled objects other than tensors and plain data"
+    first_line = text.strip().splitlines()[0] if text.strip() else repr(error)
+    return f"{first_line} (file starts with {head!r})"
 
 
 def _unwrap(obj: Mapping[Any, Any]) -> tuple[Mapping[Any, Any], list[str]]:

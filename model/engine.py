@@ -4,8 +4,11 @@ The forward pass is Linear -> LayerNorm -> LeakyReLU (-> Dropout, the identity i
 each hidden layer, then Linear and a clamp to [0, 1] (../shared/reference/model-card.md,
 "Architecture"). LayerNorm uses the biased variance and ``config.layer_norm_eps``, as
 ``torch.nn.LayerNorm`` does. Weights are stored transposed and contiguous so each Linear is one
-``x @ W`` into a preallocated buffer; the frame loop calls ``forward_into`` and allocates nothing
-once a batch size has been seen.
+``x @ W`` into a work buffer. There is one set of work buffers, sized to the largest batch seen so
+far; a smaller batch uses its first rows, so scratch memory is bounded by the largest batch however
+many different batch sizes the frame loop sends (the animator forwards a different number of
+moving avatars each frame). ``forward_into`` allocates no array data once a batch at least as
+large has been seen (only small views of the buffers).
 """
 
 from __future__ import annotations
@@ -65,12 +68,20 @@ class _Hidden:
 
 
 class _Workspace:
-    """Per-batch-size scratch arrays, so a repeated forward allocates nothing."""
+    """Scratch arrays for up to ``rows`` inputs; a batch of n uses the first n rows of each.
 
-    def __init__(self, batch: int, widths: tuple[int, ...]) -> None:
-        self.hidden = [np.empty((batch, w), dtype=np.float32) for w in widths]
-        self.scratch = [np.empty((batch, w), dtype=np.float32) for w in widths]
-        self.column = np.empty((batch, 1), dtype=np.float32)
+    Row slices of a C-contiguous array stay C-contiguous, which ``np.dot(..., out=...)`` needs.
+    """
+
+    def __init__(self, rows: int, widths: tuple[int, ...]) -> None:
+        self.rows = rows
+        self.hidden = [np.empty((rows, w), dtype=np.float32) for w in widths]
+        self.scratch = [np.empty((rows, w), dtype=np.float32) for w in widths]
+        self.column = np.empty((rows, 1), dtype=np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (*self.hidden, *self.scratch, self.column))
 
 
 class NumpyMLP:
@@ -92,7 +103,7 @@ class NumpyMLP:
         self._out_bias = out_bias
         self._slope = np.float32(config.leaky_relu_slope)
         self._eps = np.float32(config.layer_norm_eps)
-        self._workspaces: dict[int, _Workspace] = {}
+        self._work = _Workspace(0, config.hidden)
 
     @classmethod
     def from_state_dict(
@@ -153,6 +164,11 @@ class NumpyMLP:
     def parameter_count(self) -> int:
         return sum(int(a.size) for a in self.state_dict().values())
 
+    @property
+    def scratch_nbytes(self) -> int:
+        """Bytes in work buffers: largest batch seen x ``2 * sum(hidden) + 1`` float32s."""
+        return self._work.nbytes
+
     def forward(self, vad: npt.ArrayLike) -> Float32Array:
         """(N, 3) VAD -> a new (N, 52) float32 array of weights clipped to [0, 1]."""
         batch = np.asarray(vad, dtype=np.float32)
@@ -183,12 +199,15 @@ class NumpyMLP:
             raise ValueError(
                 f"out must be C-contiguous float32 of shape ({n}, 52), got {out.dtype} {out.shape}"
             )
-        work = self._workspaces.get(n)
-        if work is None:
-            work = self._workspaces[n] = _Workspace(n, self.config.hidden)
+        work = self._work
+        if n > work.rows:
+            # Grow to exactly n: batch sizes only grow when avatars join, so regrowth is rare, and
+            # the old buffers are dropped here rather than kept per size.
+            work = self._work = _Workspace(n, self.config.hidden)
         x = vad
-        column = work.column
-        for layer, h, tmp in zip(self._hidden, work.hidden, work.scratch, strict=True):
+        column = work.column[:n]
+        for layer, h_all, tmp_all in zip(self._hidden, work.hidden, work.scratch, strict=True):
+            h, tmp = h_all[:n], tmp_all[:n]
             np.dot(x, layer.weight_t, out=h)
             h += layer.bias
             # LayerNorm with the biased variance, as torch computes it. add.reduce times 1/width

@@ -85,3 +85,71 @@ def test_symmetry_is_exact_on_every_frame_in_both_spaces(engine) -> None:  # typ
             weights = table.weights[:8]
             assert np.array_equal(weights[:, LEFT_INDICES], weights[:, RIGHT_INDICES])
             assert np.all((weights >= 0) & (weights <= 1))
+
+
+class _ForwardOnly:
+    """The engine behind only ``forward`` (as ``LutEngine`` offers): the gather/scatter path."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self._engine = engine
+        self.batches: list[int] = []
+
+    def forward(self, vad: np.ndarray) -> np.ndarray:
+        self.batches.append(len(vad))
+        result: np.ndarray = self._engine.forward(vad)
+        return result
+
+
+class _RecordingInto(_ForwardOnly):
+    """The engine with ``forward_into``; records where each call wrote."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(engine)
+        self.into: list[np.ndarray] = []
+
+    def forward_into(self, vad: np.ndarray, out: np.ndarray) -> np.ndarray:
+        self.into.append(out)
+        result: np.ndarray = self._engine.forward_into(vad, out)
+        return result
+
+
+def _run_moving_avatars(engine, space: str) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Six avatars: all move for 6 frames, settle for 250 (83 tau), then only rows 1 and 4 move."""
+    rng = np.random.default_rng(21)
+    table = AvatarTable(8, initial_ids=[f"a{i}" for i in range(6)])
+    animator = Animator(table, engine, tau_s=0.05, space=space)  # type: ignore[arg-type]
+    frames = []
+    for frame in range(262):
+        moving = range(6) if frame < 6 else (1, 4) if frame >= 256 else ()
+        for row in moving:
+            vad = tuple(float(x) for x in rng.uniform(-1, 1, 3))
+            table.set_target(row, vad, now_s=0.0)  # type: ignore[arg-type]
+        animator.step(PERIOD_S)
+        frames.append(table.weights[:6].copy())
+    return np.stack(frames), table.target_weights[:6].copy()
+
+
+def test_when_every_avatar_moves_the_engine_writes_into_the_table_rows(engine) -> None:  # type: ignore[no-untyped-def]
+    recording = _RecordingInto(engine)
+    table = AvatarTable(8, initial_ids=[f"a{i}" for i in range(6)])
+    animator = Animator(table, recording, tau_s=0.1, space="vad")
+    for row in range(6):
+        table.set_target(row, (0.1 * row, -0.5, 0.3), now_s=0.0)
+    animator.step(PERIOD_S)
+    assert recording.batches == []  # no forward with its gathered copy and fresh output
+    assert len(recording.into) == 1 and recording.into[0].shape == (6, 52)
+    assert np.shares_memory(recording.into[0], table.weights)
+    for row in range(6):
+        face = model_face(engine, table.state_vad[row])  # a batch of 1: BLAS may round apart
+        np.testing.assert_allclose(table.weights[row], face, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("space", ["vad", "blendshapes"])
+def test_engines_with_and_without_forward_into_animate_identically(engine, space: str) -> None:  # type: ignore[no-untyped-def]
+    forward_only = _ForwardOnly(engine)
+    frames_into, targets_into = _run_moving_avatars(_RecordingInto(engine), space)
+    frames_plain, targets_plain = _run_moving_avatars(forward_only, space)
+    assert 6 in forward_only.batches and 2 in forward_only.batches  # both paths were exercised
+    np.testing.assert_array_equal(frames_into, frames_plain)
+    np.testing.assert_array_equal(targets_into, targets_plain)
+    assert np.ptp(frames_plain[:, :, :], axis=0).max() > 0.05  # the faces really moved

@@ -221,8 +221,11 @@ def test_missing_tensors_are_counted_and_listed(model: VADBlendshapeMLP, tmp_pat
 def test_a_pickled_module_is_refused_not_unpickled(tmp_path: Path) -> None:
     path = tmp_path / "whole_model.pt"
     torch.save({"model": VADBlendshapeMLP()}, path)  # pickles the class, not just tensors
-    with pytest.raises(CheckpointError, match="weights_only=True"):
+    with pytest.raises(CheckpointError, match="weights_only=True") as caught:
         load_engine(path)
+    assert "Unsupported global: GLOBAL model.network.VADBlendshapeMLP" in caught.value.reason
+    assert "weights_only=False" not in str(caught.value)  # torch's unsafe advice is dropped
+    assert "\x1b" not in str(caught.value)
 
 
 def test_a_dict_without_tensors_is_refused(tmp_path: Path) -> None:
@@ -253,8 +256,26 @@ def test_corrupt_files_are_refused(tmp_path: Path) -> None:
     pt.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match=r"unreadable \.npz"):
         load_engine(npz)
-    with pytest.raises(CheckpointError, match="weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"not a PyTorch checkpoint \(.*b'garbage'"):
         load_engine(pt)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage", b"", b"PK\x03\x04 truncated zip", b"\x80\x02 not really a pickle"],
+    ids=["text", "empty", "truncated-zip", "pickle-header"],
+)
+def test_a_corrupt_pt_error_never_advises_weights_only_false(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
+        load_engine(path)
+    assert caught.value.path == str(path)
+    assert "weights_only=False" not in str(caught.value)
+    assert "weights_only` set to `False" not in str(caught.value)
+    assert caught.value.reason.split(": ", 1)[-1].strip()  # a reason is given, not an empty tail
 
 
 def test_npz_with_an_object_array_is_refused(tmp_path: Path) -> None:

@@ -94,6 +94,35 @@ def test_forward_into_writes_the_given_buffer_and_equals_forward() -> None:
         np.testing.assert_array_equal(out, engine.forward(vad))
 
 
+def test_scratch_memory_stays_bounded_by_the_largest_batch_over_many_batch_sizes() -> None:
+    # The animator forwards a different number of moving avatars each frame; per-size caches grew
+    # without bound (+3.9 GB for sizes 1..1000). One set of buffers serves every size <= the max.
+    model = seeded_model(MLPConfig(hidden=(64, 128, 64)), seed=4)
+    config = model.config
+    arrays = {key: value.numpy() for key, value in model.state_dict().items()}
+    engine = NumpyMLP.from_state_dict(arrays, config)
+    rng = np.random.default_rng(11)
+    one_set_of_300_rows = 300 * (2 * sum(config.hidden) + 1) * 4  # hidden + scratch + column
+    for batch in rng.permutation(np.arange(1, 301)):
+        vad = rng.uniform(-1, 1, size=(int(batch), 3)).astype(np.float32)
+        out = np.full((int(batch), 52), np.nan, dtype=np.float32)
+        engine.forward_into(vad, out)
+        fresh = NumpyMLP.from_state_dict(arrays, config).forward(vad)
+        np.testing.assert_array_equal(out, fresh)
+        assert engine.scratch_nbytes <= one_set_of_300_rows
+    assert engine.scratch_nbytes == one_set_of_300_rows
+
+
+def test_a_smaller_batch_after_a_larger_one_still_matches_torch() -> None:
+    model = seeded_model(seed=5)
+    engine = engine_of(model)
+    rng = np.random.default_rng(12)
+    for batch in (64, 3, 1, 64):
+        vad = rng.uniform(-1, 1, size=(batch, 3)).astype(np.float32)
+        assert np.abs(engine.forward(vad) - torch_forward(model, vad)).max() <= TOLERANCE
+    assert engine.scratch_nbytes == 64 * (2 * sum(model.config.hidden) + 1) * 4
+
+
 def test_forward_returns_fresh_arrays_across_calls() -> None:
     engine = engine_of(seeded_model())
     first = engine.forward(np.zeros((1, 3), dtype=np.float32))
