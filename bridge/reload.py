@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.animator import Animator
 from bridge.avatars import AvatarLimitError, AvatarTable
 from bridge.config import BridgeConfig, ConfigError, load_config
 from bridge.daemon import SINK_DRAIN_TIMEOUT_S, Binding, Bridge, Sink, retire
@@ -150,7 +151,7 @@ class Reloader:
                 kept[index] = match
                 unused.remove(match)
         return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path,
-                                             self.bridge.table)
+                                             self.bridge.table, self.bridge.animator)
 
     def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
               built: dict[int, Sink]) -> None:
@@ -203,7 +204,8 @@ class Reloader:
 
 
 def _build_sinks(
-    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path, table: AvatarTable
+    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path, table: AvatarTable,
+    animator: Animator,
 ) -> dict[int, Sink]:
     """Runs in a worker thread; a sink only keeps ``table`` to read it later, on the loop."""
     from bridge.wiring import WiringError, build_sink
@@ -211,7 +213,7 @@ def _build_sinks(
     built: dict[int, Sink] = {}
     for index, output in outputs:
         try:
-            built[index] = build_sink(output, config, table=table)
+            built[index] = build_sink(output, config, table=table, animator=animator)
         except (WiringError, OSError, ValueError) as error:
             _close_all(built.values())
             raise _Rejected(f"{path}: outputs[{index}]: {error}") from None

@@ -95,8 +95,9 @@ def _allowed_addresses(
 
 
 def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
-               table: AvatarTable | None = None) -> Sink:
-    """The output for ``config``. VMC with VRM presets reads the avatar's VAD from ``table``."""
+               table: AvatarTable | None = None, animator: Animator | None = None) -> Sink:
+    """The output for ``config``. VMC with VRM presets reads the avatar's VAD from ``table``
+    and follows ``animator``'s smoothing settings as they are at each frame."""
     if isinstance(config, RecordOutputConfig):
         return RecordSink(config.path, avatar=config.avatar, name=f"record {config.path}")
     if isinstance(config, MqttOutputConfig):
@@ -104,7 +105,7 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
     name = f"{config.type} {config.host}:{config.port}"
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
-        encoder = _vmc_encoder(config, bridge, table)
+        encoder = _vmc_encoder(config, table, animator)
     elif isinstance(config, OscOutputConfig):
         encoder = OscEncoder(mode=cast(Any, config.mode), prefix=config.prefix,
                              naming=cast(Any, config.naming))
@@ -116,22 +117,22 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
     return UdpSink(encoder, config.host, config.port, name=name)
 
 
-def _vmc_encoder(config: VmcOutputConfig, bridge: BridgeConfig,
-                 table: AvatarTable | None) -> Encoder:
+def _vmc_encoder(config: VmcOutputConfig, table: AvatarTable | None,
+                 animator: Animator | None) -> Encoder:
     if config.vrm_presets == "none":
         return VmcEncoder(naming=cast(Any, config.naming), bundle=config.bundle,
                           split=config.split, send_ok_and_time=config.send_ok_and_time)
-    if table is None:
-        raise WiringError("vmc output with vrm_presets needs the avatar table (table=...)")
-    # Presets follow the VAD the model sees: the smoothed state, or in blendshape-space
-    # smoothing the raw target (the animator never smooths state_vad then), smoothed here.
-    blendshape_space = bridge.smoothing.space == "blendshapes"
+    if table is None or animator is None:
+        raise WiringError(
+            "vmc output with vrm_presets needs the avatar table and the animator "
+            "(table=..., animator=...)"
+        )
+    # The encoder reads the animator's space at every frame (a reload may switch it): the
+    # presets follow the VAD the model sees, smoothed by the encoder in blendshapes space.
     return VrmVmcEncoder(
-        cast(Any, config.vrm_presets), table, config.avatar,
-        vad_source="target" if blendshape_space else "state", arkit=config.arkit,
-        naming=cast(Any, config.naming), bundle=config.bundle, split=config.split,
-        send_ok_and_time=config.send_ok_and_time,
-        presets_tau_s=bridge.smoothing.tau_s if blendshape_space else 0.0,
+        cast(Any, config.vrm_presets), table, config.avatar, smoothing=animator,
+        arkit=config.arkit, naming=cast(Any, config.naming), bundle=config.bundle,
+        split=config.split, send_ok_and_time=config.send_ok_and_time,
     )
 
 
@@ -160,7 +161,7 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
         symmetry=config.model.symmetry,
     )
     sources = [build_source(source, config, stats) for source in config.inputs]
-    bindings = [Binding(build_sink(output, config, table=table), row, output)
+    bindings = [Binding(build_sink(output, config, table=table, animator=animator), row, output)
                 for output, row in rows]
     lively = config.liveliness
     return Bridge(

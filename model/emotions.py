@@ -54,7 +54,9 @@ class UnknownEmotionError(ValueError):
         hint = "no close match"
         if close_matches:
             hint = f"closest known names: {', '.join(close_matches)}"
-        super().__init__(f"unknown emotion {name!r} ({hint}; known_emotion_names() lists all)")
+        super().__init__(
+            f"unknown emotion {name!r} ({hint}; see docs/emotions.md for the known names)"
+        )
         self.name = name
         self.close_matches = close_matches
 

@@ -191,7 +191,7 @@ def test_a_corrupt_checkpoint_exits_2_naming_it(
     broken.write_bytes(b"garbage")
     code, _, err = run_cli(capsys, "infer", "--checkpoint", str(broken), "--vad", "0", "0", "0")
     assert code == 2
-    assert err.startswith(f"vadbridge infer: error: {broken}: cannot be read with weights_only")
+    assert err.startswith(f"vadbridge infer: error: {broken}: not a PyTorch checkpoint")
     assert err.count("\n") == 1
 
 

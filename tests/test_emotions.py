@@ -281,8 +281,19 @@ def test_unknown_name_inside_a_mix_is_named() -> None:
 
 
 def test_unknown_name_without_close_match_points_to_the_list() -> None:
-    with pytest.raises(ValueError, match=r"no close match.*known_emotion_names"):
+    with pytest.raises(ValueError) as info:
         emotion_to_vad("qqqqqqqq")
+    assert str(info.value) == (
+        "unknown emotion 'qqqqqqqq' (no close match; see docs/emotions.md for the known names)"
+    )
+
+
+def test_unknown_name_with_close_matches_also_points_to_the_docs() -> None:
+    with pytest.raises(UnknownEmotionError) as info:
+        emotion_to_vad("suprise")
+    assert "surprise" in info.value.close_matches
+    assert str(info.value).startswith("unknown emotion 'suprise' (closest known names: surprise")
+    assert str(info.value).endswith("; see docs/emotions.md for the known names)")
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,8 @@ OSC_REJECTED = [
     ("/emotion", ("joy+glee",), "emotion.unknown", "'glee'"),
     ("/emotion", ("joy", 1.5), "emotion.invalid", "intensity"),
     ("/emotion", ("joy", -0.5), "emotion.invalid", "intensity"),
+    ("/emotion", ("joy", 5), "emotion.invalid", "intensity must be in [0, 1], got 5"),
+    ("/emotion", ("joy", -2**31), "emotion.invalid", "got -2147483648"),
     ("/emotion", ("",), "emotion.invalid", "empty"),
     ("/emotion", ("joy:x",), "emotion.invalid", "not a number"),
     ("/emotion", ("joy:0+sadness:0",), "emotion.invalid", "sum"),
@@ -178,6 +180,7 @@ MQTT_ACCEPTED = [
     ("vadbridge/a/vad", b"[0.1, 0.2, 0.3]", "a", (0.1, 0.2, 0.3), False),
     ("vadbridge/a/vad", b"[1, 0, -1]", "a", (1.0, 0.0, -1.0), False),
     ("vadbridge/a/vad", b"[1" + b"0" * 400 + b", 0, 0]", "a", (1.0, 0.0, 0.0), True),
+    ("vadbridge/a/vad", b'{"d": -1' + b"0" * 400 + b"}", "a", (None, None, -1.0), True),
     ("vadbridge/a/vad", b"0.1 0.2 0.3", "a", (0.1, 0.2, 0.3), False),
     ("vadbridge/a/vad", b"0.1,0.2,0.3", "a", (0.1, 0.2, 0.3), False),
     ("vadbridge/a/vad", b" -0.5,\t0 ,  1e-1\n", "a", (-0.5, 0.0, 0.1), False),
@@ -206,6 +209,25 @@ def test_mqtt_accepted_forms(
     topic: str, payload: bytes, avatar: str, vad: tuple[float | None, ...], clipped: bool
 ) -> None:
     assert mqtt(topic, payload) == Parsed(VadSample(avatar, vad), clipped)  # type: ignore[arg-type]
+
+
+def test_mqtt_integer_scores_above_two_keep_their_weight() -> None:
+    # Scores are weights (normalised by their sum), so 5 must count as 5, not as a clamped 2.
+    payload = b'[{"label": "joy", "score": 5}, {"label": "sadness", "score": 1}]'
+    sample, clipped = mqtt("vadbridge/a/emotion", payload)
+    assert sample.vad == mix({"joy": 5.0, "sadness": 1.0})
+    assert sample.vad != mix({"joy": 2.0, "sadness": 1.0})
+    assert not clipped
+
+
+@pytest.mark.parametrize("payload", [b"glee", b"joy:1+glee:1", b'[{"label": "glee", "score": 1}]'])
+def test_unknown_emotion_reason_points_to_the_docs(payload: bytes) -> None:
+    with pytest.raises(InputError) as caught:
+        mqtt("vadbridge/a/emotion", payload)
+    assert caught.value.kind == "emotion.unknown"
+    assert caught.value.reason == (
+        "unknown emotion 'glee' (see docs/emotions.md for the known names)"
+    )
 
 
 def test_mqtt_classifier_mix_is_score_weighted() -> None:
@@ -289,6 +311,17 @@ MQTT_REJECTED = [
     ("vadbridge/a/emotion", b'{"emotion": "joy", "intensity": 1.5}', "emotion.invalid",
      "intensity"),
     ("vadbridge/a/emotion", b'[{"label": "joy", "score": -0.1}]', "emotion.invalid", ">= 0"),
+    # out-of-range ints are named as sent (not clamped first)
+    ("vadbridge/a/emotion", b'{"emotion": "joy", "intensity": 5}', "emotion.invalid",
+     "intensity must be in [0, 1], got 5"),
+    ("vadbridge/a/emotion", b'{"emotion": "joy", "intensity": -3}', "emotion.invalid",
+     "intensity must be in [0, 1], got -3"),
+    ("vadbridge/a/emotion", b'{"emotion": "joy", "intensity": 1' + b"0" * 400 + b"}",
+     "emotion.invalid", "intensity must be in [0, 1], got 1000000"),
+    ("vadbridge/a/emotion", b'[{"label": "joy", "score": -7}]', "emotion.invalid",
+     "score of 'joy' must be finite and >= 0, got -7"),
+    ("vadbridge/a/emotion", b'[{"label": "joy", "score": 9' + b"0" * 400 + b"}]",
+     "emotion.invalid", "score of 'joy' must be finite and >= 0, got 9000000"),
     ("vadbridge/a/emotion", b'[{"label": "joy", "score": 0}]', "emotion.invalid", "sum"),
     ("vadbridge/a/emotion", b"joy:-1", "emotion.invalid", ">= 0"),
     # topics

@@ -21,15 +21,17 @@ from bridge_harness import UdpReceiver, config_from_yaml, decode_vmc, osc, runni
 from conftest import Mosquitto, free_port
 from models import seeded_checkpoint
 
-from bridge.config import ConfigError, parse_config
+from bridge.config import ConfigError, load_config, parse_config
 from bridge.config_schema import MqttOutputConfig, RecordOutputConfig, TlsConfig
 from bridge.outputs import UdpSink, VmcEncoder
 from bridge.outputs.mqtt import MqttSink
 from bridge.outputs.record import CSV_BLENDSHAPE_NAMES, RecordSink, csv_header
-from bridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder
+from bridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder, preset_weights
+from bridge.reload import Reloader
 from bridge.wiring import build_bridge
 from model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
 from model.checkpoint import load_engine
+from model.emotions import emotion_to_vad
 
 PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
 VAL, APPLY = "/VMC/Ext/Blend/Val", "/VMC/Ext/Blend/Apply"
@@ -187,6 +189,44 @@ def test_a_vmc_output_sends_vrm_presets_before_apply(checkpoint: Path, vmc: UdpR
     presets: dict[Any, Any] = {params[0]: params[1] for _, params in happy[52:57]}
     assert presets["Joy"] > 0.9 and presets["Angry"] < 0.05 and presets["Sorrow"] < 1e-6
     assert {params[1] for _, params in calm[52:57]} == {0.0}  # neutral VAD: no expression
+
+
+def test_vrm_presets_follow_a_reloaded_smoothing_space_on_kept_and_new_sinks(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "bridge.yaml"
+    vrm_output = "  - {type: vmc, host: 127.0.0.1, port: 9, vrm_presets: vrm0}\n"
+    text = bridge_yaml(checkpoint, vrm_output)
+    path.write_text(text)
+    config = load_config(path)
+    bridge = build_bridge(config)
+    kept_sink = bridge.bindings[0].sink
+    encoder = kept_sink.encoder  # type: ignore[attr-defined]
+    assert isinstance(encoder, VrmVmcEncoder)
+    # In blendshapes space the animator leaves the state behind; the presets must follow the
+    # target then, and the state in vad space.
+    bridge.table.state_vad[0] = emotion_to_vad("sadness")
+    bridge.table.target_vad[0] = emotion_to_vad("happiness")
+    frame = np.full(52, 0.5, dtype=np.float32)
+
+    def presets_sent(encoder: VrmVmcEncoder, time_s: float) -> dict[Any, Any]:
+        messages = decode_vmc(bytes(encoder.encode(frame, 1, time_s)[0]))
+        return {params[0]: params[1] for _, params in messages[52:57]}
+
+    assert presets_sent(encoder, 0.0)["Sorrow"] > 0.9
+    path.write_text(text.replace("{tau_ms: 50}", "{tau_ms: 50, space: blendshapes}")
+                    + vrm_output.replace("port: 9", "port: 10"))
+    try:
+        result = asyncio.run(Reloader(bridge, path, config).reload())
+        assert result.error is None and "smoothing" in result.changed
+        assert bridge.bindings[0].sink is kept_sink
+        joy = float(preset_weights(emotion_to_vad("happiness"))[0])
+        assert presets_sent(encoder, 10.0)["Joy"] == pytest.approx(joy, abs=1e-5)  # 200 tau
+        added = bridge.bindings[1].sink.encoder  # type: ignore[attr-defined]
+        assert presets_sent(added, 0.0)["Joy"] == pytest.approx(joy, abs=1e-5)
+    finally:
+        for binding in bridge.bindings:
+            binding.sink.close()
 
 
 def test_liveliness_blinks_on_the_wire_with_both_eyes_equal(checkpoint: Path,

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 from vmc_reference import reference_bundle, reference_messages
 
+from bridge.animator import Animator, SmoothingSpace
 from bridge.avatars import AvatarTable
 from bridge.outputs.vmc import MAX_LAN_PAYLOAD
 from bridge.outputs.vrm import (
+    PROTOTYPE_MIX,
+    PROTOTYPE_VAD,
     VRM0_PRESET_NAMES,
     VRM1_PRESET_NAMES,
     VrmVmcEncoder,
     preset_weights,
 )
+from model.api import load_model
 from model.arkit import ARKIT_NAMES, upper_camel
 from model.emotions import emotion_to_vad
 
@@ -41,6 +47,17 @@ def reference(names: list[str], values: np.ndarray, ok_and_time: bool = True) ->
 def decoded(datagrams: object) -> list[tuple[str, list[object]]]:
     return [(m.message.address, list(m.message.params))
             for d in datagrams for m in OscPacket(bytes(d)).messages]  # type: ignore[attr-defined]
+
+
+@dataclass
+class Smoothing:
+    """The animator's smoothing settings, as the encoder reads them (SmoothingSettings)."""
+
+    space: SmoothingSpace = "vad"
+    tau_s: float = 0.0
+
+
+VAD = Smoothing()
 
 
 def table_with(vad: tuple[float, float, float] | np.ndarray,
@@ -114,14 +131,14 @@ def test_bad_vad_is_rejected(bad: np.ndarray) -> None:
 
 
 def test_arkit_and_vrm0_presets_share_one_bundle_before_a_single_apply() -> None:
-    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default")
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", smoothing=VAD)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     values = np.concatenate([weights(), presets()])
     assert sent == [reference_bundle(reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values))]
 
 
 def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
-    encoder = VrmVmcEncoder("vrm1", table_with((0, 0, 0)), "default", naming="arkit",
+    encoder = VrmVmcEncoder("vrm1", table_with((0, 0, 0)), "default", smoothing=VAD, naming="arkit",
                             send_ok_and_time=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     values = np.concatenate([weights(), presets()])
@@ -130,20 +147,20 @@ def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
 
 
 def test_presets_alone_when_arkit_is_off() -> None:
-    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", arkit=False)
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", smoothing=VAD, arkit=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     assert sent == [reference_bundle(reference(list(VRM0_PRESET_NAMES), presets()))]
 
 
 def test_unbundled_frames_are_one_python_osc_message_per_datagram() -> None:
-    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", bundle=False)
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", smoothing=VAD, bundle=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
     values = np.concatenate([weights(), presets()])
     assert sent == [m.dgram for m in reference(PERFECT_SYNC + list(VRM0_PRESET_NAMES), values)]
 
 
 def test_split_frames_fit_the_lan_mtu_with_apply_last() -> None:
-    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", split=True)
+    encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", smoothing=VAD, split=True)
     datagrams = encoder.encode_frame(weights(), presets(), TIME_S)
     assert len(datagrams) == 2 and max(encoder.datagram_sizes) <= MAX_LAN_PAYLOAD
     values = np.concatenate([weights(), presets()])
@@ -157,40 +174,92 @@ def test_split_frames_fit_the_lan_mtu_with_apply_last() -> None:
 
 def test_encode_reads_the_avatars_vad_at_send_time() -> None:
     table = table_with(emotion_to_vad("happiness"))
-    encoder = VrmVmcEncoder("vrm0", table, "default")
+    encoder = VrmVmcEncoder("vrm0", table, "default", smoothing=VAD)
     assert sent_presets(encoder, weights())["Joy"] == pytest.approx(
         float(preset_weights(emotion_to_vad("happiness"))[JOY]))
     table.state_vad[0] = emotion_to_vad("sadness")
     values = sent_presets(encoder, weights())
-    assert values["Sorrow"] == pytest.approx(1.0) and values["Joy"] == 0.0
+    assert values["Sorrow"] == pytest.approx(1.0) and values["Joy"] < 1e-6
 
 
 def test_an_all_zero_frame_is_neutral_presets_included() -> None:
-    encoder = VrmVmcEncoder("vrm0", table_with(emotion_to_vad("anger")), "default")
+    encoder = VrmVmcEncoder("vrm0", table_with(emotion_to_vad("anger")), "default", smoothing=VAD)
     assert sent_presets(encoder, weights())["Angry"] > 0.9
     assert set(sent_presets(encoder, np.zeros(52, np.float32)).values()) == {0.0}
 
 
 def test_an_avatar_not_in_the_table_yet_sends_zero_presets() -> None:
-    encoder = VrmVmcEncoder("vrm1", table_with(emotion_to_vad("anger")), "someone-else")
+    table = table_with(emotion_to_vad("anger"))
+    encoder = VrmVmcEncoder("vrm1", table, "someone-else", smoothing=VAD)
     assert set(sent_presets(encoder, weights()).values()) == {0.0}
 
 
-def test_target_source_smooths_the_presets_frame_rate_independently() -> None:
+def test_blendshapes_space_smooths_the_target_presets_frame_rate_independently() -> None:
     table = table_with((0, 0, 0))
-    encoder = VrmVmcEncoder("vrm0", table, "default", vad_source="target", presets_tau_s=0.1)
+    encoder = VrmVmcEncoder("vrm0", table, "default", smoothing=Smoothing("blendshapes", 0.1))
     assert sent_presets(encoder, weights(), 0.0)["Sorrow"] == 0.0
     table.target_vad[0] = emotion_to_vad("sadness")
-    table.state_vad[0] = 0.0  # ignored with vad_source="target"
+    table.state_vad[0] = 0.0  # the animator leaves the state alone in blendshapes space
     after_tau = sent_presets(encoder, weights(), 0.1)["Sorrow"]
     assert after_tau == pytest.approx(1.0 - np.exp(-1.0), abs=1e-6)
+
+
+def test_switching_the_space_on_a_live_encoder_switches_the_presets() -> None:
+    # What a SIGHUP reload that changes smoothing.space does: same animator, same sink.
+    table = AvatarTable(4, initial_ids=["default"])
+    animator = Animator(table, load_model()[0], tau_s=0.1, space="vad")
+    encoder = VrmVmcEncoder("vrm0", table, "default", smoothing=animator)
+    table.state_vad[0] = emotion_to_vad("sadness")
+    table.target_vad[0] = emotion_to_vad("happiness")
+    assert sent_presets(encoder, weights(), 0.0)["Sorrow"] == pytest.approx(1.0, abs=0.05)
+
+    animator.space = "blendshapes"  # now the presets glide toward the target's, at tau_s
+    gliding = sent_presets(encoder, weights(), 0.1)
+    share = 1.0 - np.exp(-1.0)
+    joy = float(preset_weights(emotion_to_vad("happiness"))[JOY])
+    assert gliding["Joy"] == pytest.approx(share * joy, abs=1e-5)
+    animator.tau_s = 0.05  # a reload can change tau as well: the next frame uses it
+    assert sent_presets(encoder, weights(), 0.15)["Joy"] == pytest.approx(
+        joy - (joy - share * joy) * np.exp(-1.0), abs=1e-5)
+
+    animator.space = "vad"  # and back: the smoothed state again, with no glide of its own
+    table.state_vad[0] = emotion_to_vad("anger")
+    assert sent_presets(encoder, weights(), 0.2) == pytest.approx(dict(zip(
+        VRM0_PRESET_NAMES, preset_weights(emotion_to_vad("anger")).tolist(), strict=True)))
+
+
+def test_a_converged_face_reuses_the_presets_and_a_moved_vad_recomputes_them() -> None:
+    table = table_with(emotion_to_vad("happiness"))
+    encoder = VrmVmcEncoder("vrm0", table, "default", smoothing=VAD)
+    first = sent_presets(encoder, weights(), 0.0)
+    assert sent_presets(encoder, weights(), 1 / 60) == first
+    table.state_vad[0] = emotion_to_vad("sadness")
+    moved = sent_presets(encoder, weights(), 2 / 60)
+    assert moved["Sorrow"] == pytest.approx(1.0, abs=0.05) and moved["Joy"] < 1e-6
+    table.state_vad[0] = emotion_to_vad("happiness")  # back to a VAD seen before
+    assert sent_presets(encoder, weights(), 3 / 60) == first
+
+
+def test_float32_rule_matches_a_float64_evaluation_of_the_same_rule() -> None:
+    rng = np.random.default_rng(3)
+    vads = rng.uniform(-1.0, 1.0, size=(500, 3))
+    unit = PROTOTYPE_VAD.astype(np.float64)
+    norm = np.linalg.norm(unit, axis=1)
+    rows_norm = np.linalg.norm(vads, axis=1)
+    cosine = (vads @ (unit / norm[:, None]).T) / rows_norm[:, None]
+    shares = np.exp(25.0 * (cosine - cosine.max(axis=1, keepdims=True)))
+    shares /= shares.sum(axis=1, keepdims=True)
+    shares *= np.minimum(rows_norm[:, None] / norm, 1.0)
+    expected = np.clip(shares @ PROTOTYPE_MIX.astype(np.float64), 0.0, 1.0)
+    np.testing.assert_allclose(preset_weights(vads), expected, atol=2e-5)
 
 
 def test_bad_encoder_arguments_are_rejected() -> None:
     table = table_with((0, 0, 0))
     with pytest.raises(ValueError, match="presets"):
-        VrmVmcEncoder("vrm2", table, "default")  # type: ignore[arg-type]
+        VrmVmcEncoder("vrm2", table, "default", smoothing=VAD)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bundle=True"):
-        VrmVmcEncoder("vrm0", table, "default", bundle=False, split=True)
+        VrmVmcEncoder("vrm0", table, "default", smoothing=VAD, bundle=False, split=True)
     with pytest.raises(ValueError, match="shape"):
-        VrmVmcEncoder("vrm0", table, "default").encode(np.zeros(51, np.float32), 0, 0.0)
+        encoder = VrmVmcEncoder("vrm0", table, "default", smoothing=VAD)
+        encoder.encode(np.zeros(51, np.float32), 0, 0.0)

@@ -49,7 +49,12 @@ def _show(value: object) -> str:
 
 
 def _number(value: object, what: str, type_kind: str) -> float:
-    """``value`` as a finite float; ints are accepted, bools are not (they are ints in Python)."""
+    """``value`` as a float; ints are accepted, bools are not (they are ints in Python).
+
+    Non-finite floats are rejected; an int too large for a float (JSON allows any) becomes
+    +-inf, which a VAD axis clips to +-1 and the intensity and score checks reject, naming the
+    int as sent.
+    """
     kind = type(value)
     if kind is float:
         number: float = value  # type: ignore[assignment]
@@ -57,11 +62,21 @@ def _number(value: object, what: str, type_kind: str) -> float:
             raise InputError("nonfinite", f"{what} is {number!r}")
         return number
     if kind is int:
-        # Clamp first: float() of a huge JSON int raises OverflowError; the value clips anyway.
-        return float(max(-2, min(2, value)))  # type: ignore[call-overload]
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
     raise InputError(
         type_kind, f"{what} must be a number, got {type(value).__name__} {_show(value)}"
     )
+
+
+def _intensity(value: object, what: str, type_kind: str) -> float:
+    """An emotion intensity in [0, 1]; checked here so the reason shows the value as sent."""
+    intensity = _number(value, what, type_kind)
+    if not 0.0 <= intensity <= 1.0:
+        raise InputError("emotion.invalid", f"{what} must be in [0, 1], got {_show(value)}")
+    return intensity
 
 
 def _clip_axes(values: Vad) -> tuple[Vad, bool]:
@@ -103,7 +118,7 @@ def _check_known(name: str) -> None:
     if key and key not in _KNOWN_NAMES:  # empty names: model.emotions explains those
         raise InputError(
             "emotion.unknown",
-            f"unknown emotion {_show(name.strip())} (known_emotion_names() lists the names)",
+            f"unknown emotion {_show(name.strip())} (see docs/emotions.md for the known names)",
         )
 
 
@@ -185,7 +200,9 @@ def _osc_emotion(avatar: str, address: str, args: tuple[Any, ...]) -> Parsed:
         raise InputError(
             "osc.type", f"{address} name must be a string, got {type(spec).__name__} {_show(spec)}"
         )
-    intensity = _number(args[1], f"{address} intensity", "osc.type") if len(args) == 2 else 1.0
+    intensity = 1.0
+    if len(args) == 2:
+        intensity = _intensity(args[1], f"{address} intensity", "osc.type")
     return _emotion_sample(avatar, spec, intensity)
 
 
@@ -312,8 +329,8 @@ def _emotion_object(avatar: str, obj: dict[str, Any], topic: str) -> Parsed:
     spec = obj.get("emotion")
     if type(spec) is not str:
         raise InputError("mqtt.shape", f"{topic}: 'emotion' must be a string, got {_show(spec)}")
-    intensity = obj.get("intensity", 1.0)
-    return _emotion_sample(avatar, spec, _number(intensity, f"{topic} intensity", "mqtt.shape"))
+    intensity = _intensity(obj.get("intensity", 1.0), f"{topic} intensity", "mqtt.shape")
+    return _emotion_sample(avatar, spec, intensity)
 
 
 def _label_weights(items: list[Any], topic: str) -> dict[str, float]:
@@ -336,7 +353,11 @@ def _label_weights(items: list[Any], topic: str) -> dict[str, float]:
         label = item["label"]
         if type(label) is not str:
             raise InputError("mqtt.shape", f"{topic}: label must be a string, got {_show(label)}")
-        score = _number(item["score"], f"{topic} score of {_show(label)}", "mqtt.shape")
+        raw = item["score"]
+        what = f"{topic} score of {_show(label)}"
+        score = _number(raw, what, "mqtt.shape")
+        if not 0.0 <= score < math.inf:
+            raise InputError("emotion.invalid", f"{what} must be finite and >= 0, got {_show(raw)}")
         weights[label] = weights.get(label, 0.0) + score
     return weights
 

@@ -32,11 +32,12 @@ that share morphs (Joy and Fun both smile) never add up past a full expression.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from bridge.animator import SmoothingSpace
 from bridge.avatars import AvatarTable
 from bridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
 from bridge.smoothing import smoothing_alpha
@@ -49,6 +50,7 @@ __all__ = [
     "PROTOTYPE_VAD",
     "VRM0_PRESET_NAMES",
     "VRM1_PRESET_NAMES",
+    "SmoothingSettings",
     "VrmPresets",
     "VrmVmcEncoder",
     "preset_weights",
@@ -74,11 +76,14 @@ _PROTOTYPES: Final = {
     "disgust": ((-0.6, 0.3, 0.4), (0.0, 0.7, 0.3, 0.0, 0.0)),
     "contempt": ((-0.4, 0.3, 0.8), (0.2, 0.6, 0.0, 0.0, 0.0)),
 }
-PROTOTYPE_VAD: Final = np.array([vad for vad, _ in _PROTOTYPES.values()], dtype=np.float64)
-PROTOTYPE_MIX: Final = np.array([mix for _, mix in _PROTOTYPES.values()], dtype=np.float64)
+# float32 throughout: presets go out as OSC float32 anyway, and float32 keeps the per-frame
+# cost down (docs/performance.md).
+PROTOTYPE_VAD: Final = np.array([vad for vad, _ in _PROTOTYPES.values()], dtype=np.float32)
+PROTOTYPE_MIX: Final = np.array([mix for _, mix in _PROTOTYPES.values()], dtype=np.float32)
 _PROTOTYPE_NORM: Final = np.linalg.norm(PROTOTYPE_VAD, axis=1)
-_PROTOTYPE_UNIT: Final = PROTOTYPE_VAD / _PROTOTYPE_NORM[:, None]
-_NEUTRAL_NORM: Final = 1e-9
+_PROTOTYPE_UNIT_T: Final = np.ascontiguousarray((PROTOTYPE_VAD / _PROTOTYPE_NORM[:, None]).T)
+_NEUTRAL_NORM: Final = np.float32(1e-9)
+_KAPPA32: Final = np.float32(KAPPA)
 
 
 def preset_weights(vad: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -87,21 +92,33 @@ def preset_weights(vad: npt.ArrayLike) -> npt.NDArray[np.float32]:
     Values are in [0, 1], sum to at most 1 per row and are all zero at neutral (see the module
     docstring for the rule). Raises ``ValueError`` for a wrong shape or non-finite values.
     """
-    array = np.asarray(vad, dtype=np.float64)
+    array = np.asarray(vad, dtype=np.float32)
     if array.shape[-1:] != (3,) or array.ndim not in (1, 2):
         raise ValueError(f"expected VAD of shape (3,) or (N, 3), got {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError("VAD must be finite")
     rows = array.reshape(-1, 3)
-    norm = np.linalg.norm(rows, axis=1)
-    cosine = (rows @ _PROTOTYPE_UNIT.T) / np.maximum(norm, _NEUTRAL_NORM)[:, None]
-    logits = KAPPA * (cosine - cosine.max(axis=1, keepdims=True))  # max-shifted: no overflow
+    norm = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    cosine = (rows @ _PROTOTYPE_UNIT_T) / np.maximum(norm, _NEUTRAL_NORM)[:, None]
+    logits = _KAPPA32 * (cosine - cosine.max(axis=1, keepdims=True))  # max-shifted: no overflow
     shares = np.exp(logits)
     shares /= shares.sum(axis=1, keepdims=True)
-    shares *= np.minimum(norm[:, None] / _PROTOTYPE_NORM, 1.0)
-    out = np.clip(shares @ PROTOTYPE_MIX, 0.0, 1.0).astype(np.float32)
+    shares *= np.minimum(norm[:, None] / _PROTOTYPE_NORM, np.float32(1.0))
+    # Sums of products of non-negative numbers: >= 0 already; rounding may pass 1 by an ulp.
+    out = np.minimum(shares @ PROTOTYPE_MIX, np.float32(1.0))
     result: npt.NDArray[np.float32] = out.reshape((*array.shape[:-1], NUM_PRESETS))
     return result
+
+
+class SmoothingSettings(Protocol):
+    """The live smoothing settings the encoder follows (``bridge.animator.Animator`` is one): a
+    config reload can change ``space`` and ``tau_s`` while the encoder lives on."""
+
+    @property
+    def space(self) -> SmoothingSpace: ...
+
+    @property
+    def tau_s(self) -> float: ...
 
 
 class VrmVmcEncoder:
@@ -109,12 +126,13 @@ class VrmVmcEncoder:
 
     The presets come from ``avatar``'s VAD in ``table``, read at every ``encode`` (the row is
     looked up then, so the encoder can be built before the avatar exists; no row yet = zero
-    presets). ``vad_source`` = ``state``: the smoothed VAD the model sees in ``vad`` smoothing;
-    ``target``: the raw target, for ``blendshapes`` smoothing where the animator leaves the state
-    alone, with ``presets_tau_s`` smoothing the presets themselves (frame-rate independent, from
-    ``time_s`` deltas; 0 = none). ``arkit``,
-    ``naming``, ``bundle``, ``split`` and ``send_ok_and_time`` mean what they mean for
-    ``VmcEncoder``; ``split`` divides the Val messages into two bundles, Apply in the second.
+    presets). Which VAD, and whether the encoder smooths, follows ``smoothing`` (the animator)
+    at every frame, so a reload that switches the space is followed at once: ``vad`` space reads
+    the smoothed ``state_vad`` the model sees; ``blendshapes`` space, where the animator leaves
+    the state alone, reads the raw ``target_vad`` and smooths the presets themselves with
+    ``smoothing.tau_s`` (frame-rate independent, from ``time_s`` deltas). ``arkit``, ``naming``,
+    ``bundle``, ``split`` and ``send_ok_and_time`` mean what they mean for ``VmcEncoder``;
+    ``split`` divides the Val messages into two bundles, Apply in the second.
 
     A frame whose 52 weights are all exactly zero is the daemon's neutral frame (shutdown): its
     presets are zero too, so a closing bridge leaves the avatar neutral.
@@ -126,29 +144,26 @@ class VrmVmcEncoder:
         table: AvatarTable,
         avatar: str,
         *,
-        vad_source: Literal["state", "target"] = "state",
+        smoothing: SmoothingSettings,
         arkit: bool = True,
         naming: VmcNaming = "perfect_sync",
         bundle: bool = True,
         split: bool = False,
         send_ok_and_time: bool = True,
-        presets_tau_s: float = 0.0,
     ) -> None:
         if presets not in PRESET_NAMES:
             raise ValueError(f"presets must be one of {sorted(PRESET_NAMES)}, got {presets!r}")
-        if vad_source not in ("state", "target"):
-            raise ValueError(f"vad_source must be 'state' or 'target', got {vad_source!r}")
-        if presets_tau_s < 0:
-            raise ValueError(f"presets_tau_s must be >= 0, got {presets_tau_s}")
         self.preset_names = PRESET_NAMES[presets]
         self.names = (blendshape_names(naming) if arkit else ()) + self.preset_names
         self.arkit = arkit
-        self.presets_tau_s = presets_tau_s
         self.avatar = avatar
+        self.smoothing = smoothing
         self._table = table
-        self._vad_rows = table.state_vad if vad_source == "state" else table.target_vad
         self._presets = np.zeros(NUM_PRESETS, dtype=np.float32)
         self._last_time_s: float | None = None
+        # preset_weights of the last VAD seen: a converged face reads the same VAD every frame.
+        self._rule_vad: list[float] | None = None
+        self._rule_presets = np.zeros(NUM_PRESETS, dtype=np.float32)
 
         self._template = packet_template(
             self.names, bundle=bundle, split=split, send_ok_and_time=send_ok_and_time
@@ -174,13 +189,25 @@ class VrmVmcEncoder:
         row = self._table.index.get(self.avatar)
         if row is None or not weights.any():
             self._presets[:] = 0.0
+        elif self.smoothing.space == "vad":
+            self._presets[:] = self._rule(self._table.state_vad[row])
         else:
-            target = preset_weights(self._vad_rows[row])
-            dt_s = 0.0 if self._last_time_s is None else time_s - self._last_time_s
-            alpha = 1.0 if self._last_time_s is None else smoothing_alpha(dt_s, self.presets_tau_s)
-            self._presets += np.float32(alpha) * (target - self._presets)
+            target = self._rule(self._table.target_vad[row])
+            if self._last_time_s is None:
+                self._presets[:] = target
+            else:
+                alpha = smoothing_alpha(time_s - self._last_time_s, self.smoothing.tau_s)
+                self._presets += np.float32(alpha) * (target - self._presets)
         self._last_time_s = time_s
         return self.encode_frame(weights, self._presets, time_s)
+
+    def _rule(self, vad: np.ndarray) -> npt.NDArray[np.float32]:
+        """``preset_weights(vad)``, recomputed only when ``vad`` changed since the last call."""
+        key = vad.tolist()  # exact float32 values: equal keys = equal presets
+        if key != self._rule_vad:
+            self._rule_presets = preset_weights(vad)
+            self._rule_vad = key
+        return self._rule_presets
 
     def encode_frame(
         self, weights: np.ndarray, presets: np.ndarray, time_s: float
