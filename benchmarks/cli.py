@@ -9,7 +9,6 @@ is the torch module, so without torch the command exits 2 before measuring anyth
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import sys
@@ -19,11 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from bridge.cli_args import fail
+from bridge.cli_args import NEEDS_TORCH, fail, torch_installed
 
-NEEDS_TORCH = (
-    "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
-)
 BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
 
 
@@ -53,14 +49,6 @@ def bench_command(args: argparse.Namespace) -> int:
     if not torch_installed():
         return fail("bench", NEEDS_TORCH)
     return run_benchmarks(args.only or BENCHMARKS, quick=args.quick, realtime=args.realtime)
-
-
-def torch_installed() -> bool:
-    """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
-        return False
 
 
 def _progress(message: str) -> None:

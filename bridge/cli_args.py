@@ -12,6 +12,7 @@ prints ``vadbridge <command>: error: <reason>``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from typing import Final
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_USAGE",
+    "NEEDS_TORCH",
     "UsageError",
     "check_finite",
     "check_range",
@@ -28,10 +30,22 @@ __all__ = [
     "integer",
     "number_in",
     "positive_float",
+    "torch_installed",
 ]
 
 EXIT_USAGE: Final = 2
 EXIT_FAILURE: Final = 1
+NEEDS_TORCH: Final = (
+    "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
+)
+
+
+def torch_installed() -> bool:
+    """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
+        return False
 
 
 class UsageError(ValueError):

@@ -7,6 +7,8 @@ helpers that build torch modules: ``random_arrays`` (used by conftest) stays tor
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,3 +59,32 @@ def random_arrays(config: MLPConfig, seed: int) -> dict[str, np.ndarray]:
         spec.key: rng.normal(0.0, 0.5, spec.shape).astype(np.float32)
         for spec in parameter_layout(config)
     }
+
+
+# The vadbridge CLI with every import of torch failing, as on a machine without it.
+_CLI_WITHOUT_TORCH = """
+import sys
+
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"torch is blocked in this test ({name})", name=name)
+        return None
+
+sys.meta_path.insert(0, BlockTorch())
+from bridge.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_cli_without_torch(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``vadbridge ARGV`` in a subprocess where ``import torch`` fails."""
+    return subprocess.run(
+        [sys.executable, "-c", _CLI_WITHOUT_TORCH, *argv],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

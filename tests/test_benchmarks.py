@@ -9,15 +9,15 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from models import run_cli_without_torch
 
 from benchmarks import BENCHMARKS, Result, format_table, parse_table
-from benchmarks.cli import NEEDS_TORCH
 from benchmarks.encoders import PAIRS, check_identical, sample_frames
 from bridge.cli import main as vadbridge_main
+from bridge.cli_args import NEEDS_TORCH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,34 +148,9 @@ def test_bench_rejects_an_unknown_benchmark_name(capsys: pytest.CaptureFixture[s
     assert "nonsense" in capsys.readouterr().err
 
 
-# The bench command with every import of torch failing, as on a machine without it.
-_WITHOUT_TORCH = textwrap.dedent(
-    """
-    import sys
-
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ModuleNotFoundError(f"torch is blocked in this test ({name})", name=name)
-            return None
-
-    sys.meta_path.insert(0, BlockTorch())
-    from bridge.cli import main
-
-    sys.exit(main(sys.argv[1:]))
-    """
-)
-
 
 def test_bench_without_torch_says_how_to_install_it() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, "bench", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli_without_torch(["bench", "--quick"])
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"vadbridge bench: error: {NEEDS_TORCH}\n"
     assert result.stdout == ""  # nothing measured

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from models import run_cli_without_torch
 
 from bridge.cli import main
+from bridge.cli_args import NEEDS_TORCH
 from model.api import load_model, predict
 from model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
-from training.cli import NEEDS_TORCH
 from training.data import load_dataset
 from training.generator import generate_dataset
 from training.train import (
@@ -236,39 +234,12 @@ def test_dataset_out_that_cannot_be_opened_exits_2(
     )
 
 
-# Runs the CLI with every import of torch failing, as on a machine without it.
-_WITHOUT_TORCH = textwrap.dedent(
-    """
-    import sys
 
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ModuleNotFoundError(f"torch is blocked in this test ({name})", name=name)
-            return None
-
-    sys.meta_path.insert(0, BlockTorch())
-    from bridge.cli import main
-
-    sys.exit(main(sys.argv[1:]))
-    """
-)
-
-
-def run_without_torch(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, *argv],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_train_without_torch_says_how_to_install_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_without_torch(["train", "--data", "builtin", "--out", str(out)])
+    result = run_cli_without_torch(["train", "--data", "builtin", "--out", str(out)])
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"vadbridge train: error: {NEEDS_TORCH}\n"
     assert NEEDS_TORCH == (

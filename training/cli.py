@@ -8,25 +8,27 @@ is installed, and that ``--out`` is a writable directory, before it loads or gen
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bridge.cli_args import EXIT_FAILURE, UsageError, fail, integer, positive_float
+from bridge.cli_args import (
+    EXIT_FAILURE,
+    NEEDS_TORCH,
+    UsageError,
+    fail,
+    integer,
+    positive_float,
+    torch_installed,
+)
 from training.data import DatasetError, load_dataset, save_dataset
 from training.emo3d import load_emo3d
 from training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
 BUILTIN = "builtin"
 DEFAULT_NAME = "vadbridge-v1"
-NEEDS_TORCH = (
-    "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
-)
-
-
 _positive_int = integer(1)
 _seed = integer(0)
 
@@ -84,14 +86,6 @@ def run_dataset(args: argparse.Namespace) -> int:
     asymmetry = mean_abs_left_right(dataset.blendshapes)
     print(f"wrote {len(dataset)} pairs to {out} (seed {args.seed}, mean |L-R| {asymmetry:.3f})")
     return 0
-
-
-def torch_installed() -> bool:
-    """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
-        return False
 
 
 def prepare_out_dir(path: str | Path) -> Path:
