@@ -39,6 +39,8 @@ class AvatarTable:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self._owns = owns
+        # False once the start-up avatars exist: then unknown ids are refused, not created.
+        self.accept_new = True
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
         self.target_vad = np.zeros((capacity, 3), dtype=np.float32)
@@ -65,6 +67,9 @@ class AvatarTable:
             return row
         if not self.owns(avatar_id):
             raise AvatarLimitError(avatar_id, "belongs to another shard")
+        if not self.accept_new:
+            raise AvatarLimitError(avatar_id, "not one of this bridge's avatars "
+                                              "(avatars.accept_new is false)")
         if len(self.ids) >= self.capacity:
             raise AvatarLimitError(avatar_id, f"the table is full ({self.capacity} avatars)")
         row = len(self.ids)

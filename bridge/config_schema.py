@@ -124,6 +124,11 @@ class AvatarsConfig:
         ("default",), ListOf(AVATAR_ID, unique=True),
         "Avatars created at start. Inputs addressing other ids create them, up to `max`.")
     max: int = setting(64, Int(1, 100_000), "Most avatars this instance holds.")
+    accept_new: bool = setting(
+        True, Bool(),
+        "Inputs addressing an avatar that is neither in `ids` nor an output's create it (up to "
+        "`max`); false = only those avatars exist, so a sender spraying made-up ids cannot fill "
+        "the table (they are counted as `avatar.limit`).")
     shard: Shard | None = setting(  # noqa: RUF009
         None, Optional(ShardText()),
         "`k/n`: this instance is shard k of n and owns the ids whose CRC-32 (UTF-8) modulo n "

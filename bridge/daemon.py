@@ -239,8 +239,15 @@ class Bridge:
             "avatars": len(self.table),
             "inferred_rows": self.animator.inferred_rows,
             "inputs": self.input_stats.snapshot(),
-            "send_errors": {b.sink.name: b.sink.send_errors for b in self.bindings},
+            "send_errors": self._send_errors_by_destination(),
         }
+
+    def _send_errors_by_destination(self) -> dict[str, int]:
+        """Send errors per output name (outputs to the same destination add up)."""
+        errors: dict[str, int] = {}
+        for sink in self.sinks:
+            errors[sink.name] = errors.get(sink.name, 0) + sink.send_errors
+        return errors
 
     async def _stats_lines(self) -> None:
         last_frames = 0

@@ -155,6 +155,7 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     stats = InputStats(log_interval_s=config.stats_interval_s or 10.0)
     table = build_table(config)
     rows = bound_rows(config, table)
+    table.accept_new = config.avatars.accept_new
     animator = Animator(
         table, engine if engine is not None else load_model_engine(config),
         tau_s=config.smoothing.tau_ms / 1000.0, space=_space(config.smoothing.space),

@@ -57,3 +57,12 @@ def test_sharded_table_accepts_only_its_own_ids() -> None:
     assert len(mine) + len(other) == 100
     assert 25 < len(mine) < 75  # the stable hash spreads ids over both shards
     assert np.all(mine.target_dirty[: len(mine)])
+
+
+def test_a_closed_table_refuses_new_ids_but_keeps_its_own() -> None:
+    table = AvatarTable(8, initial_ids=["default", "npc"])
+    table.accept_new = False
+    assert table.row("npc") == 1
+    with pytest.raises(AvatarLimitError, match="accept_new is false"):
+        table.row("sprayed-1")
+    assert table.ids == ["default", "npc"]
