@@ -369,7 +369,10 @@ def test_right_password_from_the_environment_over_tls_moves_the_face(
         assert wait_for_frame(vmc, expected), "the output never showed the expected frame"
         assert bridge.input_stats.snapshot()["accepted"] == {"mqtt": 1}
     assert_secret_never_logged(caplog, broker.password)
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # The bridge's and the MQTT library's loggers: asyncio may log the garbage collection of an
+    # aiomqtt helper task left behind by another test's event loop, which says nothing here.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING
+                and r.name.startswith(("vadbridge", "mqtt"))]
 
 
 def test_listener_requiring_a_client_certificate_accepts_the_configured_one(
