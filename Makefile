@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy bridge model training
 
-test: lint
+# mosquitto and openssl from Debian, installed if missing (the MQTT and TLS tests use them).
+system-deps:
+	sh .ci/system-deps.sh
+
+test: system-deps lint
 	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS)
 
 clean:
