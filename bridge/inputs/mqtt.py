@@ -15,7 +15,7 @@ import aiomqtt
 
 from bridge.avatars import AVATAR_ID_PATTERN
 from bridge.inputs.admission import RateLimiter
-from bridge.inputs.parse import parse_mqtt
+from bridge.inputs.parse_mqtt import parse_mqtt
 from bridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 from bridge.stats import InputStats
 from bridge.types import InputError, VadSample

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from bridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
-from bridge.inputs.parse import parse_osc_message
+from bridge.inputs.parse_osc import parse_osc_message
 from bridge.osc_codec import OscDecodeError, decode_packet
 from bridge.stats import InputStats
 from bridge.types import InputError, VadSample
