@@ -112,7 +112,7 @@ def test_wiring_builds_the_sink_each_output_asks_for(checkpoint: Path, tmp_path:
         assert [type(sink) for sink in sinks] == [RecordSink, MqttSink, UdpSink, UdpSink]
         assert isinstance(sinks[2], UdpSink) and type(sinks[2].encoder) is VmcEncoder
         assert isinstance(sinks[3], UdpSink) and isinstance(sinks[3].encoder, VrmVmcEncoder)
-        assert sinks[3].encoder.names == ("happy", "angry", "sad", "relaxed", "surprised")
+        assert sinks[3].encoder.names == ("happy", "angry", "sad", "relaxed", "surprised", "blink")
         assert bridge.liveliness is None  # off by default: frames go out without a copy
     finally:
         bridge.close_outputs()

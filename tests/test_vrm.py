@@ -18,6 +18,7 @@ from bridge.outputs.vrm import (
     PROTOTYPE_VAD,
     VRM0_PRESET_NAMES,
     VRM1_PRESET_NAMES,
+    VrmPresets,
     VrmVmcEncoder,
     preset_weights,
 )
@@ -146,10 +147,60 @@ def test_vrm1_names_and_arkit_naming_are_selectable() -> None:
                                                ok_and_time=False))]
 
 
-def test_presets_alone_when_arkit_is_off() -> None:
+def blink_of(frame_weights: np.ndarray) -> float:
+    """What the Blink preset carries: the mean of eyeBlinkLeft/Right."""
+    left, right = ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight")
+    return 0.5 * (float(frame_weights[left]) + float(frame_weights[right]))
+
+
+def test_presets_and_blink_alone_when_arkit_is_off() -> None:
     encoder = VrmVmcEncoder("vrm0", table_with((0, 0, 0)), "default", smoothing=VAD, arkit=False)
     sent = [bytes(d) for d in encoder.encode_frame(weights(), presets(), TIME_S)]
-    assert sent == [reference_bundle(reference(list(VRM0_PRESET_NAMES), presets()))]
+    values = np.append(presets(), np.float32(blink_of(weights())))
+    assert 0.0 < values[-1] < 1.0 and values[-1] != weights()[0]  # a mean, not one eye
+    assert sent == [reference_bundle(reference([*VRM0_PRESET_NAMES, "Blink"], values))]
+
+
+@pytest.mark.parametrize(("bundle", "split"), [(False, False), (True, True)])
+def test_vrm1_blink_without_arkit_unbundled_and_split(bundle: bool, split: bool) -> None:
+    encoder = VrmVmcEncoder("vrm1", table_with((0, 0, 0)), "default", smoothing=VAD, arkit=False,
+                            bundle=bundle, split=split)
+    datagrams = encoder.encode_frame(weights(), presets(), TIME_S)
+    values = np.append(presets(), np.float32(blink_of(weights())))
+    expected = reference([*VRM1_PRESET_NAMES, "blink"], values)
+    if split:
+        assert decoded(datagrams) == [(m.address, list(m.params)) for m in expected]
+        assert "/VMC/Ext/Blend/Apply" not in [a for a, _ in decoded(datagrams[:1])]
+    else:
+        assert [bytes(d) for d in datagrams] == [m.dgram for m in expected]
+
+
+@pytest.mark.parametrize("kind", ["vrm0", "vrm1"])
+def test_no_blink_preset_alongside_arkit_shapes(kind: VrmPresets) -> None:
+    # The avatar blinks through EyeBlinkLeft/Right then; a Blink on top would close it twice.
+    encoder = VrmVmcEncoder(kind, table_with((0, 0, 0)), "default", smoothing=VAD)
+    names = [params[0] for address, params in decoded(encoder.encode(weights(), 1, TIME_S))
+             if address == "/VMC/Ext/Blend/Val"]
+    assert names == PERFECT_SYNC + list(encoder.preset_names) == list(encoder.names)
+
+
+def test_procedural_blinks_reach_a_presets_only_avatar_and_neutral_opens_the_eyes() -> None:
+    encoder = VrmVmcEncoder("vrm0", table_with(emotion_to_vad("happiness")), "default",
+                            smoothing=VAD, arkit=False)
+
+    def sent(frame_weights: np.ndarray) -> dict[str, float]:
+        return {params[0]: params[1] for _, params in decoded(  # type: ignore[misc]
+            encoder.encode(frame_weights, 1, TIME_S)) if params and isinstance(params[0], str)}
+
+    frame = weights()
+    left, right = ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight")
+    frame[[left, right]] = 0.75  # mid-blink, symmetric as the animator leaves it
+    mid_blink = sent(frame)
+    assert mid_blink["Blink"] == 0.75 and mid_blink["Joy"] > 0.9
+    frame[[left, right]] = 0.0  # eyes open again: the preset follows
+    assert sent(frame)["Blink"] == 0.0
+    neutral = sent(np.zeros(52, np.float32))
+    assert neutral == {name: 0.0 for name in [*VRM0_PRESET_NAMES, "Blink"]}
 
 
 def test_unbundled_frames_are_one_python_osc_message_per_datagram() -> None:

@@ -27,6 +27,12 @@ The rule (``preset_weights``), a soft nearest-prototype lookup in VAD space:
 
 Presets are in [0, 1] and sum to at most 1 (each mix sums to <= 1 and the shares to 1), so clips
 that share morphs (Joy and Fun both smile) never add up past a full expression.
+
+Without ARKit shapes (``arkit=False``) the frame's eyeBlinkLeft/Right (the liveliness layer's
+procedural blinks) would never reach the avatar, so the encoder also sends the blink preset,
+VRM 0.x ``Blink`` / VRM 1.0 ``blink`` (protocols.md, "VRM presets"), valued at the mean of the
+two. With ARKit shapes on it does not: the avatar blinks through EyeBlinkLeft/Right already and
+a Blink preset on top would close the eyes twice.
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ from bridge.animator import SmoothingSpace
 from bridge.avatars import AvatarTable
 from bridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
 from bridge.smoothing import smoothing_alpha
-from model.arkit import NUM_BLENDSHAPES
+from model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 
 __all__ = [
+    "BLINK_PRESET_NAME",
     "KAPPA",
     "PRESET_NAMES",
     "PROTOTYPE_MIX",
@@ -63,6 +70,8 @@ VRM1_PRESET_NAMES: Final = ("happy", "angry", "sad", "relaxed", "surprised")
 PRESET_NAMES: Final[dict[str, tuple[str, ...]]] = {
     "vrm0": VRM0_PRESET_NAMES, "vrm1": VRM1_PRESET_NAMES}  # fmt: skip
 NUM_PRESETS: Final = len(VRM0_PRESET_NAMES)
+BLINK_PRESET_NAME: Final[dict[str, str]] = {"vrm0": "Blink", "vrm1": "blink"}
+_EYE_BLINKS: Final = (ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"])
 
 KAPPA: Final = 25.0
 # name -> (VAD, mix over (Joy, Angry, Sorrow, Fun, Surprised)); sources in the module docstring.
@@ -122,7 +131,7 @@ class SmoothingSettings(Protocol):
 
 
 class VrmVmcEncoder:
-    """VMC frames with VRM presets: [52 ARKit Val] + 5 preset Val + Apply (+ OK and T).
+    """VMC frames with VRM presets: [52 ARKit Val] + 5 preset Val [+ Blink Val] + Apply (+ OK, T).
 
     The presets come from ``avatar``'s VAD in ``table``, read at every ``encode`` (the row is
     looked up then, so the encoder can be built before the avatar exists; no row yet = zero
@@ -132,7 +141,9 @@ class VrmVmcEncoder:
     the state alone, reads the raw ``target_vad`` and smooths the presets themselves with
     ``smoothing.tau_s`` (frame-rate independent, from ``time_s`` deltas). ``arkit``, ``naming``,
     ``bundle``, ``split`` and ``send_ok_and_time`` mean what they mean for ``VmcEncoder``;
-    ``split`` divides the Val messages into two bundles, Apply in the second.
+    ``split`` divides the Val messages into two bundles, Apply in the second. Without ARKit
+    shapes (``arkit=False``) the blink preset follows the presets, valued at the mean of the
+    frame's eyeBlinkLeft/Right (see the module docstring).
 
     A frame whose 52 weights are all exactly zero is the daemon's neutral frame (shutdown): its
     presets are zero too, so a closing bridge leaves the avatar neutral.
@@ -154,7 +165,8 @@ class VrmVmcEncoder:
         if presets not in PRESET_NAMES:
             raise ValueError(f"presets must be one of {sorted(PRESET_NAMES)}, got {presets!r}")
         self.preset_names = PRESET_NAMES[presets]
-        self.names = (blendshape_names(naming) if arkit else ()) + self.preset_names
+        blink = () if arkit else (BLINK_PRESET_NAME[presets],)
+        self.names = (blendshape_names(naming) if arkit else ()) + self.preset_names + blink
         self.arkit = arkit
         self.avatar = avatar
         self.smoothing = smoothing
@@ -170,9 +182,11 @@ class VrmVmcEncoder:
         )
         slots = self._template.float_slots
         count = len(self.names)
+        first_preset = NUM_BLENDSHAPES if arkit else 0
         self._floats = self._template.floats
-        self._arkit_slots = slots[:NUM_BLENDSHAPES] if arkit else slots[:0]
-        self._preset_slots = slots[count - NUM_PRESETS : count]
+        self._arkit_slots = slots[:first_preset]
+        self._preset_slots = slots[first_preset : first_preset + NUM_PRESETS]
+        self._blink_slot = None if arkit else int(slots[NUM_PRESETS])
         self._time_slot = int(slots[count]) if send_ok_and_time else None
         self._datagrams = self._template.datagrams()
 
@@ -212,12 +226,16 @@ class VrmVmcEncoder:
     def encode_frame(
         self, weights: np.ndarray, presets: np.ndarray, time_s: float
     ) -> Sequence[memoryview | bytes]:
-        """Pure encoding of given ``weights`` (52,) and ``presets`` (5, in VRM 0 order)."""
+        """Pure encoding of given ``weights`` (52,) and ``presets`` (5, in VRM 0 order); without
+        ARKit shapes the blink preset is the mean of ``weights``' eyeBlinkLeft/Right."""
         if presets.shape != (NUM_PRESETS,):
             raise ValueError(f"expected presets of shape (5,), got {presets.shape}")
         if self.arkit:
             self._floats[self._arkit_slots] = weights
         self._floats[self._preset_slots] = presets
+        if self._blink_slot is not None:
+            left, right = _EYE_BLINKS
+            self._floats[self._blink_slot] = 0.5 * (float(weights[left]) + float(weights[right]))
         if self._time_slot is not None:
             self._floats[self._time_slot] = time_s
         return self._datagrams
