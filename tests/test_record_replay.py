@@ -7,8 +7,10 @@ import csv
 import io
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO, cast
 
 import numpy as np
 import pytest
@@ -153,23 +155,121 @@ def test_record_sink_writes_one_row_per_frame_timed_from_the_first_frame(tmp_pat
         np.testing.assert_allclose(got, weights, rtol=0, atol=CSV_ATOL)
 
 
-def test_record_sink_flushes_once_a_second_and_on_close(tmp_path: Path) -> None:
+class SignallingFile:
+    """A real text file whose ``flush`` signals ``flushed`` once the data is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("w", encoding="utf-8", newline="")
+        self.flushed = threading.Event()
+
+    def write(self, text: str) -> int:
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.flushed.set()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class GatedFile(SignallingFile):
+    """A disk that hangs: every ``write`` waits until the test opens ``gate``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.gate_timed_out = False
+
+    def write(self, text: str) -> int:
+        if not self.gate.wait(10.0):
+            self.gate_timed_out = True  # a send that waited for us would have hung the test
+        return super().write(text)
+
+
+def test_record_sink_flushes_once_a_second_without_waiting_for_close(tmp_path: Path) -> None:
     path = tmp_path / "take.csv"
+    files: list[SignallingFile] = []
     now = [0.0]
-    sink = RecordSink(path, name="rec", time_of_day=lambda: 0.0, clock=lambda: now[0])
-    now[0] = 0.5
+
+    def opener(target: Path) -> TextIO:
+        files.append(SignallingFile(target))
+        return cast(TextIO, files[0])
+
+    sink = RecordSink(
+        path, name="rec", time_of_day=lambda: 0.0, clock=lambda: now[0], opener=opener
+    )
+    now[0] = 5.0  # over a second since the last flush: the writer flushes its next batch
     sink.send(weights_of(0), 0, 0.0)
-    assert path.read_text() == ""  # still buffered
-    now[0] = 1.0
+    assert files[0].flushed.wait(10.0)
+    assert len(parse_rows(path.read_text())) == 1  # on disk while the sink is still open
     sink.send(weights_of(1), 1, 0.5)
-    assert len(parse_rows(path.read_text())) == 2
-    now[0] = 1.2
     sink.send(weights_of(2), 2, 0.7)
-    assert len(parse_rows(path.read_text())) == 2
     sink.close()
     sink.close()  # idempotent
     assert len(parse_rows(path.read_text())) == 3
-    assert sink.closed
+    assert sink.closed and sink.frames_written == 3 and sink.send_errors == 0
+
+
+def test_rows_of_a_frame_sequence_land_in_order_with_the_closing_neutral_frame(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "take.csv"
+    sink = RecordSink(path, name="rec", time_of_day=lambda: 30_000.0)
+    frames = [weights_of(i) for i in range(600)] + [np.zeros(52, dtype=np.float32)]
+    times = [i / 60 for i in range(len(frames))]
+    for number, (weights, t) in enumerate(zip(frames, times, strict=True)):
+        sink.send(weights, number, t)
+    sink.close()  # as the daemon does right after the neutral frame
+    take = load_take(path)
+    assert len(take) == 601 and sink.frames_written == 601 and sink.send_errors == 0
+    np.testing.assert_allclose(take.times_s, times, rtol=0, atol=1e-3 / 60)
+    np.testing.assert_allclose(take.weights, np.stack(frames), rtol=FLOAT32_RTOL, atol=CSV_ATOL)
+    assert take.weights[-1].tolist() == [0.0] * 52
+
+
+def test_a_writer_behind_by_more_than_the_queue_drops_new_rows_without_blocking_send(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "take.csv"
+    files: list[GatedFile] = []
+
+    def opener(target: Path) -> TextIO:
+        files.append(GatedFile(target))
+        return cast(TextIO, files[0])
+
+    sink = RecordSink(path, name="rec", time_of_day=lambda: 0.0, opener=opener, max_pending_rows=5)
+    frames = [weights_of(i) for i in range(12)]
+    with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
+        for number, weights in enumerate(frames):  # the writer hangs on the header meanwhile
+            sink.send(weights, number, number / 60)
+        assert sink.send_errors == 7 and sink.frames_written == 0
+        files[0].gate.set()
+        sink.close()
+    assert not files[0].gate_timed_out
+    assert sink.frames_written == 5 and sink.send_errors == 7
+    take = load_take(path)
+    np.testing.assert_allclose(take.weights, np.stack(frames[:5]), rtol=FLOAT32_RTOL, atol=CSV_ATOL)
+    warnings = [r.getMessage() for r in caplog.records if "overflow" in r.getMessage()]
+    assert len(warnings) == 1 and "5 rows behind" in warnings[0]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_a_bad_queue_bound_is_rejected(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="max_pending_rows"):
+        RecordSink(tmp_path / "take.csv", name="rec", max_pending_rows=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_counts_every_lost_row_in_the_writer(caplog: pytest.LogCaptureFixture) -> None:
+    sink = RecordSink("/dev/full", name="rec")
+    with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
+        for number in range(30):
+            sink.send(weights_of(number), number, number / 60)
+        sink.close()
+    assert sink.frames_written == 0
+    assert sink.send_errors >= 30
+    assert len([r for r in caplog.records if "ENOSPC" in r.getMessage()]) == 1
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")

@@ -15,9 +15,12 @@ alexdjulin/LiveLinkFace-CSV-Retarget-For-Motionbuilder ``anim/S07-001.csv``):
   ``FF`` steps by two and the fraction drifts slowly: it is a subframe, not milliseconds.
 - ``BlendShapeCount`` = 61; values with 10 decimals; head and eye rotations 0.
 
-``send`` only formats one line into a buffered file; the buffer is flushed at least once a
-second and on ``close``. Disk full or any other ``OSError`` is counted in ``send_errors`` and
-logged once per kind, never raised (docs/DESIGN.md, "Sources and sinks").
+``send`` runs in the frame loop, so it only formats the line and appends it to a bounded queue;
+a writer thread owns the file and writes the rows in order, flushing at least once a second and
+on ``close``, so a slow or network disk never stalls frames. A writer more than
+``max_pending_rows`` behind drops new rows. Dropped rows, disk full or any other ``OSError``
+are counted in ``send_errors`` and logged once per kind, never raised (docs/DESIGN.md, "Sources
+and sinks").
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import datetime
 import errno
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TextIO
@@ -40,6 +45,7 @@ __all__ = [
     "CSV_BLENDSHAPE_NAMES",
     "CSV_COLUMNS",
     "HEAD_EYE_COLUMNS",
+    "MAX_PENDING_ROWS",
     "TIMECODE_FPS",
     "RecordSink",
     "csv_header",
@@ -53,6 +59,9 @@ TIMECODE_FPS: Final = 60  # the app's CSV timecode counts frames 00-59
 BLENDSHAPE_COUNT: Final = 61
 FLUSH_INTERVAL_S: Final = 1.0
 _BUFFER_BYTES: Final = 256 * 1024  # > 1 s of rows at 120 fps (~700 bytes each)
+# 10 s of frames at the highest frame rate (240, bridge/config_schema.py): ~1.7 MB of rows.
+MAX_PENDING_ROWS: Final = 2400
+CLOSE_TIMEOUT_S: Final = 5.0  # close() waits this long for the writer, then leaves it running
 _SECONDS_PER_DAY: Final = 86400
 
 _CSV_SWAPS: Final = {"JawLeft": "JawRight", "JawRight": "JawLeft",
@@ -122,13 +131,19 @@ def _local_time_of_day_s() -> float:
     return (now - midnight).total_seconds()
 
 
+def _open_csv(path: Path) -> TextIO:
+    return path.open("w", encoding="utf-8", newline="", buffering=_BUFFER_BYTES)
+
+
 class RecordSink:
     """Writes every frame of one avatar to ``path`` (created or truncated at construction).
 
     The timecode is the local time of day, anchored at the first frame (that frame's wall
     clock minus its ``time_s``) and advanced by ``time_s``, so rows keep the frame loop's exact
     spacing. Opening the file raises ``OSError`` at construction (fail at start); later I/O
-    errors are counted in ``send_errors``. ``time_of_day`` is injectable for tests.
+    errors happen in the writer thread and are counted in ``send_errors``, one per row lost.
+    ``frames_written`` counts rows flushed to the file. ``time_of_day``, ``clock`` (flush
+    timing), ``opener`` and ``max_pending_rows`` are injectable for tests.
     """
 
     def __init__(
@@ -139,81 +154,134 @@ class RecordSink:
         name: str,
         time_of_day: Callable[[], float] = _local_time_of_day_s,
         clock: Callable[[], float] = time.monotonic,
+        opener: Callable[[Path], TextIO] = _open_csv,
+        max_pending_rows: int = MAX_PENDING_ROWS,
     ) -> None:
+        if isinstance(max_pending_rows, bool) or not isinstance(max_pending_rows, int):
+            raise ValueError(f"max_pending_rows must be an integer, got {max_pending_rows!r}")
+        if max_pending_rows < 1:
+            raise ValueError(f"max_pending_rows must be >= 1, got {max_pending_rows}")
         self.path = Path(path)
         self.avatar = avatar
         self.name = name
-        self.frames_written = 0
-        self.send_errors = 0
+        self.frames_written = 0  # only the writer thread changes it
+        self.send_errors = 0  # changed under _errors_lock: both threads count
         self._time_of_day = time_of_day
         self._clock = clock
+        self._max_pending_rows = max_pending_rows
         self._origin_s: float | None = None
         self._logged: set[int | str | None] = set()
+        self._errors_lock = threading.Lock()
+        # One producer (send) and one consumer (the writer): deque append/popleft are atomic,
+        # so the frame loop never waits for a lock the writer holds during I/O.
+        self._pending: deque[str] = deque()
+        self._wake = threading.Event()
+        self._closing = False
         try:
-            self._file: TextIO | None = self.path.open(
-                "w", encoding="utf-8", newline="", buffering=_BUFFER_BYTES
-            )
+            self._file = opener(self.path)
         except OSError as error:
             raise OSError(
                 error.errno, f"output {name!r}: cannot open {str(self.path)!r} for writing: "
                 f"{error.strerror or error}",
             ) from error  # fmt: skip
+        self._unflushed_rows = 0
         self._last_flush_s = clock()
-        self._write(csv_header() + "\n")
+        self._writer = threading.Thread(
+            target=self._run_writer, name=f"vadbridge {name}", daemon=True
+        )
+        self._writer.start()
 
     def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
-        """Append one row; flush if the last flush is a second old. Never raises OSError."""
-        if self._file is None:
+        """Queue one row for the writer thread. Never blocks on I/O, never raises OSError."""
+        if self._closing:
             self._fail("closed", "the recording is already closed")
             return
         if self._origin_s is None:
             self._origin_s = self._time_of_day() - time_s
         seconds = (self._origin_s + time_s) % _SECONDS_PER_DAY
-        if self._write(format_row(weights, seconds)):
-            self.frames_written += 1
-        now_s = self._clock()
-        if now_s - self._last_flush_s >= FLUSH_INTERVAL_S:
-            self._last_flush_s = now_s
-            self._flush()
+        row = format_row(weights, seconds)
+        # Only the writer shrinks the queue meanwhile, so this check can only be pessimistic.
+        if len(self._pending) >= self._max_pending_rows:
+            self._fail(
+                "overflow",
+                f"the writer is {self._max_pending_rows} rows behind, new rows are dropped",
+            )
+            return
+        self._pending.append(row)
+        self._wake.set()
 
     def close(self) -> None:
-        """Flush and close the file (idempotent)."""
-        file, self._file = self._file, None
-        if file is None:
+        """Write the queued rows, flush and close the file (idempotent).
+
+        Waits at most ``CLOSE_TIMEOUT_S`` for the writer; a writer stuck on a dead disk is left
+        to finish (it is a daemon thread) and the wait is logged.
+        """
+        if self._closing:
             return
-        self._flush(file)
-        try:
-            file.close()
-        except OSError as error:  # close() flushes again; a still-full disk fails here too
-            self._fail(error.errno, error)
+        self._closing = True  # set after the caller's last send: the writer drains everything
+        self._wake.set()
+        self._writer.join(CLOSE_TIMEOUT_S)
+        if self._writer.is_alive():
+            logger.warning(
+                "output %s (%s): the writer is still busy after %.0f s; %d rows not yet written",
+                self.name, self.path, CLOSE_TIMEOUT_S, len(self._pending),
+            )  # fmt: skip
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._closing
 
-    def _write(self, text: str) -> bool:
-        assert self._file is not None
+    def _run_writer(self) -> None:
+        self._write_text(csv_header() + "\n", rows=0)
+        while True:
+            woken = self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            closing = self._closing  # read before draining: no row is queued after it is set
+            batch: list[str] = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            if batch:
+                self._write_text("".join(batch), rows=len(batch))
+            if closing:
+                break
+            now_s = self._clock()
+            if self._unflushed_rows and (
+                not woken or now_s - self._last_flush_s >= FLUSH_INTERVAL_S
+            ):
+                self._last_flush_s = now_s
+                self._flush()
+        self._flush()
+        try:
+            self._file.close()
+        except OSError as error:  # close() flushes again; a still-full disk fails here too
+            self._fail(error.errno, error)
+
+    def _write_text(self, text: str, rows: int) -> None:
+        self._unflushed_rows += rows
         try:
             self._file.write(text)
         except OSError as error:
-            self._fail(error.errno, error)
-            return False
-        return True
+            self._lose_unflushed(error)
 
-    def _flush(self, file: TextIO | None = None) -> None:
-        target = file if file is not None else self._file
-        if target is None:
-            return
+    def _flush(self) -> None:
         try:
-            target.flush()
+            self._file.flush()
         except OSError as error:
-            self._fail(error.errno, error)
-
-    def _fail(self, key: int | str | None, error: OSError | str) -> None:
-        self.send_errors += 1
-        if key in self._logged:
+            self._lose_unflushed(error)
             return
-        self._logged.add(key)
+        self.frames_written += self._unflushed_rows
+        self._unflushed_rows = 0
+
+    def _lose_unflushed(self, error: OSError) -> None:
+        rows, self._unflushed_rows = self._unflushed_rows, 0
+        self._fail(error.errno, error, count=max(rows, 1))
+
+    def _fail(self, key: int | str | None, error: OSError | str, count: int = 1) -> None:
+        with self._errors_lock:
+            self.send_errors += count
+            if key in self._logged:
+                return
+            self._logged.add(key)
         kind = errno.errorcode.get(key, "?") if isinstance(key, int) else str(key)
         reason = error.strerror or str(error) if isinstance(error, OSError) else error
         logger.warning(
