@@ -25,7 +25,14 @@ from benchmarks.encoders import (
     struct_live_link,
 )
 from benchmarks.harness import DrainedReceiver, Models, Result
-from benchmarks.scenario import OUTPUT_KINDS, OUTPUT_LABELS, TAU_S, build_scenario, make_encoder
+from benchmarks.scenario import (
+    OUTPUT_KINDS,
+    OUTPUT_LABELS,
+    TAU_S,
+    Scenario,
+    build_scenario,
+    make_encoder,
+)
 from bridge.animator import Engine
 from bridge.smoothing import smoothing_alpha
 from model.api import predict
@@ -66,32 +73,25 @@ def naive_frame_us(
     return float(np.median(per_frame)) / avatars * 1e6
 
 
-def bridge_frame_us(
-    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+def _time_frames(
+    scenario: Scenario, send_frame: Callable[[int, float], None], receiver: DrainedReceiver,
+    frames: int, avatars: int,
 ) -> tuple[float, float, float]:
-    """Median µs per avatar-frame of the real path: (total, animate, encode + send)."""
-    scenario = build_scenario(engine, avatars, kind, receiver.port)
+    """Run ``frames`` frames (after one warm-up): new targets, ``Animator.step``, then
+    ``send_frame(frame, time_s)``. Median µs per avatar-frame: (total, animate, encode + send)."""
     animate, send = [], []
     clock = time.perf_counter
-    try:
-        for frame in range(frames + 1):
-            scenario.move_targets()
-            start = clock()
-            scenario.animator.step(FRAME_DT_S)
-            animated = clock()
-            weights = scenario.table.weights
-            time_s = frame * FRAME_DT_S
-            for binding in scenario.bindings:  # Bridge._frames' loop, verbatim
-                binding.sink.send(weights[binding.row], frame, time_s)
-            sent = clock()
-            if frame:
-                animate.append(animated - start)
-                send.append(sent - animated)
-            receiver.drain()
-        if scenario.send_errors():
-            raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
-    finally:
-        scenario.close()
+    for frame in range(frames + 1):
+        scenario.move_targets()
+        start = clock()
+        scenario.animator.step(FRAME_DT_S)
+        animated = clock()
+        send_frame(frame, frame * FRAME_DT_S)
+        sent = clock()
+        if frame:
+            animate.append(animated - start)
+            send.append(sent - animated)
+        receiver.drain()
     total = np.add(animate, send)
     scale = 1e6 / avatars
     return (
@@ -99,6 +99,26 @@ def bridge_frame_us(
         float(np.median(animate)) * scale,
         float(np.median(send)) * scale,
     )
+
+
+def bridge_frame_us(
+    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+) -> tuple[float, float, float]:
+    """Median µs per avatar-frame of the real path: (total, animate, encode + send)."""
+    scenario = build_scenario(engine, avatars, kind, receiver.port)
+
+    def send_frame(frame: int, time_s: float) -> None:
+        weights = scenario.table.weights
+        for binding in scenario.bindings:  # Bridge._frames' loop, verbatim
+            binding.sink.send(weights[binding.row], frame, time_s)
+
+    try:
+        result = _time_frames(scenario, send_frame, receiver, frames, avatars)
+        if scenario.send_errors():
+            raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
+    finally:
+        scenario.close()
+    return result
 
 
 def batched_frame_us(
@@ -111,31 +131,17 @@ def batched_frame_us(
     outputs = BatchedUdpOutputs(
         layout, range(avatars), [("127.0.0.1", receiver.port)] * avatars, name=kind
     )
-    animate, send = [], []
-    clock = time.perf_counter
+
+    def send_frame(frame: int, time_s: float) -> None:
+        outputs.send_rows(scenario.table.weights, frame, time_s)
+
     try:
-        for frame in range(frames + 1):
-            scenario.move_targets()
-            start = clock()
-            scenario.animator.step(FRAME_DT_S)
-            animated = clock()
-            outputs.send_rows(scenario.table.weights, frame, frame * FRAME_DT_S)
-            sent = clock()
-            if frame:
-                animate.append(animated - start)
-                send.append(sent - animated)
-            receiver.drain()
+        result = _time_frames(scenario, send_frame, receiver, frames, avatars)
         if any(outputs.send_errors):
             raise RuntimeError(f"{sum(outputs.send_errors)} sends failed on loopback")
     finally:
         outputs.close()
-    total = np.add(animate, send)
-    scale = 1e6 / avatars
-    return (
-        float(np.median(total)) * scale,
-        float(np.median(animate)) * scale,
-        float(np.median(send)) * scale,
-    )
+    return result
 
 
 def _frames_for(avatars: int, quick: bool, budget: int) -> int:
