@@ -2,25 +2,38 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINKS := $(VENV)/.linked
+# The package's files: a new or changed one rebuilds the editable link tree (see `links`).
+PACKAGE_FILES := $(shell find bridge model training benchmarks config -type f \
+	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \) \
+	-not -path '*/__pycache__/*' 2>/dev/null)
 
 .PHONY: run test lint venv clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
 	# The CPU build of torch from this machine's disk; a plain `torch` could pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
-venv: $(STAMP)
+# The package installed "strict" editable: a link tree under build/ that maps the design
+# card's folders (bridge/ model/ training/ benchmarks/ config/) to their `vadbridge.*` names,
+# exactly as the wheel lays them out, so tests and mypy see what users install.
+$(LINKS): $(STAMP) $(PACKAGE_FILES)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . \
+		--config-settings editable_mode=strict >/dev/null
+	touch $(LINKS)
 
-run: $(STAMP)
+venv: $(LINKS)
+
+run: $(LINKS)
 	$(VENV)/bin/vadbridge run $(ARGS)
 
-lint: $(STAMP)
+lint: $(LINKS)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy bridge model training
+	$(VENV)/bin/mypy -p vadbridge
 
 # mosquitto and openssl from Debian, installed if missing (the MQTT and TLS tests use them).
 system-deps:

@@ -1,6 +1,6 @@
-"""vadbridge's benchmarks: ``vadbridge bench`` or ``python -m benchmarks`` (docs/performance.md)."""
+"""vadbridge's benchmarks: ``vadbridge bench`` (docs/performance.md)."""
 
-from benchmarks.cli import BENCHMARKS, run_benchmarks
-from benchmarks.harness import Result, format_table, parse_table
+from vadbridge.benchmarks.harness import Result, format_table, parse_table
+from vadbridge.benchmarks.suite import BENCHMARKS, run_benchmarks
 
 __all__ = ["BENCHMARKS", "Result", "format_table", "parse_table", "run_benchmarks"]

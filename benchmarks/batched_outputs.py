@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bridge.outputs.layout import PacketLayout
-from bridge.outputs.udp import log_send_failure_once, open_udp_socket
-from model.arkit import NUM_BLENDSHAPES
+from vadbridge.model.arkit import NUM_BLENDSHAPES
+from vadbridge.outputs.layout import PacketLayout
+from vadbridge.outputs.udp import log_send_failure_once, open_udp_socket
 
 __all__ = ["BatchedUdpOutputs"]
 

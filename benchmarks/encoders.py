@@ -18,9 +18,9 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from benchmarks.harness import Result
-from bridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder, OscEncoder, VmcEncoder
-from model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.benchmarks.harness import Result
+from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder, OscEncoder, VmcEncoder
 
 ReferenceBuilder = Callable[[np.ndarray, int, float], list[bytes]]
 Encode = Callable[[np.ndarray, int, float], Sequence[memoryview | bytes]]

@@ -17,15 +17,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from benchmarks.batched_outputs import BatchedUdpOutputs
-from benchmarks.encoders import (
+from vadbridge.benchmarks.batched_outputs import BatchedUdpOutputs
+from vadbridge.benchmarks.encoders import (
     ReferenceBuilder,
     python_osc_per_shape,
     python_osc_vmc,
     struct_live_link,
 )
-from benchmarks.harness import DrainedReceiver, Models, Result
-from benchmarks.scenario import (
+from vadbridge.benchmarks.harness import DrainedReceiver, Models, Result
+from vadbridge.benchmarks.scenario import (
     OUTPUT_KINDS,
     OUTPUT_LABELS,
     TAU_S,
@@ -33,10 +33,10 @@ from benchmarks.scenario import (
     build_scenario,
     make_encoder,
 )
-from bridge.animator import Engine
-from bridge.smoothing import smoothing_alpha
-from model.api import predict
-from model.arkit import enforce_symmetry
+from vadbridge.core.animator import Engine
+from vadbridge.core.smoothing import smoothing_alpha
+from vadbridge.model.api import predict
+from vadbridge.model.arkit import enforce_symmetry
 
 AVATAR_COUNTS: tuple[int, ...] = (1, 10, 100, 1000)
 REFERENCES: dict[str, ReferenceBuilder] = {

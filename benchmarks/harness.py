@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.engine import NumpyMLP
+from vadbridge.model.engine import NumpyMLP
 
 if TYPE_CHECKING:
     from torch import nn
@@ -144,9 +144,9 @@ def load_models(workdir: Path, seed: int = 0) -> Models:
     """
     import torch
 
-    from model.api import DEFAULT_CHECKPOINT
-    from model.checkpoint import export_npz, load_engine, make_meta
-    from model.network import VADBlendshapeMLP
+    from vadbridge.model.api import DEFAULT_CHECKPOINT
+    from vadbridge.model.checkpoint import export_npz, load_engine, make_meta
+    from vadbridge.model.network import VADBlendshapeMLP
 
     torch.set_num_threads(1)
     if DEFAULT_CHECKPOINT.is_file():

@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import time
 
-from benchmarks.harness import ReceiverProcess, Result
-from benchmarks.scenario import RecordingPacer, build_scenario
-from bridge.animator import Engine
+from vadbridge.benchmarks.harness import ReceiverProcess, Result
+from vadbridge.benchmarks.scenario import RecordingPacer, build_scenario
+from vadbridge.core.animator import Engine
 
 FRAME_RATE = 60.0
 

@@ -1,6 +1,6 @@
 """Benchmark 4, end-to-end latency: OSC ``/vad`` in -> the first VMC frame on the wire showing it.
 
-The real daemon runs as a subprocess (``python -m bridge.cli run --config ...``) with an OSC
+The real daemon runs as a subprocess (``python -m vadbridge.commands run --config ...``) with an OSC
 input and a VMC output on free loopback ports and smoothing off (``tau_ms: 0``), so the first
 frame after an input carries exactly the model's face for it. We alternate two VAD targets,
 compute each one's expected 52 weights with the same checkpoint in-process, send ``/vad`` at a
@@ -10,7 +10,6 @@ The expected worst case is one frame period (waiting for the next deadline) plus
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import subprocess
@@ -20,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import Models, Result, percentile
-from bridge.osc_codec import decode_packet, encode_message
-from model.arkit import symmetrize_inplace
+from vadbridge.benchmarks.harness import Models, Result, percentile
+from vadbridge.core.osc_codec import decode_packet, encode_message
+from vadbridge.model.arkit import symmetrize_inplace
 
 TARGETS = ((0.8, 0.6, 0.5), (-0.8, -0.4, -0.3))  # happiness and sadness (model card)
 MATCH_TOLERANCE = 1e-6  # both sides compute float32 with the same weights
 STARTUP_TIMEOUT_S = 60.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _CONFIG = """\
 frame_rate: {fps}
@@ -88,9 +86,7 @@ def measure_latency_s(models: Models, workdir: Path, *, fps: int, samples: int) 
     log_path = workdir / f"latency-{fps}.log"
     log_file = log_path.open("w")
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "run", "--config", str(config)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        [sys.executable, "-m", "vadbridge", "run", "--config", str(config)],
         stderr=log_file,
     )
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

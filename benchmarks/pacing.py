@@ -8,7 +8,7 @@ frames). Inputs arrive every frame for every avatar (all rows re-inferred); outp
 receiver process.
 
 Also runnable alone for the long soak run (not part of ``vadbridge bench``):
-``python -m benchmarks.pacing --fps 60 --avatars 1 --seconds 600 [--realtime]``.
+``python -m vadbridge.benchmarks.pacing --fps 60 --avatars 1 --seconds 600 [--realtime]``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.harness import ReceiverProcess, Result, percentile
-from benchmarks.scenario import RecordingPacer, build_scenario
-from bridge.animator import Engine
-from bridge.scheduling import freeze_startup_objects
+from vadbridge.benchmarks.harness import ReceiverProcess, Result, percentile
+from vadbridge.benchmarks.scenario import RecordingPacer, build_scenario
+from vadbridge.core.animator import Engine
+from vadbridge.scheduling import freeze_startup_objects
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,12 @@ def main() -> None:
     parser.add_argument("--engine", choices=("mlp", "lut"), default="mlp")
     parser.add_argument("--realtime", action="store_true", help="run under SCHED_FIFO 10")
     args = parser.parse_args()
-    from benchmarks.harness import (
+    from vadbridge.benchmarks.harness import (
         format_table,
         load_models,
         scratch_dir,
     )
-    from bridge.scheduling import limit_blas_threads, request_realtime
+    from vadbridge.scheduling import limit_blas_threads, request_realtime
 
     limit_blas_threads(1)
     if args.realtime and not request_realtime():
@@ -153,7 +153,7 @@ def main() -> None:
         models = load_models(workdir)
         engine: Engine = models.engine
         if args.engine == "lut":
-            from model.lut import bake_lut
+            from vadbridge.model.lut import bake_lut
 
             engine = bake_lut(models.engine)
         run = run_pacing(

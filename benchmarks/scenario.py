@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bridge.animator import Animator, Engine
-from bridge.avatars import AvatarTable
-from bridge.daemon import Binding, Bridge
-from bridge.frame_loop import FramePacer
-from bridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
-from bridge.stats import InputStats
+from vadbridge.core.animator import Animator, Engine
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.frame_loop import FramePacer
+from vadbridge.core.stats import InputStats
+from vadbridge.daemon import Binding, Bridge
+from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
 
 OUTPUT_KINDS: tuple[str, ...] = ("vmc", "osc", "livelink")
 OUTPUT_LABELS = {"vmc": "VMC", "osc": "OSC per_shape", "livelink": "Live Link"}

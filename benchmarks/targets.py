@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from benchmarks.harness import Result
+from vadbridge.benchmarks.harness import Result
 
 
 def _find(results: Sequence[Result], benchmark: str, case_start: str, metric: str) -> Result | None:
@@ -53,7 +53,8 @@ def target_lines(results: Sequence[Result]) -> list[str]:
         ok = p99.value <= 0.5 and drift.value == 0
         lines.append(
             f"  {_verdict(ok)} {case}: lateness p99 {p99.value:.3f} ms (<= 0.5), drift "
-            f"{drift.value:.0f} frames (0); the 10-minute run: python -m benchmarks.pacing"
+            f"{drift.value:.0f} frames (0); the 10-minute run: "
+            "python -m vadbridge.benchmarks.pacing"
         )
     for result in results:
         if result.benchmark == "latency" and result.metric == "p99":

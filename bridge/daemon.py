@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bridge.animator import Animator
-from bridge.avatars import AvatarLimitError, AvatarTable
-from bridge.frame_loop import FramePacer
-from bridge.liveliness import Liveliness
-from bridge.stats import InputStats
-from bridge.types import VadSample
-from model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarLimitError, AvatarTable
+from vadbridge.core.frame_loop import FramePacer
+from vadbridge.core.liveliness import Liveliness
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import VadSample
+from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
 
 log = logging.getLogger("vadbridge")
 

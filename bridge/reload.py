@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.animator import Animator
-from bridge.avatars import AvatarLimitError, AvatarTable
-from bridge.config import BridgeConfig, ConfigError, load_config
-from bridge.daemon import SINK_DRAIN_TIMEOUT_S, Binding, Bridge, Sink, retire
+from vadbridge.config import BridgeConfig, ConfigError, load_config
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarLimitError, AvatarTable
+from vadbridge.daemon import SINK_DRAIN_TIMEOUT_S, Binding, Bridge, Sink, retire
 
 __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 
@@ -138,7 +138,7 @@ class Reloader:
     ) -> tuple[dict[int, Binding], dict[int, Sink]]:
         """New-output index -> reused binding (same config entry), and new-output index ->
         freshly built sink; only the outputs this instance owns (see wiring.owned_outputs)."""
-        from bridge.wiring import owned_outputs
+        from vadbridge.wiring import owned_outputs
 
         unused = list(self.bridge.bindings)
         kept: dict[int, Binding] = {}
@@ -208,7 +208,7 @@ def _build_sinks(
     animator: Animator,
 ) -> dict[int, Sink]:
     """Runs in a worker thread; a sink only keeps ``table`` to read it later, on the loop."""
-    from bridge.wiring import WiringError, build_sink
+    from vadbridge.wiring import WiringError, build_sink
 
     built: dict[int, Sink] = {}
     for index, output in outputs:

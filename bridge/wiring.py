@@ -11,10 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
-from bridge.animator import Animator, Engine, SmoothingSpace
-from bridge.avatars import AvatarLimitError, AvatarTable
-from bridge.config import BridgeConfig
-from bridge.config_schema import (
+from vadbridge.config import (
+    BridgeConfig,
     LiveLinkOutputConfig,
     MqttInputConfig,
     MqttOutputConfig,
@@ -24,18 +22,20 @@ from bridge.config_schema import (
     RecordOutputConfig,
     VmcOutputConfig,
 )
-from bridge.daemon import Binding, Bridge, Sink, Source
-from bridge.inputs.admission import RateLimiter
-from bridge.inputs.mqtt import MqttSource, MqttTls
-from bridge.inputs.osc import OscSource
-from bridge.liveliness import Liveliness
-from bridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
-from bridge.outputs.mqtt import MqttSink
-from bridge.outputs.record import RecordSink
-from bridge.outputs.vrm import VrmVmcEncoder
-from bridge.stats import InputStats
-from model.api import DEFAULT_CHECKPOINT
-from model.checkpoint import load_engine
+from vadbridge.core.animator import Animator, Engine, SmoothingSpace
+from vadbridge.core.avatars import AvatarLimitError, AvatarTable
+from vadbridge.core.liveliness import Liveliness
+from vadbridge.core.stats import InputStats
+from vadbridge.daemon import Binding, Bridge, Sink, Source
+from vadbridge.inputs.admission import RateLimiter
+from vadbridge.inputs.mqtt import MqttSource, MqttTls
+from vadbridge.inputs.osc import OscSource
+from vadbridge.model.api import DEFAULT_CHECKPOINT
+from vadbridge.model.checkpoint import load_engine
+from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs.mqtt import MqttSink
+from vadbridge.outputs.record import RecordSink
+from vadbridge.outputs.vrm import VrmVmcEncoder
 
 log = logging.getLogger("vadbridge")
 
@@ -51,7 +51,7 @@ def load_model_engine(config: BridgeConfig) -> Engine:
     )
     engine, _meta = load_engine(path)
     if config.model.engine == "lut":
-        from model.lut import bake_lut
+        from vadbridge.model.lut import bake_lut
 
         return bake_lut(engine)
     return engine

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from model.checkpoint import load_engine
-from model.engine import NumpyMLP
+from vadbridge.model.checkpoint import load_engine
+from vadbridge.model.engine import NumpyMLP
 
 if TYPE_CHECKING:
     from torch import nn

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_NAMES
-from model.config import MLPConfig
-from model.engine import NumpyMLP, ParameterSpec, parameter_layout
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.engine import NumpyMLP, ParameterSpec, parameter_layout
 
 FORMAT_VERSION = 1
 META_KEY = "__meta__"

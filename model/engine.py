@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from model.config import MLPConfig
+from vadbridge.model.config import MLPConfig
 
 Float32Array = npt.NDArray[np.float32]
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 
 Float32Array = npt.NDArray[np.float32]
 

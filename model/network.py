@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import MLPConfig
+from vadbridge.model.config import MLPConfig
 
 
 class VADBlendshapeMLP(nn.Module):

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_NAMES
-from model.config import MLPConfig
-from model.engine import NumpyMLP
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.engine import NumpyMLP
 
 INPUT_NAME = "vad"
 OUTPUT_NAME = "blendshapes"

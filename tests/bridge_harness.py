@@ -14,11 +14,11 @@ import numpy as np
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from bridge.animator import Engine
-from bridge.config import BridgeConfig, parse_config
-from bridge.daemon import Bridge
-from bridge.wiring import build_bridge
-from model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
+from vadbridge.config import BridgeConfig, parse_config
+from vadbridge.core.animator import Engine
+from vadbridge.daemon import Bridge
+from vadbridge.model.arkit import ARKIT_NAMES, symmetrize_inplace, upper_camel
+from vadbridge.wiring import build_bridge
 
 TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 

@@ -341,8 +341,8 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for daemon tests that need some model but not a trained one."""
     from models import random_arrays
 
-    from model.checkpoint import export_npz, make_meta
-    from model.config import MLPConfig
+    from vadbridge.model.checkpoint import export_npz, make_meta
+    from vadbridge.model.config import MLPConfig
 
     arrays = random_arrays(MLPConfig(), seed=0)
     return export_npz(tmp_path_factory.mktemp("model") / "random.npz", arrays, make_meta())

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.checkpoint import export_npz, make_meta
-from model.config import MLPConfig
-from model.engine import parameter_layout
+from vadbridge.model.checkpoint import export_npz, make_meta
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.engine import parameter_layout
 
 if TYPE_CHECKING:
-    from model.network import VADBlendshapeMLP
+    from vadbridge.model.network import VADBlendshapeMLP
 
 
 def seeded_model(
@@ -32,7 +32,7 @@ def seeded_model(
     import torch
     from torch import nn
 
-    from model.network import VADBlendshapeMLP
+    from vadbridge.model.network import VADBlendshapeMLP
 
     torch.manual_seed(seed)
     model = VADBlendshapeMLP(config)
@@ -72,7 +72,7 @@ class BlockTorch:
         return None
 
 sys.meta_path.insert(0, BlockTorch())
-from bridge.cli import main
+from vadbridge.commands import main
 
 sys.exit(main(sys.argv[1:]))
 """

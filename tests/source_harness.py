@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from bridge.types import VadSample
+from vadbridge.core.types import VadSample
 
 TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 

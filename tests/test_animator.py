@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.animator import Animator
-from bridge.avatars import AvatarTable
-from bridge.smoothing import smoothing_alpha
-from model.api import load_model
-from model.arkit import LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
-from model.emotions import emotion_to_vad
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.smoothing import smoothing_alpha
+from vadbridge.model.api import load_model
+from vadbridge.model.arkit import LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
+from vadbridge.model.emotions import emotion_to_vad
 
 PERIOD_S = 1 / 60
 

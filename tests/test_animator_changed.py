@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.animator import Animator
-from bridge.avatars import AvatarTable
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarTable
 
 
 class _SumEngine:

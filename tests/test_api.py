@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from models import seeded_model
 
-import model as model_package
-from model import api
-from model.api import load_model, predict
-from model.checkpoint import export_npz, make_meta, save_checkpoint
-from model.engine import NumpyMLP
-from model.network import VADBlendshapeMLP
+import vadbridge.model as model_package
+from vadbridge.model import api
+from vadbridge.model.api import load_model, predict
+from vadbridge.model.checkpoint import export_npz, make_meta, save_checkpoint
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.network import VADBlendshapeMLP
 
 TOLERANCE = 1e-5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.arkit import (
+from vadbridge.model.arkit import (
     ARKIT_INDEX,
     ARKIT_NAMES,
     CENTER_INDICES,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bridge.avatars import AvatarLimitError, AvatarTable
-from bridge.config_types import Shard
+from vadbridge.config import Shard
+from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 
 
 def test_rows_are_created_on_first_use_and_stable() -> None:

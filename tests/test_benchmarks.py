@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from models import run_cli_without_torch
 
-from benchmarks import BENCHMARKS, Result, format_table, parse_table
-from benchmarks.encoders import PAIRS, check_identical, sample_frames
-from bridge.cli import main as vadbridge_main
-from bridge.cli_args import NEEDS_TORCH
+from vadbridge.benchmarks import BENCHMARKS, Result, format_table, parse_table
+from vadbridge.benchmarks.encoders import PAIRS, check_identical, sample_frames
+from vadbridge.commands import main as vadbridge_main
+from vadbridge.commands.args import NEEDS_TORCH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

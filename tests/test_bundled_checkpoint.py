@@ -12,10 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.api import DEFAULT_CHECKPOINT, load_model, predict
-from model.arkit import ARKIT_INDEX, ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
-from model.emotions import emotion_to_vad
-from model.engine import NumpyMLP
+from vadbridge.model.api import DEFAULT_CHECKPOINT, load_model, predict
+from vadbridge.model.arkit import (
+    ARKIT_INDEX,
+    ARKIT_NAMES,
+    LEFT_INDICES,
+    RIGHT_INDICES,
+    enforce_symmetry,
+)
+from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.model.engine import NumpyMLP
 
 WEIGHTS_DIR = DEFAULT_CHECKPOINT.parent
 PT_PATH = WEIGHTS_DIR / "vadbridge-v1.pt"

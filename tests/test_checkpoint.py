@@ -14,8 +14,8 @@ import torch
 from models import seeded_model
 from torch import nn
 
-from model.arkit import ARKIT_NAMES
-from model.checkpoint import (
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     export_npz,
@@ -24,8 +24,8 @@ from model.checkpoint import (
     read_state_dict,
     save_checkpoint,
 )
-from model.config import MLPConfig
-from model.network import VADBlendshapeMLP
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.network import VADBlendshapeMLP
 
 TOLERANCE = 1e-5
 VAD = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
@@ -223,7 +223,8 @@ def test_a_pickled_module_is_refused_not_unpickled(tmp_path: Path) -> None:
     torch.save({"model": VADBlendshapeMLP()}, path)  # pickles the class, not just tensors
     with pytest.raises(CheckpointError, match="weights_only=True") as caught:
         load_engine(path)
-    assert "Unsupported global: GLOBAL model.network.VADBlendshapeMLP" in caught.value.reason
+    unsupported = "Unsupported global: GLOBAL vadbridge.model.network.VADBlendshapeMLP"
+    assert unsupported in caught.value.reason
     assert "weights_only=False" not in str(caught.value)  # torch's unsafe advice is dropped
     assert "\x1b" not in str(caught.value)
 

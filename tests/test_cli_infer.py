@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from models import seeded_model
 
-from bridge.cli import main
-from model import api
-from model.api import load_model, predict
-from model.arkit import ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
-from model.checkpoint import export_npz, make_meta, save_checkpoint
-from model.emotions import emotion_to_vad
-from model.engine import NumpyMLP
-from model.network import VADBlendshapeMLP
+from vadbridge.commands import main
+from vadbridge.model import api
+from vadbridge.model.api import load_model, predict
+from vadbridge.model.arkit import ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
+from vadbridge.model.checkpoint import export_npz, make_meta, save_checkpoint
+from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.network import VADBlendshapeMLP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

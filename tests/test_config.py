@@ -10,7 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.config import (
+from vadbridge.config import render_markdown
+from vadbridge.config.loader import (
     BridgeConfig,
     ConfigError,
     LiveLinkOutputConfig,
@@ -27,8 +28,7 @@ from bridge.config import (
     parse_config,
     parse_host_port,
 )
-from bridge.config_docs import render_markdown
-from bridge.config_types import (
+from vadbridge.config.types import (
     Context,
     Invalid,
     NewFilePath,
@@ -490,7 +490,7 @@ def test_bad_overrides_raise_config_errors_naming_the_flag(kwargs: dict[str, obj
 
 def test_committed_configuration_reference_matches_the_schema() -> None:
     committed = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
-    hint = "regenerate: python -m bridge.config --markdown > docs/configuration.md"
+    hint = "regenerate: python -m vadbridge.config.loader --markdown > docs/configuration.md"
     assert committed == render_markdown(), hint
 
 

@@ -14,8 +14,8 @@ from bridge_harness import (
     wait_until,
 )
 
-from bridge.wiring import load_model_engine
-from model.emotions import emotion_to_vad, mix_to_vad
+from vadbridge.model.emotions import emotion_to_vad, mix_to_vad
+from vadbridge.wiring import load_model_engine
 
 PAYLOADS = [
     ("vad", json.dumps({"valence": 0.5, "arousal": -0.2, "dominance": 0.1}), (0.5, -0.2, 0.1)),

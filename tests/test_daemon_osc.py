@@ -19,7 +19,7 @@ from conftest import free_port
 from livelink_decoder import decode_livelink
 from pythonosc.osc_packet import OscPacket
 
-from model.arkit import ARKIT_NAMES, MIRROR_PAIRS, upper_camel
+from vadbridge.model.arkit import ARKIT_NAMES, MIRROR_PAIRS, upper_camel
 
 PERFECT_SYNC_NAMES = [upper_camel(name) for name in ARKIT_NAMES]
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.arkit import ARKIT_INDEX
-from training.data import DatasetError, load_dataset
-from training.emo3d import (
+from vadbridge.model.arkit import ARKIT_INDEX
+from vadbridge.training.data import DatasetError, load_dataset
+from vadbridge.training.emo3d import (
     EMOTION_COLUMNS,
     MEDIAPIPE_NAMES,
     emotion_mix_to_vad,
     load_emo3d,
     parse_scores,
 )
-from training.prototypes import CARD_EMOTION_VAD
+from vadbridge.training.prototypes import CARD_EMOTION_VAD
 
 # Distinct score per MediaPipe name, so a by-index mapping would be caught.
 SCORES = {name: round(0.01 + 0.018 * i, 3) for i, name in enumerate(MEDIAPIPE_NAMES)}
@@ -189,7 +189,7 @@ def test_a_broken_parquet_file_is_named(tmp_path: Path) -> None:
 def test_train_command_learns_from_emo3d_rows(
     fixture_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bridge.cli import main
+    from vadbridge.commands import main
 
     out = tmp_path / "run"
     argv = ["train", "--data", str(fixture_file), "--format", "emo3d", "--out", str(out)]

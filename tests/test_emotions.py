@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model.emotions import (
+from vadbridge.model.emotions import (
     ALIASES,
     BASIC_EMOTIONS,
     EMOTIONS,

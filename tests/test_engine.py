@@ -12,10 +12,10 @@ import pytest
 import torch
 from models import seeded_model
 
-from model.checkpoint import export_npz, make_meta
-from model.config import MLPConfig
-from model.engine import NumpyMLP, parameter_layout
-from model.network import VADBlendshapeMLP
+from vadbridge.model.checkpoint import export_npz, make_meta
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.engine import NumpyMLP, parameter_layout
+from vadbridge.model.network import VADBlendshapeMLP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5  # issue 2: numpy must match torch to <= 1e-5 max abs difference
@@ -175,8 +175,9 @@ _NO_TORCH = textwrap.dedent(
     sys.meta_path.insert(0, BlockTorch())
 
     import numpy as np
-    import model, model.engine, model.checkpoint, model.api, model.cli_infer
-    from model.checkpoint import CheckpointError
+    import vadbridge.model as model, vadbridge.model.engine, vadbridge.model.checkpoint
+    import vadbridge.model.api, vadbridge.commands.infer
+    from vadbridge.model.checkpoint import CheckpointError
 
     engine, meta = model.load_model(sys.argv[1])
     weights = model.predict(engine, np.array([0.8, 0.6, 0.5], dtype=np.float32))

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from models import seeded_model
 
-from bridge.cli import main
-from model.arkit import ARKIT_NAMES
-from model.checkpoint import export_npz, load_engine, make_meta, save_checkpoint
-from model.engine import NumpyMLP
-from model.lut import load_lut
-from model.onnx_export import build_onnx_model, export_onnx
+from vadbridge.commands import main
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.checkpoint import export_npz, load_engine, make_meta, save_checkpoint
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.lut import load_lut
+from vadbridge.model.onnx_export import build_onnx_model, export_onnx
 
 needs_onnx = pytest.mark.skipif(
     find_spec("onnx") is None or find_spec("onnxruntime") is None,

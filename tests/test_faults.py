@@ -36,11 +36,11 @@ from bridge_harness import (
 from conftest import Mosquitto, free_port
 from models import seeded_checkpoint
 
-from bridge.config import load_config
-from bridge.daemon import Binding, Bridge
-from bridge.frame_loop import PacingStats
-from bridge.reload import Reloader, ReloadResult
-from bridge.wiring import build_bridge
+from vadbridge.config import load_config
+from vadbridge.core.frame_loop import PacingStats
+from vadbridge.daemon import Binding, Bridge
+from vadbridge.reload import Reloader, ReloadResult
+from vadbridge.wiring import build_bridge
 
 REPO = Path(__file__).resolve().parent.parent
 PERIOD_S = 1 / 60
@@ -174,7 +174,7 @@ def test_check_reports_each_broker_reachable_or_not(
         checkpoint, outputs="[]",
         inputs=f"[{{type: mqtt, port: {mosquitto.port}}}, {{type: mqtt, port: {dead_port}}}]"))
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "run", "--config", str(path), "--check"],
+        [sys.executable, "-m", "vadbridge", "run", "--config", str(path), "--check"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -304,7 +304,7 @@ def test_a_50ms_stall_skips_and_counts_frames_without_a_catch_up_burst(checkpoin
 def start_bridge(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "vadbridge", "run", "--config", str(config)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
         )
 

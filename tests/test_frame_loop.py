@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from bridge.frame_loop import FramePacer
+from vadbridge.core.frame_loop import FramePacer
 
 
 async def _run_for(pacer: FramePacer, seconds: float, stall_at: int | None = None) -> list[int]:

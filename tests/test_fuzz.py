@@ -250,7 +250,7 @@ class Daemon:
         self.log = directory / "bridge.log"
         with self.log.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge.cli", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "vadbridge", "run", "--config", str(self.config)],
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr,
             )
 
@@ -349,7 +349,7 @@ class FrameTimes:
 
 def still_animates(checkpoint: Path, receiver: UdpReceiver, send: Callable[[], None]) -> bool:
     """After the fuzz the input path still works: a valid message reaches the output."""
-    from model.checkpoint import load_engine
+    from vadbridge.model.checkpoint import load_engine
 
     engine, _ = load_engine(checkpoint)
     want = expected_vmc_frame(engine, (0.25, -0.5, 0.75))
@@ -497,8 +497,8 @@ def test_distinct_huge_unknown_emotion_names_do_not_grow_memory() -> None:
     default size limit) once made a running bridge hold ~30 MB in its emotion-lookup cache."""
     import tracemalloc
 
-    from bridge.inputs.parse import parse_osc_message
-    from bridge.types import InputError
+    from vadbridge.core.types import InputError
+    from vadbridge.inputs.parse import parse_osc_message
 
     rng = random.Random(6)
     names = (rng.randbytes(30_000).hex() for _ in range(600))  # never a known name
@@ -524,9 +524,9 @@ def test_distinct_huge_unknown_emotion_names_do_not_grow_memory() -> None:
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bridge.inputs.parse import Parsed, parse_mqtt, parse_osc_message  # noqa: E402
-from bridge.osc_codec import OscDecodeError, decode_packet  # noqa: E402
-from bridge.types import InputError  # noqa: E402
+from vadbridge.core.osc_codec import OscDecodeError, decode_packet  # noqa: E402
+from vadbridge.core.types import InputError  # noqa: E402
+from vadbridge.inputs.parse import Parsed, parse_mqtt, parse_osc_message  # noqa: E402
 
 
 def assert_clean(parsed: Parsed) -> None:
@@ -598,7 +598,7 @@ def test_bad_configs_exit_2_with_file_key_and_reason_never_a_traceback(tmp_path:
         path = tmp_path / f"{name}.yaml"
         path.write_bytes(text.encode("utf-8", "surrogateescape"))
         processes[name] = (path, subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config", str(path)],
+            [sys.executable, "-m", "vadbridge", "run", "--config", str(path)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for name, (path, process) in processes.items():
         try:
@@ -636,7 +636,7 @@ def _mutate(rng: random.Random, text: str) -> str:
 def test_mutated_configs_either_pass_check_or_exit_2_with_one_line(
     tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bridge.cli import main
+    from vadbridge.commands import main
 
     valid = (f"frame_rate: 30\nstats_interval_s: 0\nmodel:\n  checkpoint: {checkpoint}\n"
              "smoothing: {tau_ms: 100, space: vad}\navatars:\n  ids: [default, b]\n  max: 4\n"

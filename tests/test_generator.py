@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.arkit import ARKIT_INDEX, ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES
-from training.generator import (
+from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES
+from vadbridge.training.generator import (
     DEFAULT_PAIRS,
     blend_faces,
     generate_dataset,
     mean_abs_left_right,
 )
-from training.prototypes import CARD_EMOTION_VAD, EMOTIONS, prototype_face
+from vadbridge.training.prototypes import CARD_EMOTION_VAD, EMOTIONS, prototype_face
 
 
 @pytest.fixture(scope="module")

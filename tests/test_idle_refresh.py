@@ -9,8 +9,8 @@ from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, send_o
 from conftest import free_port
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.config import BridgeConfig
-from bridge.reload import NEEDS_RESTART, RELOADABLE
+from vadbridge.config import BridgeConfig
+from vadbridge.reload import NEEDS_RESTART, RELOADABLE
 
 
 def test_a_held_face_is_resent_at_the_refresh_rate_and_a_moving_one_every_frame() -> None:

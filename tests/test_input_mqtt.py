@@ -13,10 +13,10 @@ import pytest
 from conftest import Mosquitto
 from source_harness import TIMEOUT_S, Collector, run, running, until
 
-from bridge.inputs.mqtt import MqttSource, MqttTls
-from bridge.stats import InputStats
-from bridge.types import VadSample
-from model.emotions import emotion_to_vad, mix_to_vad
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import VadSample
+from vadbridge.inputs.mqtt import MqttSource, MqttTls
+from vadbridge.model.emotions import emotion_to_vad, mix_to_vad
 
 PROTOCOLS: list[Literal["3.1.1", "5"]] = ["3.1.1", "5"]
 

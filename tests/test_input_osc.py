@@ -17,10 +17,10 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from source_harness import TIMEOUT_S, Collector, run, running, until
 
-from bridge.inputs.osc import OscSource
-from bridge.stats import InputStats
-from bridge.types import VadSample
-from model.emotions import emotion_to_vad
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import VadSample
+from vadbridge.inputs.osc import OscSource
+from vadbridge.model.emotions import emotion_to_vad
 
 
 def message(address: str, *args: tuple[str, Any]) -> bytes:

@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from bridge.inputs.parse import MAX_MIX_LABELS, Parsed, parse_mqtt, parse_osc_message
-from bridge.stats import InputStats
-from bridge.types import InputError, VadSample
-from model.emotions import emotion_to_vad, known_emotion_names, mix_to_vad
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import InputError, VadSample
+from vadbridge.inputs.parse import MAX_MIX_LABELS, Parsed, parse_mqtt, parse_osc_message
+from vadbridge.model.emotions import emotion_to_vad, known_emotion_names, mix_to_vad
 
 MAX_BYTES = 4096
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge.config import ConfigError, parse_config
-from bridge.config_schema import LivelinessConfig
-from bridge.liveliness import (
+from vadbridge.config import ConfigError, LivelinessConfig, parse_config
+from vadbridge.core.liveliness import (
     BLINK_CLOSE_S,
     BLINK_DURATION_S,
     BLINK_HOLD_S,
@@ -17,7 +16,7 @@ from bridge.liveliness import (
     Liveliness,
     blink_curve,
 )
-from model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 
 FPS = 60
 BLINK_L, BLINK_R = ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"]

@@ -11,10 +11,10 @@ import numpy.typing as npt
 import pytest
 from models import random_arrays
 
-from model.arkit import ARKIT_NAMES
-from model.config import MLPConfig
-from model.engine import NumpyMLP
-from model.lut import (
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.lut import (
     INDEX_FORMULA,
     LutEngine,
     LutError,

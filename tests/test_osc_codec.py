@@ -14,7 +14,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.osc_codec import (
+from vadbridge.core.osc_codec import (
     SLOT,
     OscDecodeError,
     PacketTemplate,

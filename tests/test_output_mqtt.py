@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import Mosquitto
 
-from bridge.outputs.mqtt import MqttSink, format_payload, resolve_topic
-from model.arkit import ARKIT_NAMES
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.outputs.mqtt import MqttSink, format_payload, resolve_topic
 
 TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 WEIGHTS = np.random.default_rng(5).random(52, dtype=np.float32)

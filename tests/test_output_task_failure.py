@@ -7,11 +7,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from bridge.animator import Animator
-from bridge.avatars import AvatarTable
-from bridge.daemon import Binding, Bridge, OutputTaskError
-from bridge.stats import InputStats
-from model.api import load_model
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.stats import InputStats
+from vadbridge.daemon import Binding, Bridge, OutputTaskError
+from vadbridge.model.api import load_model
 
 
 class BrokenPublisherSink:

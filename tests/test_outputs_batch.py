@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from benchmarks.batched_outputs import BatchedUdpOutputs
-from bridge.outputs import LiveLinkEncoder, OscEncoder, PacketLayout, VmcEncoder
+from vadbridge.benchmarks.batched_outputs import BatchedUdpOutputs
+from vadbridge.outputs import LiveLinkEncoder, OscEncoder, PacketLayout, VmcEncoder
 
 EncoderFactory = Callable[[], VmcEncoder | OscEncoder | LiveLinkEncoder]
 ENCODERS: dict[str, EncoderFactory] = {

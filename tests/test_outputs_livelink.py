@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from livelink_decoder import VALUE_NAMES, decode_livelink
 
-from bridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder
-from model.arkit import ARKIT_NAMES
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder
 
 HEAD_AND_EYES = VALUE_NAMES[52:]
 

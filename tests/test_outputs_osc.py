@@ -7,9 +7,9 @@ import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.osc_codec import decode_packet
-from bridge.outputs import OscEncoder
-from model.arkit import ARKIT_NAMES
+from vadbridge.core.osc_codec import decode_packet
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.outputs import OscEncoder
 
 
 def weights() -> np.ndarray:

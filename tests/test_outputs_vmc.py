@@ -7,9 +7,9 @@ import pytest
 from pythonosc.osc_bundle import OscBundle
 from vmc_reference import reference_bundle, reference_messages
 
-from bridge.osc_codec import decode_packet
-from bridge.outputs import VmcEncoder
-from model.arkit import ARKIT_NAMES
+from vadbridge.core.osc_codec import decode_packet
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.outputs import VmcEncoder
 
 TIME_S = 12.345
 

@@ -21,17 +21,23 @@ from bridge_harness import UdpReceiver, config_from_yaml, decode_vmc, osc, runni
 from conftest import Mosquitto, free_port
 from models import seeded_checkpoint
 
-from bridge.config import ConfigError, load_config, parse_config
-from bridge.config_schema import MqttOutputConfig, RecordOutputConfig, TlsConfig
-from bridge.outputs import UdpSink, VmcEncoder
-from bridge.outputs.mqtt import MqttSink
-from bridge.outputs.record import CSV_BLENDSHAPE_NAMES, RecordSink, csv_header
-from bridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder, preset_weights
-from bridge.reload import Reloader
-from bridge.wiring import build_bridge
-from model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
-from model.checkpoint import load_engine
-from model.emotions import emotion_to_vad
+from vadbridge.config import (
+    ConfigError,
+    MqttOutputConfig,
+    RecordOutputConfig,
+    TlsConfig,
+    load_config,
+    parse_config,
+)
+from vadbridge.model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
+from vadbridge.model.checkpoint import load_engine
+from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.outputs import UdpSink, VmcEncoder
+from vadbridge.outputs.mqtt import MqttSink
+from vadbridge.outputs.record import CSV_BLENDSHAPE_NAMES, RecordSink, csv_header
+from vadbridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder, preset_weights
+from vadbridge.reload import Reloader
+from vadbridge.wiring import build_bridge
 
 PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
 VAL, APPLY = "/VMC/Ext/Blend/Val", "/VMC/Ext/Blend/Apply"

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 from models import seeded_checkpoint
 
-from bridge.cli import main
-from bridge.preview import grid_panels, vad_slice
-from bridge.preview_draw import (
+from vadbridge.commands import main
+from vadbridge.model.arkit import ARKIT_INDEX, enforce_symmetry
+from vadbridge.model.checkpoint import load_engine
+from vadbridge.model.emotions import BASIC_EMOTIONS
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.tools.preview import grid_panels, vad_slice
+from vadbridge.tools.preview_draw import (
     GRID_FIGSIZE_IN,
     MAP_FIGSIZE_IN,
     SINGLE_FIGSIZE_IN,
     map_labels,
     pixel_size,
 )
-from bridge.preview_face import face_geometry
-from model.arkit import ARKIT_INDEX, enforce_symmetry
-from model.checkpoint import load_engine
-from model.emotions import BASIC_EMOTIONS
-from model.engine import NumpyMLP
+from vadbridge.tools.preview_face import face_geometry
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 40  # small images keep the rendering tests fast; sizes scale exactly with dpi

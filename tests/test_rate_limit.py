@@ -13,10 +13,10 @@ from conftest import Mosquitto
 from pythonosc.osc_message_builder import OscMessageBuilder
 from source_harness import TIMEOUT_S, run, running, until
 
-from bridge.inputs.admission import RateLimiter
-from bridge.inputs.mqtt import MqttSource
-from bridge.inputs.osc import OscSource
-from bridge.stats import InputStats
+from vadbridge.core.stats import InputStats
+from vadbridge.inputs.admission import RateLimiter
+from vadbridge.inputs.mqtt import MqttSource
+from vadbridge.inputs.osc import OscSource
 
 
 class SteppedClock:

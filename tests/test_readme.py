@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import parse_config
+from vadbridge.config import parse_config
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 from livelink_decoder import decode_livelink
 
-from bridge import replay as replay_module
-from bridge.cli import main as cli_main
-from bridge.osc_codec import decode_packet
-from bridge.outputs.record import (
+from vadbridge.commands import main as cli_main
+from vadbridge.core.osc_codec import decode_packet
+from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.outputs.record import (
     CSV_COLUMNS,
     RecordSink,
     csv_header,
     format_row,
     format_timecode,
 )
-from bridge.replay import Take, TakeError, load_take, parse_timecode, replay
-from model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.tools import replay as replay_module
+from vadbridge.tools.replay import Take, TakeError, load_take, parse_timecode, replay
 
 # The header row of a real Live Link Face capture (alexdjulin/LiveLinkFace-CSV-Retarget-For-
 # Motionbuilder, anim/S07-001.csv). Note JawRight before JawLeft and MouthRight before MouthLeft.

@@ -12,7 +12,7 @@ from pathlib import Path
 from bridge_harness import UdpReceiver, vmc_frame_values
 from conftest import free_port
 
-from bridge.cli import main
+from vadbridge.commands import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ outputs:
 
 def start_bridge(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "vadbridge", "run", "--config", str(config)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -157,10 +157,10 @@ def test_check_rejects_a_checkpoint_that_does_not_load(tmp_path: Path, capsys) -
 
 def test_without_a_config_file_the_built_in_defaults_run(tmp_path: Path, capsys,
                                                          monkeypatch) -> None:
-    import bridge.run
+    import vadbridge.commands.run
 
     # As in an installed package, where the repository's config/ does not exist.
-    monkeypatch.setattr(bridge.run, "DEFAULT_CONFIG", tmp_path / "missing.yaml")
+    monkeypatch.setattr(vadbridge.commands.run, "DEFAULT_CONFIG", tmp_path / "missing.yaml")
     assert main(["run", "--check"]) == 0
     assert "built-in defaults: OK (60 fps, 2 input(s), 1 output(s))" in capsys.readouterr().out
 

@@ -2,7 +2,7 @@ import ctypes
 
 import numpy as np
 
-from bridge.scheduling import limit_blas_threads
+from vadbridge.scheduling import limit_blas_threads
 
 
 def _openblas_thread_counts() -> list[int]:

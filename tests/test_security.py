@@ -24,12 +24,11 @@ from conftest import Mosquitto, SecureMosquitto, free_port
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 
-from bridge.config import BridgeConfig, parse_config
-from bridge.config_schema import OscInputConfig
-from bridge.daemon import Bridge
-from bridge.inputs.admission import SenderAllowList
-from bridge.wiring import load_model_engine
-from model.emotions import emotion_to_vad
+from vadbridge.config import BridgeConfig, OscInputConfig, parse_config
+from vadbridge.daemon import Bridge
+from vadbridge.inputs.admission import SenderAllowList
+from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.wiring import load_model_engine
 
 
 def osc_bundle(*messages: bytes) -> bytes:

@@ -16,11 +16,12 @@ import pytest
 from conftest import Mosquitto, free_port
 from pythonosc.osc_message import OscMessage
 
-from bridge import send
-from bridge.cli import main as cli_main
-from bridge.inputs.parse import parse_mqtt, parse_osc_message
-from bridge.osc_codec import decode_packet
-from bridge.send import (
+from vadbridge.commands import main as cli_main
+from vadbridge.core.osc_codec import decode_packet
+from vadbridge.inputs.parse import parse_mqtt, parse_osc_message
+from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
+from vadbridge.tools import send
+from vadbridge.tools.send import (
     DEFAULT_TOUR,
     mqtt_emotion_message,
     mqtt_vad_message,
@@ -28,7 +29,6 @@ from bridge.send import (
     osc_vad_packet,
     sweep_schedule,
 )
-from model.emotions import BASIC_EMOTIONS, emotion_to_vad
 
 TIMEOUT_S = 10.0  # only bounds a failing test; nothing here asserts on time
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bridge_harness import UdpReceiver
 from livelink_decoder import decode_livelink
 
-from bridge.config_types import Shard
+from vadbridge.config import Shard
 
 REPO = Path(__file__).resolve().parent.parent
 AVATARS = [f"npc-{i:02d}" for i in range(20)]
@@ -40,7 +40,7 @@ def test_two_instances_each_own_their_avatars(mosquitto, tmp_path: Path) -> None
     receiver = UdpReceiver()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "run", "--config",
+            [sys.executable, "-m", "vadbridge", "run", "--config",
              str(shard_config(tmp_path / f"shard{k}.yaml", f"{k}/2", mosquitto.port,
                               receiver.port))],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

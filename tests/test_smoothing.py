@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bridge.smoothing import SNAP_DISTANCE, smooth_toward, smoothing_alpha
+from vadbridge.core.smoothing import SNAP_DISTANCE, smooth_toward, smoothing_alpha
 
 
 def test_alpha_covers_63_percent_after_one_tau_at_any_frame_rate() -> None:

@@ -1,4 +1,4 @@
-from bridge.daemon import format_stats_line
+from vadbridge.daemon import format_stats_line
 
 
 def snapshot(send_errors: dict[str, int]) -> dict[str, object]:

@@ -11,13 +11,13 @@ import pytest
 import torch
 from models import run_cli_without_torch
 
-from bridge.cli import main
-from bridge.cli_args import NEEDS_TORCH
-from model.api import load_model, predict
-from model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
-from training.data import load_dataset
-from training.generator import generate_dataset
-from training.train import (
+from vadbridge.commands import main
+from vadbridge.commands.args import NEEDS_TORCH
+from vadbridge.model.api import load_model, predict
+from vadbridge.model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
+from vadbridge.training.data import load_dataset
+from vadbridge.training.generator import generate_dataset
+from vadbridge.training.train import (
     SPARSITY_WEIGHT,
     TrainConfig,
     recipe_loss,

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.arkit import ARKIT_INDEX, ARKIT_NAMES, upper_camel
-from training.data import (
+from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, upper_camel
+from vadbridge.training.data import (
     VAD_COLUMNS,
     Dataset,
     DatasetError,
     load_dataset,
     save_dataset,
 )
-from training.generator import generate_dataset
+from vadbridge.training.generator import generate_dataset
 
 
 @pytest.fixture

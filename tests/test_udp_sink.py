@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import free_port
 
-from bridge.outputs import LiveLinkEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs import LiveLinkEncoder, UdpSink, VmcEncoder
 
 WEIGHTS = np.linspace(0.0, 1.0, 52, dtype=np.float32)
 

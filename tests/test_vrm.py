@@ -10,10 +10,13 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 from vmc_reference import reference_bundle, reference_messages
 
-from bridge.animator import Animator, SmoothingSpace
-from bridge.avatars import AvatarTable
-from bridge.outputs.vmc import MAX_LAN_PAYLOAD
-from bridge.outputs.vrm import (
+from vadbridge.core.animator import Animator, SmoothingSpace
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.model.api import load_model
+from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.outputs.vmc import MAX_LAN_PAYLOAD
+from vadbridge.outputs.vrm import (
     PROTOTYPE_MIX,
     PROTOTYPE_VAD,
     VRM0_PRESET_NAMES,
@@ -22,9 +25,6 @@ from bridge.outputs.vrm import (
     VrmVmcEncoder,
     preset_weights,
 )
-from model.api import load_model
-from model.arkit import ARKIT_NAMES, upper_camel
-from model.emotions import emotion_to_vad
 
 TIME_S = 3.25
 PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]

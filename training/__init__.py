@@ -4,9 +4,9 @@ Torch-free on import: the loop lives in ``training.train`` (imports torch) and i
 ``vadbridge train``. Imports ``model``; ``model`` never imports ``training``.
 """
 
-from training.data import Dataset, DatasetError, load_dataset, save_dataset
-from training.emo3d import load_emo3d
-from training.generator import generate_dataset, mean_abs_left_right
+from vadbridge.training.data import Dataset, DatasetError, load_dataset, save_dataset
+from vadbridge.training.emo3d import load_emo3d
+from vadbridge.training.generator import generate_dataset, mean_abs_left_right
 
 __all__ = [
     "Dataset",

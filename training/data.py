@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 
 VAD_COLUMNS: tuple[str, ...] = ("valence", "arousal", "dominance")
 
@@ -238,7 +238,7 @@ def load_dataset(path: str | Path, data_format: str | None = None) -> Dataset:
     if data_format == "npz":
         return load_npz(path)
     if data_format == "emo3d":
-        from training.emo3d import load_emo3d
+        from vadbridge.training.emo3d import load_emo3d
 
         return load_emo3d(path).dataset
     raise DatasetError(path, f"unknown dataset format {data_format!r} (use csv, npz or emo3d)")

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from model.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
-from training.data import Dataset, DatasetError
-from training.prototypes import CARD_EMOTION_VAD
+from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.training.data import Dataset, DatasetError
+from vadbridge.training.prototypes import CARD_EMOTION_VAD
 
 EMOTION_COLUMNS: tuple[str, ...] = tuple(CARD_EMOTION_VAD)  # the card's eight, neutral first
 SCORE_COLUMN_PREFIX = "blenshape_score_"  # the dataset's own spelling

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import (
+from vadbridge.model.arkit import (
     ARKIT_INDEX,
     ARKIT_NAMES,
     LEFT_INDICES,
@@ -36,8 +36,8 @@ from model.arkit import (
     RIGHT_INDICES,
     mirror,
 )
-from training.data import Dataset
-from training.prototypes import prototype_matrix
+from vadbridge.training.data import Dataset
+from vadbridge.training.prototypes import prototype_matrix
 
 DEFAULT_PAIRS = 40_000
 UNIFORM_FRACTION = 0.6

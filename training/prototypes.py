@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 
 # emotions.md §1 (the model card's table), in the card's order. Neutral is the origin.
 CARD_EMOTION_VAD: Final[MappingProxyType[str, tuple[float, float, float]]] = MappingProxyType(

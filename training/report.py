@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import export_npz, make_meta, save_checkpoint
-from model.config import MLPConfig
-from training.train import TrainResult
+from vadbridge.model.checkpoint import export_npz, make_meta, save_checkpoint
+from vadbridge.model.config import MLPConfig
+from vadbridge.training.train import TrainResult
 
 METRICS_FILE = "metrics.json"
 LOSS_CURVE_FILE = "loss_curve.png"

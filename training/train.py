@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
-from model.config import MLPConfig
-from model.network import VADBlendshapeMLP
-from training.data import Dataset
-from training.generator import mean_abs_left_right
+from vadbridge.model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
+from vadbridge.model.config import MLPConfig
+from vadbridge.model.network import VADBlendshapeMLP
+from vadbridge.training.data import Dataset
+from vadbridge.training.generator import mean_abs_left_right
 
 SYMMETRY_WEIGHT = 2.0
 SPARSITY_WEIGHT = 1e-3

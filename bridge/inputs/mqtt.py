@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from bridge.avatars import AVATAR_ID_PATTERN
-from bridge.inputs.admission import RateLimiter
-from bridge.inputs.parse_mqtt import parse_mqtt
-from bridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
-from bridge.stats import InputStats
-from bridge.types import InputError, VadSample
+from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import InputError, VadSample
+from vadbridge.inputs.admission import RateLimiter
+from vadbridge.inputs.parse_mqtt import parse_mqtt
+from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 
 __all__ = ["MqttSource", "MqttTls"]
 

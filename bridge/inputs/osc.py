@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from bridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
-from bridge.inputs.parse_osc import parse_osc_message
-from bridge.osc_codec import OscDecodeError, decode_packet
-from bridge.stats import InputStats
-from bridge.types import InputError, VadSample
+from vadbridge.core.osc_codec import OscDecodeError, decode_packet
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import InputError, VadSample
+from vadbridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
+from vadbridge.inputs.parse_osc import parse_osc_message
 
 __all__ = ["MAX_UDP_PAYLOAD_BYTES", "OscSource"]
 

@@ -10,8 +10,8 @@ sample carrying bookkeeping. The OSC parser lives in ``parse_osc``, the MQTT par
 ``parse_mqtt`` and their shared pieces in ``values``; this module is the one import point.
 """
 
-from bridge.inputs.parse_mqtt import MAX_MIX_LABELS, parse_mqtt
-from bridge.inputs.parse_osc import parse_osc_message
-from bridge.inputs.values import DEFAULT_AVATAR, Parsed
+from vadbridge.inputs.parse_mqtt import MAX_MIX_LABELS, parse_mqtt
+from vadbridge.inputs.parse_osc import parse_osc_message
+from vadbridge.inputs.values import DEFAULT_AVATAR, Parsed
 
 __all__ = ["DEFAULT_AVATAR", "MAX_MIX_LABELS", "Parsed", "parse_mqtt", "parse_osc_message"]

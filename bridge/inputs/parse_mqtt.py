@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bridge.inputs.values import (
+from vadbridge.core.types import InputError
+from vadbridge.inputs.values import (
     AXES,
     Parsed,
     Vad,
@@ -26,8 +27,7 @@ from bridge.inputs.values import (
     parse_number,
     show,
 )
-from bridge.types import InputError
-from model.emotions import mix_to_vad
+from vadbridge.model.emotions import mix_to_vad
 
 __all__ = ["MAX_MIX_LABELS", "parse_mqtt"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridge.inputs.values import (
+from vadbridge.core.types import InputError
+from vadbridge.inputs.values import (
     DEFAULT_AVATAR,
     Parsed,
     check_avatar,
@@ -19,7 +20,6 @@ from bridge.inputs.values import (
     parse_number,
     show,
 )
-from bridge.types import InputError
 
 __all__ = ["parse_osc_message"]
 

@@ -12,9 +12,9 @@ import math
 import re
 from typing import NamedTuple
 
-from bridge.avatars import AVATAR_ID_PATTERN
-from bridge.types import InputError, VadSample
-from model.emotions import emotion_to_vad, known_emotion_names
+from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.core.types import InputError, VadSample
+from vadbridge.model.emotions import emotion_to_vad, known_emotion_names
 
 __all__ = [
     "AXES",

@@ -15,8 +15,8 @@ from typing import Final
 
 import numpy as np
 
-from bridge.outputs.layout import PacketLayout
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.outputs.layout import PacketLayout
 
 __all__ = ["LIVE_LINK_NAMES", "LiveLinkEncoder"]
 

@@ -22,9 +22,9 @@ from typing import Final
 import aiomqtt
 import numpy as np
 
-from bridge.avatars import AVATAR_ID_PATTERN
-from bridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 
 __all__ = ["AVATAR_PLACEHOLDERS", "MqttSink", "format_payload", "resolve_topic"]
 

@@ -13,10 +13,10 @@ from typing import Final, Literal
 
 import numpy as np
 
-from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
-from bridge.outputs.layout import PacketLayout
-from bridge.outputs.vmc import blendshape_names
-from model.arkit import NUM_BLENDSHAPES
+from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
+from vadbridge.model.arkit import NUM_BLENDSHAPES
+from vadbridge.outputs.layout import PacketLayout
+from vadbridge.outputs.vmc import blendshape_names
 
 __all__ = ["OscEncoder", "OscMode", "OscNaming"]
 

@@ -38,8 +38,8 @@ from typing import Final, TextIO
 
 import numpy as np
 
-from bridge.outputs.livelink import LIVE_LINK_NAMES
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.outputs.livelink import LIVE_LINK_NAMES
 
 __all__ = [
     "CSV_BLENDSHAPE_NAMES",

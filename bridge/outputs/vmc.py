@@ -19,9 +19,9 @@ from typing import Final, Literal
 
 import numpy as np
 
-from bridge.osc_codec import SLOT, MessageSpec, PacketTemplate
-from bridge.outputs.layout import PacketLayout
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.outputs.layout import PacketLayout
 
 __all__ = ["MAX_LAN_PAYLOAD", "VmcEncoder", "VmcNaming"]
 

@@ -43,11 +43,11 @@ from typing import Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bridge.animator import SmoothingSpace
-from bridge.avatars import AvatarTable
-from bridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
-from bridge.smoothing import smoothing_alpha
-from model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from vadbridge.core.animator import SmoothingSpace
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.smoothing import smoothing_alpha
+from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from vadbridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
 
 __all__ = [
     "BLINK_PRESET_NAME",

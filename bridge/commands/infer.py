@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bridge.cli_args import UsageError, check_finite, check_range, fail
-from model.api import load_model, predict
-from model.arkit import ARKIT_NAMES, enforce_symmetry
-from model.emotions import emotion_to_vad
+from vadbridge.commands.args import UsageError, check_finite, check_range, fail
+from vadbridge.model.api import load_model, predict
+from vadbridge.model.arkit import ARKIT_NAMES, enforce_symmetry
+from vadbridge.model.emotions import emotion_to_vad
 
 SHOWN_MIN_WEIGHT = 0.005  # the table hides weights below this: invisible on a face
 BAR_WIDTH = 20

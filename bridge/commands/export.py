@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from bridge.cli_args import EXIT_FAILURE, EXIT_USAGE, UsageError, fail
-from model.api import load_model
-from model.checkpoint import CheckpointError, export_npz
-from model.engine import NumpyMLP
-from model.lut import (
+from vadbridge.commands.args import EXIT_FAILURE, EXIT_USAGE, UsageError, fail
+from vadbridge.model.api import load_model
+from vadbridge.model.checkpoint import CheckpointError, export_npz
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.lut import (
     MAX_SIZE,
     MIN_SIZE,
     LutError,
@@ -143,7 +143,7 @@ def _load(args: argparse.Namespace) -> tuple[NumpyMLP, dict[str, Any]]:
 
 
 def _require_onnx() -> None:
-    from model.onnx_export import OnnxUnavailableError, require_onnx
+    from vadbridge.model.onnx_export import OnnxUnavailableError, require_onnx
 
     try:
         require_onnx()
@@ -152,7 +152,7 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(out: Path, engine: NumpyMLP, meta: dict[str, Any], opset: int) -> None:
-    from model.onnx_export import export_onnx
+    from vadbridge.model.onnx_export import export_onnx
 
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(out, engine, meta, opset)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bridge.cli_args import (
+from vadbridge.commands.args import (
     EXIT_FAILURE,
     EXIT_USAGE,
     UsageError,
@@ -29,7 +29,11 @@ from bridge.cli_args import (
     check_range,
     fail,
 )
-from bridge.preview_draw import (
+from vadbridge.model.api import load_model
+from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, enforce_symmetry
+from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
+from vadbridge.model.engine import NumpyMLP
+from vadbridge.tools.preview_draw import (
     DEFAULT_DPI,
     MatplotlibMissingError,
     Panel,
@@ -37,10 +41,6 @@ from bridge.preview_draw import (
     render_grid,
     render_map,
 )
-from model.api import load_model
-from model.arkit import ARKIT_INDEX, ARKIT_NAMES, enforce_symmetry
-from model.emotions import BASIC_EMOTIONS, emotion_to_vad
-from model.engine import NumpyMLP
 
 MAP_RESOLUTION = 81  # samples per axis of the --map slice (odd: includes 0)
 DPI_RANGE = (30, 400)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from model.arkit import NUM_BLENDSHAPES
+from vadbridge.model.arkit import NUM_BLENDSHAPES
 
 AVATAR_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 

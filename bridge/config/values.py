@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from bridge.config_types import Int, Text
+from vadbridge.config.types import Int, Text
 
 __all__ = [
     "AVATAR_DOC",

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bridge.cli_args import (
+from vadbridge.commands.args import (
     EXIT_FAILURE,
     NEEDS_TORCH,
     UsageError,
@@ -23,9 +23,9 @@ from bridge.cli_args import (
     positive_float,
     torch_installed,
 )
-from training.data import DatasetError, load_dataset, save_dataset
-from training.emo3d import load_emo3d
-from training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
+from vadbridge.training.data import DatasetError, load_dataset, save_dataset
+from vadbridge.training.emo3d import load_emo3d
+from vadbridge.training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
 BUILTIN = "builtin"
 DEFAULT_NAME = "vadbridge-v1"
@@ -147,8 +147,8 @@ def run_train(args: argparse.Namespace) -> int:
     # Spinning OpenMP workers stall each other on a shared, busy machine (measured: 2-threaded
     # steps 5-10x slower than with passive waiting). libgomp reads this when torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from training.report import write_run
-    from training.train import TrainConfig, train
+    from vadbridge.training.report import write_run
+    from vadbridge.training.train import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr)
     result = train(dataset, config, data_source=source)

@@ -1,4 +1,4 @@
-"""The ``vadbridge`` console script: one subcommand per module, wired here and nowhere else.
+"""The command layer: the ``vadbridge`` console script, one subcommand per module, wired here.
 
 Each module in SUBCOMMAND_MODULES exposes ``add_parser(subparsers)`` which adds its subcommand(s)
 and sets ``func`` (``Callable[[argparse.Namespace], int]``) on each parser. Modules are imported
@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "model.cli_infer",
-    "training.cli",
-    "bridge.run",
-    "bridge.send",
-    "bridge.replay",
-    "bridge.preview",
-    "model.export",
-    "benchmarks.cli",
+    "vadbridge.commands.infer",
+    "vadbridge.commands.train",
+    "vadbridge.commands.run",
+    "vadbridge.tools.send",
+    "vadbridge.tools.replay",
+    "vadbridge.tools.preview",
+    "vadbridge.commands.export",
+    "vadbridge.commands.bench",
 )
 
 
@@ -58,6 +58,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     return result
 
-
-if __name__ == "__main__":
-    sys.exit(main())

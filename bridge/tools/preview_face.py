@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 
 Points = npt.NDArray[np.float64]  # (K, 2) polyline, x then y
 SIDES: Mapping[str, float] = {"Left": 1.0, "Right": -1.0}  # subject's side -> sign of x

@@ -22,10 +22,10 @@ import aiomqtt
 import numpy as np
 import numpy.typing as npt
 
-from bridge.avatars import AVATAR_ID_PATTERN
-from bridge.cli_args import UsageError, fail, host_port, number_in, positive_float
-from bridge.osc_codec import encode_message
-from model.emotions import BASIC_EMOTIONS, emotion_to_vad
+from vadbridge.commands.args import UsageError, fail, host_port, number_in, positive_float
+from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.core.osc_codec import encode_message
+from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
 
 __all__ = [
     "DEFAULT_TOUR",

@@ -10,14 +10,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from bridge.config_mqtt import (
+from vadbridge.config.mqtt import (
     MqttConnectionConfig,
     mqtt_client_id,
     mqtt_keepalive,
     mqtt_reconnect_max,
 )
-from bridge.config_types import IpNetworkText, ListOf, setting
-from bridge.config_values import HOST, PORT, TOPIC_PREFIX
+from vadbridge.config.types import IpNetworkText, ListOf, setting
+from vadbridge.config.values import HOST, PORT, TOPIC_PREFIX
 
 __all__ = ["INPUT_TYPES", "InputConfig", "MqttInputConfig", "OscInputConfig"]
 

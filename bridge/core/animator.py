@@ -16,9 +16,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from bridge.avatars import AvatarTable
-from bridge.smoothing import smooth_toward, smoothing_alpha
-from model.arkit import symmetrize_inplace
+from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.smoothing import smooth_toward, smoothing_alpha
+from vadbridge.model.arkit import symmetrize_inplace
 
 SmoothingSpace = Literal["vad", "blendshapes"]
 

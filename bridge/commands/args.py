@@ -67,7 +67,7 @@ def host_port(text: str) -> tuple[str, int]:
     """
     # Imported here: the model's and training's subcommands use this module too, and need
     # no YAML config machinery.
-    from bridge.config import ConfigError, parse_host_port
+    from vadbridge.config import ConfigError, parse_host_port
 
     try:
         return parse_host_port(text)

@@ -30,8 +30,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from bridge.config_schema import LivelinessConfig
-from model.arkit import ARKIT_INDEX
+from vadbridge.config import LivelinessConfig
+from vadbridge.model.arkit import ARKIT_INDEX
 
 __all__ = [
     "BLINK_CLOSE_S",

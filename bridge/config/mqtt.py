@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from bridge.config_types import (
+from vadbridge.config.types import (
     Choice,
     Context,
     FilePath,
@@ -24,7 +24,7 @@ from bridge.config_types import (
     Section,
     setting,
 )
-from bridge.config_values import ENV_NAME, HOST, MQTT_STRING, PORT, SECRET
+from vadbridge.config.values import ENV_NAME, HOST, MQTT_STRING, PORT, SECRET
 
 __all__ = [
     "MqttConnectionConfig",

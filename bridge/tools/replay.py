@@ -24,10 +24,10 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bridge.cli_args import fail, host_port, integer, positive_float
-from bridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
-from bridge.outputs.record import TIMECODE_FPS
-from model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.commands.args import fail, host_port, integer, positive_float
+from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
+from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs.record import TIMECODE_FPS
 
 __all__ = ["Take", "TakeError", "add_parser", "load_take", "parse_timecode", "replay"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from bridge.config_mqtt import MqttConnectionConfig, mqtt_reconnect_max
-from bridge.config_types import Bool, Choice, Context, Invalid, NewFilePath, Number, setting
-from bridge.config_values import (
+from vadbridge.config.mqtt import MqttConnectionConfig, mqtt_reconnect_max
+from vadbridge.config.types import Bool, Choice, Context, Invalid, NewFilePath, Number, setting
+from vadbridge.config.values import (
     AVATAR_DOC,
     AVATAR_ID,
     HOST,

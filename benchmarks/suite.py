@@ -1,14 +1,12 @@
-"""``vadbridge bench [--quick] [--only NAME ...]``: run the benchmarks, print one table.
+"""The benchmark suite behind ``vadbridge bench``: runs the chosen benchmarks, prints one table.
 
-Defaults take under three minutes on a 2-core machine; ``--quick`` shortens every benchmark to
+Defaults take under three minutes on a 2-core machine; ``quick`` shortens every benchmark to
 a smoke run (seconds) whose numbers are indicative only. numpy's BLAS is pinned to one thread
-first: the targets are per core (docs/performance.md says why it matters). The naive reference
-is the torch module, so without torch the command exits 2 before measuring anything.
+first: the targets are per core (docs/performance.md says why it matters).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -18,37 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.cli_args import NEEDS_TORCH, fail, torch_installed
-
 BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
-
-
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="run the performance benchmarks and print a table",
-        description="Measure the frame path beside the naive path (docs/performance.md).",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="a few seconds per benchmark (smoke run, noisy)"
-    )
-    parser.add_argument(
-        "--only", nargs="+", choices=BENCHMARKS, metavar="NAME",
-        help=f"run only these benchmarks ({', '.join(BENCHMARKS)})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--realtime",
-        action="store_true",
-        help="run under SCHED_FIFO priority 10 (needs root or CAP_SYS_NICE), as a deployment "
-        "protecting its frame loop would",
-    )
-    parser.set_defaults(func=bench_command)
-
-
-def bench_command(args: argparse.Namespace) -> int:
-    if not torch_installed():
-        return fail("bench", NEEDS_TORCH)
-    return run_benchmarks(args.only or BENCHMARKS, quick=args.quick, realtime=args.realtime)
 
 
 def _progress(message: str) -> None:
@@ -62,16 +30,16 @@ def run_benchmarks(
     realtime: bool = False,
     out: Callable[[str], None] = print,
 ) -> int:
-    from benchmarks import encoders, frame_cost, idle, latency, pacing
-    from benchmarks.harness import (
+    from vadbridge.benchmarks import encoders, frame_cost, idle, latency, pacing
+    from vadbridge.benchmarks.harness import (
         Result,
         format_table,
         load_models,
         scratch_dir,
     )
-    from benchmarks.targets import target_lines
-    from bridge.scheduling import limit_blas_threads, request_realtime
-    from model.lut import bake_lut
+    from vadbridge.benchmarks.targets import target_lines
+    from vadbridge.model.lut import bake_lut
+    from vadbridge.scheduling import limit_blas_threads, request_realtime
 
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
@@ -117,8 +85,8 @@ def run_benchmarks(
 
 
 def lut_error_results(lut: Any, models: Any, *, quick: bool) -> list[Any]:
-    from benchmarks.harness import Result
-    from model.lut import interpolation_error
+    from vadbridge.benchmarks.harness import Result
+    from vadbridge.model.lut import interpolation_error
 
     error = interpolation_error(lut, models.engine, samples=2000 if quick else 20_000)
     case = f"LUT {lut.size}^3 vs MLP ({error.points} points)"

@@ -5,7 +5,7 @@
 expected and what was found (STYLE.md §3, §7). The YAML is composed with PyYAML's SafeLoader
 into nodes (never constructed into arbitrary objects) so every value keeps its line number and
 duplicate keys can be caught. The schema itself is in ``bridge.config_schema``; the reference
-docs/configuration.md is generated from it (``python -m bridge.config --markdown``).
+docs/configuration.md is generated from it (``python -m vadbridge.config.loader --markdown``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bridge.config_schema import (
+from vadbridge.config.schema import (
     INPUT_TYPES,
     OUTPUT_TYPES,
     PORT,
@@ -38,7 +38,7 @@ from bridge.config_schema import (
     TlsConfig,
     VmcOutputConfig,
 )
-from bridge.config_types import (
+from vadbridge.config.types import (
     ConfigError,
     Context,
     Invalid,
@@ -369,10 +369,10 @@ def format_config_error(error: ConfigError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bridge.config --markdown`` prints the reference; ``... FILE`` validates FILE."""
+    """``python -m vadbridge.config.loader --markdown``: the reference; ``... FILE``: check FILE."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--markdown"]:
-        from bridge.config_docs import render_markdown
+        from vadbridge.config.docs import render_markdown
 
         sys.stdout.write(render_markdown())
         return 0
@@ -384,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"{args[0]}: ok")
         return 0
-    print("usage: python -m bridge.config (--markdown | CONFIG_FILE)", file=sys.stderr)
+    print("usage: python -m vadbridge.config.loader (--markdown | CONFIG_FILE)", file=sys.stderr)
     return 2
 
 

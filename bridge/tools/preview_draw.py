@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bridge.preview_face import FaceGeometry, face_geometry
-from model.arkit import ARKIT_NAMES
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.tools.preview_face import FaceGeometry, face_geometry
 
 SINGLE_FIGSIZE_IN = (11.0, 8.0)
 GRID_FIGSIZE_IN = (16.0, 8.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.resources
 import logging
 import os
 import signal
@@ -12,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.config import ConfigError, apply_overrides, load_config
-from bridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
+from vadbridge.config import ConfigError, apply_overrides, load_config
+from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+# The repository's config/ folder, installed as the package ``vadbridge.presets``.
+DEFAULT_CONFIG = Path(str(importlib.resources.files("vadbridge.presets").joinpath("default.yaml")))
 log = logging.getLogger("vadbridge")
 
 
@@ -25,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
         description="Receive VAD/emotions over OSC and MQTT; stream ARKit blendshapes.",
     )
     parser.add_argument("--config", type=Path, default=None,
-                        help=f"YAML config (default: {DEFAULT_CONFIG.name} shipped in config/)")
+                        help="YAML config (default: the installed copy of config/default.yaml)")
     parser.add_argument("--check", action="store_true",
                         help="validate the config, the model and the outputs; say whether the "
                              "MQTT brokers' ports are open; exit")
@@ -42,8 +44,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from bridge.daemon import OutputTaskError
-    from bridge.wiring import WiringError, build_bridge
+    from vadbridge.daemon import OutputTaskError
+    from vadbridge.wiring import WiringError, build_bridge
 
     path = args.config
     if path is None and DEFAULT_CONFIG.is_file():
@@ -75,7 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     reloader = None
     if path is not None:
-        from bridge.reload import Reloader
+        from vadbridge.reload import Reloader
 
         reloader = Reloader(
             bridge, path, config, keep_log_level=args.verbose,
@@ -129,8 +131,8 @@ def _check(config: Any, label: str) -> int:
     """Validate what a start would use (model, avatar table, outputs' hosts) without opening
     outputs (a record output would truncate its take) or binding listeners; report whether the
     MQTT brokers' ports accept connections (the bridge retries them anyway)."""
-    from bridge.config_outputs import RecordOutputConfig
-    from bridge.wiring import WiringError, bound_rows, build_table, load_model_engine
+    from vadbridge.config import RecordOutputConfig
+    from vadbridge.wiring import WiringError, bound_rows, build_table, load_model_engine
 
     try:
         load_model_engine(config)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.config_inputs import INPUT_TYPES, InputConfig, MqttInputConfig, OscInputConfig
-from bridge.config_mqtt import MqttConnectionConfig, TlsConfig
-from bridge.config_outputs import (
+from vadbridge.config.inputs import INPUT_TYPES, InputConfig, MqttInputConfig, OscInputConfig
+from vadbridge.config.mqtt import MqttConnectionConfig, TlsConfig
+from vadbridge.config.outputs import (
     OUTPUT_TYPES,
     LiveLinkOutputConfig,
     MqttOutputConfig,
@@ -24,7 +24,7 @@ from bridge.config_outputs import (
     RecordOutputConfig,
     VmcOutputConfig,
 )
-from bridge.config_types import (
+from vadbridge.config.types import (
     Bool,
     Choice,
     Context,
@@ -40,7 +40,7 @@ from bridge.config_types import (
     TypedList,
     setting,
 )
-from bridge.config_values import (
+from vadbridge.config.values import (
     AVATAR_DOC,
     AVATAR_ID,
     ENV_NAME,

@@ -1,0 +1,1 @@
+"""Hand-run tools: ``vadbridge send``, ``replay`` and ``preview`` (the command layer)."""
