@@ -19,11 +19,12 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.benchmarks.harness import Result
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
 from vadbridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder, OscEncoder, VmcEncoder
 
-ReferenceBuilder = Callable[[np.ndarray, int, float], list[bytes]]
-Encode = Callable[[np.ndarray, int, float], Sequence[memoryview | bytes]]
+ReferenceBuilder = Callable[[Frame], list[bytes]]
+Encode = Callable[[Frame], Sequence[memoryview | bytes]]
 
 _PERFECT_SYNC = [upper_camel(name) for name in ARKIT_NAMES]
 _LIVE_LINK_SOURCE = {upper_camel(name): i for i, name in enumerate(ARKIT_NAMES)}
@@ -36,39 +37,40 @@ def _message(address: str, *args: tuple[str, str | int | float]) -> OscMessage:
     return builder.build()
 
 
-def python_osc_vmc(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+def python_osc_vmc(frame: Frame) -> list[bytes]:
     """The VMC frame the way a python-osc user would build it (VmcEncoder's default layout)."""
     bundle = OscBundleBuilder(IMMEDIATELY)
-    for name, value in zip(_PERFECT_SYNC, weights.tolist(), strict=True):
+    for name, value in zip(_PERFECT_SYNC, frame.weights.tolist(), strict=True):
         bundle.add_content(_message("/VMC/Ext/Blend/Val", ("s", name), ("f", value)))
     bundle.add_content(_message("/VMC/Ext/Blend/Apply"))
     bundle.add_content(_message("/VMC/Ext/OK", ("i", 1)))
-    bundle.add_content(_message("/VMC/Ext/T", ("f", time_s)))
+    bundle.add_content(_message("/VMC/Ext/T", ("f", frame.time_s)))
     return [bundle.build().dgram]
 
 
-def python_osc_per_shape(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+def python_osc_per_shape(frame: Frame) -> list[bytes]:
     bundle = OscBundleBuilder(IMMEDIATELY)
-    for name, value in zip(ARKIT_NAMES, weights.tolist(), strict=True):
+    for name, value in zip(ARKIT_NAMES, frame.weights.tolist(), strict=True):
         bundle.add_content(_message(f"/blendshape/{name}", ("f", value)))
     return [bundle.build().dgram]
 
 
-def python_osc_array(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+def python_osc_array(frame: Frame) -> list[bytes]:
     builder = OscMessageBuilder("/blendshape")
-    for value in weights.tolist():
+    for value in frame.weights.tolist():
         builder.add_arg(value, "f")
     return [builder.build().dgram]
 
 
-def struct_live_link(weights: np.ndarray, frame: int, time_s: float) -> list[bytes]:
+def struct_live_link(frame: Frame) -> list[bytes]:
     """Live Link Face v6 packed per frame (LiveLinkEncoder's defaults: 60 fps, 'vadbridge')."""
-    values = weights.tolist()
+    values = frame.weights.tolist()
     ordered = [values[_LIVE_LINK_SOURCE[name]] for name in LIVE_LINK_NAMES[:52]] + [0.0] * 9
     name = b"vadbridge"
     layout = f">Bi{len(name)}si{len(name)}sifiiB61f"
     packet = struct.pack(
-        layout, 6, len(name), name, len(name), name, frame % 2**31, 0.0, 60, 1, 61, *ordered
+        layout, 6, len(name), name, len(name), name, frame.number % 2**31, 0.0, 60, 1, 61,
+        *ordered,
     )
     return [packet]
 
@@ -82,28 +84,26 @@ PAIRS: tuple[tuple[str, Callable[[], Encode], ReferenceBuilder], ...] = (
 )
 
 
-def sample_frames(count: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((count, 52), dtype=np.float32)
+def sample_frames(count: int = 64, seed: int = 0) -> list[Frame]:
+    weights = np.random.default_rng(seed).random((count, 52), dtype=np.float32)
+    return [Frame(row, index, index / 60) for index, row in enumerate(weights)]
 
 
-def check_identical(encode: Encode, reference: ReferenceBuilder, frames: np.ndarray) -> None:
+def check_identical(encode: Encode, reference: ReferenceBuilder, frames: list[Frame]) -> None:
     """Raise AssertionError naming the frame if ``encode`` and ``reference`` differ in any byte."""
-    for index, weights in enumerate(frames):
-        ours = [bytes(d) for d in encode(weights, index, index / 60)]
-        theirs = reference(weights, index, index / 60)
-        if ours != theirs:
-            raise AssertionError(f"frame {index}: encoder bytes differ from the reference")
+    for frame in frames:
+        ours = [bytes(d) for d in encode(frame)]
+        if ours != reference(frame):
+            raise AssertionError(f"frame {frame.number}: encoder bytes differ from the reference")
 
 
-def _median_us(
-    fn: Callable[[np.ndarray, int, float], object], frames: np.ndarray, calls: int
-) -> float:
+def _median_us(fn: Callable[[Frame], object], frames: list[Frame], calls: int) -> float:
     times = np.empty(calls)
     clock = time.perf_counter_ns
     for k in range(calls):
-        weights = frames[k % len(frames)]
+        frame = frames[k % len(frames)]
         start = clock()
-        fn(weights, k, k / 60)
+        fn(frame)
         times[k] = clock() - start
     return float(np.median(times)) / 1e3
 

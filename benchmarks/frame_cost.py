@@ -35,6 +35,7 @@ from vadbridge.benchmarks.scenario import (
 )
 from vadbridge.core.animator import Engine
 from vadbridge.core.smoothing import smoothing_alpha
+from vadbridge.core.types import Frame
 from vadbridge.model.api import predict
 from vadbridge.model.arkit import enforce_symmetry
 
@@ -65,7 +66,7 @@ def naive_frame_us(
             for state, target in zip(states, targets, strict=True):
                 state += alpha * (target - state)
                 weights = enforce_symmetry(predict(models.module, state))
-                for datagram in build(weights, frame, frame * FRAME_DT_S):
+                for datagram in build(Frame(weights, frame, frame * FRAME_DT_S)):
                     sock.sendto(datagram, address)
             if frame:
                 per_frame.append(time.perf_counter() - start)
@@ -107,12 +108,8 @@ def bridge_frame_us(
     """Median µs per avatar-frame of the real path: (total, animate, encode + send)."""
     scenario = build_scenario(engine, avatars, kind, receiver.port)
 
-    def send_frame(frame: int, time_s: float) -> None:
-        weights = scenario.table.weights
-        for binding in scenario.bindings:  # Bridge._frames' loop, verbatim
-            binding.sink.send(weights[binding.row], frame, time_s)
-
     try:
+        send_frame = scenario.bridge(60).send_frame  # the frame loop's own send
         result = _time_frames(scenario, send_frame, receiver, frames, avatars)
         if scenario.send_errors():
             raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")

@@ -16,7 +16,7 @@ from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.stats import InputStats
-from vadbridge.daemon import Binding, Bridge
+from vadbridge.daemon import Binding, Bridge, LiveSettings
 from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
 
 OUTPUT_KINDS: tuple[str, ...] = ("vmc", "osc", "livelink")
@@ -55,25 +55,17 @@ class Scenario:
                 return frame
         raise RuntimeError(f"avatars did not converge within {max_frames} frames")
 
-    def frame(self, frame: int, dt_s: float) -> None:
-        """One frame as ``Bridge._frames`` runs it: animate every avatar, send every binding."""
-        self.animator.step(dt_s)
-        weights = self.table.weights
-        time_s = frame * dt_s
-        for binding in self.bindings:
-            binding.sink.send(weights[binding.row], frame, time_s)
-
     def bridge(self, frame_rate: float, idle_refresh_hz: float = 0.0) -> Bridge:
         """The real daemon over this table (no sources: benchmarks move targets themselves)."""
         return Bridge(
-            idle_refresh_hz=idle_refresh_hz,
             table=self.table,
             animator=self.animator,
             sources=[],
             bindings=self.bindings,
             frame_rate=frame_rate,
             input_stats=InputStats(),
-            stats_interval_s=0,
+            settings=LiveSettings(tau_s=self.animator.tau_s, idle_refresh_hz=idle_refresh_hz,
+                                  stats_interval_s=0),
         )
 
     def sent_frames(self) -> int:

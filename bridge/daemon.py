@@ -12,16 +12,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from vadbridge.core.animator import Animator
+from vadbridge.core.animator import Animator, SmoothingSpace
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.stats import InputStats
-from vadbridge.core.types import VadSample
+from vadbridge.core.types import Frame, VadSample
 from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
 
 log = logging.getLogger("vadbridge")
@@ -35,24 +35,24 @@ class Source(Protocol):
 
 class Sink(Protocol):
     """An output. A sink that needs a task of its own (e.g. an MQTT publisher) also has
-    ``async def run()``; the daemon runs it beside the frame loop and, at shutdown, awaits it
-    (up to SINK_DRAIN_TIMEOUT_S) after ``close()`` so the neutral frame still goes out."""
+    ``async def run()``; the bridge runs it beside the frame loop, supervised (its failure
+    stops the bridge), and at shutdown awaits it (up to SINK_DRAIN_TIMEOUT_S) after
+    ``close()`` so the neutral frame still goes out."""
 
     name: str
     send_errors: int
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None: ...
+    def send(self, frame: Frame) -> None: ...
 
     def close(self) -> None: ...
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
-NEUTRAL_FACE = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+STATS_OFF_POLL_S = 1.0
 
 
 class OutputTaskError(Exception):
     """An output's own task (such as the MQTT publisher) failed with an unexpected error."""
-STATS_OFF_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,27 @@ class Binding:
     config: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """What a running bridge changes without a restart (a SIGHUP reload sets them)."""
+
+    tau_s: float
+    space: SmoothingSpace = "vad"
+    idle_timeout_s: float = 0.0
+    idle_refresh_hz: float = 0.0
+    stats_interval_s: float = 10.0
+
+
 def retire(bindings: Sequence[Binding], frame_number: int, time_s: float) -> None:
-    """Send each binding one neutral (all-zero) frame, then close its sink (once per sink).
+    """Send each binding one neutral frame (zero weights, zero VAD), then close its sink (once
+    per sink).
 
     What every receiver gets when the bridge stops feeding it (shutdown, or a reload that
     removes the output): the face returns to rest instead of freezing mid-expression.
     """
+    neutral = Frame(np.zeros(NUM_BLENDSHAPES, dtype=np.float32), frame_number, time_s)
     for binding in bindings:
-        binding.sink.send(NEUTRAL_FACE, frame_number, time_s)
+        binding.sink.send(neutral)
     for sink in {id(b.sink): b.sink for b in bindings}.values():
         sink.close()
 
@@ -87,33 +100,39 @@ class Bridge:
         bindings: Sequence[Binding],
         frame_rate: float,
         input_stats: InputStats,
-        idle_timeout_s: float = 0.0,
-        idle_refresh_hz: float = 0.0,
-        stats_interval_s: float = 10.0,
+        settings: LiveSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         liveliness: Liveliness | None = None,
     ) -> None:
+        """``settings`` None: the animator's smoothing, no idle timeout or refresh."""
         self.table = table
         self.animator = animator
         self.sources = list(sources)
-        self.bindings = list(bindings)
         self.input_stats = input_stats
-        self.idle_timeout_s = idle_timeout_s
-        self.stats_interval_s = stats_interval_s
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
+        self.idle_timeout_s = 0.0
         self.idle_refresh_frames = 0
-        self.set_idle_refresh(idle_refresh_hz)
+        self.stats_interval_s = 10.0
+        self.apply_settings(settings or LiveSettings(tau_s=animator.tau_s, space=animator.space))
         self._last_sent_frame = np.full(table.capacity, -(1 << 30), dtype=np.int64)
-        self._by_row: dict[int, list[Sink]] = {}
-        self._by_row_source: list[Binding] | None = None
         self.liveliness = liveliness
         # Liveliness works on a copy: table.weights stays the model's output, which the
         # animator only rewrites for rows whose input changed.
         self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
+        sent_weights = self._lively_weights if self._lively_weights is not None else table.weights
+        # One Frame per bound row, its arrays views into the tables: sending allocates nothing.
+        self._faces = [Frame(sent_weights[row], vad=table.state_vad[row])
+                       for row in range(table.capacity)]
+        self.bindings: list[Binding] = []
+        self._sends: list[tuple[Sink, Frame]] = []
+        self._by_row: dict[int, tuple[Frame, list[Sink]]] = {}
+        self._set_bindings(bindings)
         self.started = asyncio.Event()
         self.stopping = False  # set once shutdown began: a late reload must not swap outputs
-        self._output_task_failure: BaseException | None = None
+        self._main_task: asyncio.Task[Any] | None = None
+        self._output_tasks: set[asyncio.Task[None]] = set()
+        self._output_task_failure: tuple[str, BaseException] | None = None
 
     def set_idle_refresh(self, idle_refresh_hz: float) -> None:
         """Unchanged faces are re-sent every ``idle_refresh_frames`` frames (0 = every frame)."""
@@ -121,6 +140,43 @@ class Bridge:
         self.idle_refresh_frames = (
             max(1, round(frame_rate / idle_refresh_hz)) if idle_refresh_hz > 0 else 0
         )
+
+    def _set_bindings(self, bindings: Sequence[Binding]) -> None:
+        self.bindings = list(bindings)
+        self._sends = [(b.sink, self._faces[b.row]) for b in self.bindings]
+        by_row: dict[int, tuple[Frame, list[Sink]]] = {}
+        for binding in self.bindings:
+            by_row.setdefault(binding.row, (self._faces[binding.row], []))[1].append(binding.sink)
+        self._by_row = by_row
+
+    def reconfigure(self, settings: LiveSettings, bindings: Sequence[Binding]) -> None:
+        """Apply a reload: new live settings and outputs, between two frames.
+
+        Synchronous (no await), so the frame loop sees all of it or none. Outputs in
+        ``bindings`` that were not bound before start their tasks under the same supervision
+        as those present at start; outputs no longer bound get a neutral frame and close.
+        """
+        if self.stopping:
+            raise RuntimeError("the bridge is stopping: no reconfiguration")
+        bound = {id(b.sink) for b in self.bindings}
+        kept = {id(b.sink) for b in bindings}
+        removed = [b for b in self.bindings if id(b.sink) not in kept]
+        added = list({id(b.sink): b.sink for b in bindings if id(b.sink) not in bound}.values())
+        self._set_bindings(bindings)
+        self.apply_settings(settings)
+        if self._main_task is not None:  # running: start the new outputs' tasks now
+            self._start_output_tasks(added)
+        retire(removed, self.pacer.frame_index + 1, self.pacer.time_s)
+
+    def apply_settings(self, settings: LiveSettings) -> None:
+        """Smoothing, idle handling and stats take effect from the next frame."""
+        self.settings = settings
+        self.animator.tau_s = settings.tau_s
+        self.animator.set_space(settings.space)
+        self.idle_timeout_s = settings.idle_timeout_s
+        self.set_idle_refresh(settings.idle_refresh_hz)
+        self.stats_interval_s = settings.stats_interval_s
+        self.input_stats.log_interval_s = settings.stats_interval_s or 10.0
 
     def on_sample(self, sample: VadSample) -> None:
         try:
@@ -133,25 +189,12 @@ class Bridge:
     async def run(self) -> None:
         """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close.
 
-        Raises OutputTaskError if an output's own task (e.g. the MQTT publisher) failed: that
-        tears the bridge down like a failing source, instead of an output dying silently.
+        Raises OutputTaskError if an output's own task (e.g. the MQTT publisher) failed, also
+        one a reload added: that tears the bridge down like a failing source, instead of an
+        output dying silently.
         """
-        main = asyncio.current_task()
-        sink_tasks = [
-            asyncio.create_task(run(), name=f"sink {sink.name}")
-            for sink in self.sinks
-            if (run := getattr(sink, "run", None)) is not None
-        ]
-
-        def on_sink_task_done(task: asyncio.Task[Any]) -> None:
-            if task.cancelled() or task.exception() is None or self.stopping:
-                return
-            self._output_task_failure = task.exception()
-            if main is not None:
-                main.cancel()
-
-        for task in sink_tasks:
-            task.add_done_callback(on_sink_task_done)
+        self._main_task = asyncio.current_task()
+        self._start_output_tasks(self.sinks)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for source in self.sources:
@@ -162,13 +205,30 @@ class Bridge:
         finally:
             self.stopping = True
             retire(self.bindings, self.pacer.frame_index + 1, self.pacer.time_s)
-            if sink_tasks:
-                _, pending = await asyncio.wait(sink_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
+            if self._output_tasks:
+                _, pending = await asyncio.wait(self._output_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
                 for task in pending:
                     task.cancel()
             if self._output_task_failure is not None:
-                failure = self._output_task_failure
-                raise OutputTaskError(f"an output task failed: {failure!r}") from failure
+                name, failure = self._output_task_failure
+                raise OutputTaskError(f"output {name} failed: {failure!r}") from failure
+
+    def _start_output_tasks(self, sinks: Sequence[Sink]) -> None:
+        for sink in sinks:
+            run = getattr(sink, "run", None)
+            if run is None:
+                continue
+            task = asyncio.get_running_loop().create_task(run(), name=sink.name)
+            self._output_tasks.add(task)
+            task.add_done_callback(self._on_output_task_done)
+
+    def _on_output_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None or self.stopping:
+            return
+        if self._output_task_failure is None:  # the first failure is the reason
+            self._output_task_failure = (task.get_name(), cast(BaseException, task.exception()))
+        if self._main_task is not None:
+            self._main_task.cancel()
 
     @property
     def sinks(self) -> list[Sink]:
@@ -187,15 +247,19 @@ class Bridge:
             self.animator.step((frame - previous_frame) * pacer.period_s)
             previous_frame = frame
             time_s = pacer.time_s
-            if self._lively_weights is not None:  # a lively face changes every frame
-                weights = self._lively(time_s)
-            else:
-                weights = table.weights
-                if self.idle_refresh_frames:
-                    self._send_due_rows(frame, time_s)
-                    continue
-            for binding in self.bindings:
-                binding.sink.send(weights[binding.row], frame, time_s)
+            if self.liveliness is not None:  # a lively face changes every frame
+                self._lively(time_s)
+            elif self.idle_refresh_frames:
+                self._send_due_rows(frame, time_s)
+                continue
+            self.send_frame(frame, time_s)
+
+    def send_frame(self, number: int, time_s: float) -> None:
+        """Send every output its avatar's current face (the frame loop's send, every frame)."""
+        for sink, face in self._sends:
+            face.number = number
+            face.time_s = time_s
+            sink.send(face)
 
     def _send_due_rows(self, frame: int, time_s: float) -> None:
         """Send the faces that changed this frame, and the others once per refresh period."""
@@ -203,22 +267,18 @@ class Bridge:
         last_sent = self._last_sent_frame[:count]
         due = self.animator.changed | (frame - last_sent >= self.idle_refresh_frames)
         last_sent[due] = frame
-        by_row = self._bindings_by_row()
-        weights = self.table.weights
+        by_row = self._by_row
         for row in np.flatnonzero(due).tolist():
-            for sink in by_row.get(row, ()):
-                sink.send(weights[row], frame, time_s)
+            bound = by_row.get(row)
+            if bound is None:
+                continue
+            face, sinks = bound
+            face.number = frame
+            face.time_s = time_s
+            for sink in sinks:
+                sink.send(face)
 
-    def _bindings_by_row(self) -> dict[int, list[Sink]]:
-        """Row -> its sinks, rebuilt when a reload replaces the bindings list."""
-        if self._by_row_source is not self.bindings:
-            by_row: dict[int, list[Sink]] = {}
-            for binding in self.bindings:
-                by_row.setdefault(binding.row, []).append(binding.sink)
-            self._by_row, self._by_row_source = by_row, self.bindings
-        return self._by_row
-
-    def _lively(self, time_s: float) -> np.ndarray:
+    def _lively(self, time_s: float) -> None:
         """The animator's weights plus blinks and breathing, symmetrised again after them."""
         assert self.liveliness is not None and self._lively_weights is not None
         out = self._lively_weights[: len(self.table)]
@@ -226,7 +286,6 @@ class Bridge:
         self.liveliness.apply(out, time_s)
         if self.animator.symmetry:
             symmetrize_inplace(out)
-        return self._lively_weights
 
     def close_outputs(self) -> None:
         for sink in self.sinks:

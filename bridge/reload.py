@@ -3,15 +3,14 @@
 The new file is validated in full and its new sinks are built (off the event loop: resolving a
 host may block) before anything running is touched; a bad file is rejected with the loader's
 one-line reason (file:line: key: expected, got) and the running config stays. The swap itself is
-one synchronous step on the event loop, so it lands between two frames.
+one synchronous step on the event loop (``Bridge.reconfigure``), so it lands between two frames;
+the outputs it adds are supervised by the bridge like those present at start.
 
 What a reload applies:
 - ``outputs``: an output whose settings did not change keeps its sink (it never misses a frame);
   a new output gets a new sink; a removed output gets one neutral frame and is closed.
 - ``smoothing`` (tau_ms, space, idle_timeout_s): the avatar table and its smoothed state stay, so
-  the face does not jump. vad -> blendshapes re-infers the targets and glides from the current
-  face; blendshapes -> vad restarts the VAD state at the current targets (a face still gliding
-  completes its glide at once, since the blendshapes space keeps no VAD state).
+  the face does not jump (``Animator.set_space``: the smoothed VAD exists in both spaces).
 - ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
@@ -32,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from vadbridge.config import BridgeConfig, ConfigError, load_config
-from vadbridge.core.animator import Animator
-from vadbridge.core.avatars import AvatarLimitError, AvatarTable
-from vadbridge.daemon import SINK_DRAIN_TIMEOUT_S, Binding, Bridge, Sink, retire
+from vadbridge.core.avatars import AvatarLimitError
+from vadbridge.daemon import Binding, Bridge, Sink
+from vadbridge.wiring import WiringError, build_sink, live_settings, owned_outputs
 
 __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 
@@ -99,13 +98,6 @@ class Reloader:
             self.reloads += 1
             return result
 
-    async def drain(self, timeout_s: float = SINK_DRAIN_TIMEOUT_S) -> None:
-        """Give tasks of sinks added by reloads time to flush their neutral frame (shutdown)."""
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
-            for task in pending:
-                task.cancel()
-
     async def _reload(self) -> ReloadResult:
         old = self.config
         try:
@@ -138,8 +130,6 @@ class Reloader:
     ) -> tuple[dict[int, Binding], dict[int, Sink]]:
         """New-output index -> reused binding (same config entry), and new-output index ->
         freshly built sink; only the outputs this instance owns (see wiring.owned_outputs)."""
-        from vadbridge.wiring import owned_outputs
-
         unused = list(self.bridge.bindings)
         kept: dict[int, Binding] = {}
         to_build = []
@@ -150,8 +140,7 @@ class Reloader:
             else:
                 kept[index] = match
                 unused.remove(match)
-        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path,
-                                             self.bridge.table, self.bridge.animator)
+        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path)
 
     def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
               built: dict[int, Sink]) -> None:
@@ -169,34 +158,9 @@ class Reloader:
                 _close_all(built.values())
                 raise _Rejected(f"{self.path}: outputs[{index}].avatar: {error}") from None
             bindings.append(Binding(built[index], row, output))
-        kept_sinks = {id(binding.sink) for binding in kept.values()}
-        removed = [b for b in bridge.bindings if id(b.sink) not in kept_sinks]
-        bridge.bindings = bindings
-        self._apply_smoothing(old, new)
-        bridge.stats_interval_s = new.stats_interval_s
-        bridge.set_idle_refresh(new.idle_refresh_hz)
-        bridge.input_stats.log_interval_s = new.stats_interval_s or 10.0
+        bridge.reconfigure(live_settings(new), bindings)
         if not self.keep_log_level and new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level.upper())
-        for sink in built.values():
-            run = getattr(sink, "run", None)
-            if run is not None:
-                self._keep(asyncio.get_running_loop().create_task(run(), name=f"sink {sink.name}"))
-        # A receiver that is no longer fed gets the face back to rest, as at shutdown.
-        retire(removed, bridge.pacer.frame_index + 1, bridge.pacer.time_s)
-
-    def _apply_smoothing(self, old: BridgeConfig, new: BridgeConfig) -> None:
-        bridge, animator, table = self.bridge, self.bridge.animator, self.bridge.table
-        animator.tau_s = new.smoothing.tau_ms / 1000.0
-        bridge.idle_timeout_s = new.smoothing.idle_timeout_s
-        space = new.smoothing.space
-        if space == old.smoothing.space:
-            return
-        count = len(table)
-        if space == "vad":
-            table.state_vad[:count] = table.target_vad[:count]
-        table.target_dirty[:count] = True
-        animator.space = "vad" if space == "vad" else "blendshapes"
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -204,16 +168,13 @@ class Reloader:
 
 
 def _build_sinks(
-    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path, table: AvatarTable,
-    animator: Animator,
+    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path
 ) -> dict[int, Sink]:
-    """Runs in a worker thread; a sink only keeps ``table`` to read it later, on the loop."""
-    from vadbridge.wiring import WiringError, build_sink
-
+    """Runs in a worker thread (resolving a host may block)."""
     built: dict[int, Sink] = {}
     for index, output in outputs:
         try:
-            built[index] = build_sink(output, config, table=table, animator=animator)
+            built[index] = build_sink(output, config)
         except (WiringError, OSError, ValueError) as error:
             _close_all(built.values())
             raise _Rejected(f"{path}: outputs[{index}]: {error}") from None

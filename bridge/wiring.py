@@ -26,7 +26,7 @@ from vadbridge.core.animator import Animator, Engine, SmoothingSpace
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.stats import InputStats
-from vadbridge.daemon import Binding, Bridge, Sink, Source
+from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource, MqttTls
 from vadbridge.inputs.osc import OscSource
@@ -94,10 +94,8 @@ def _allowed_addresses(
     return config.allowed_networks or None
 
 
-def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
-               table: AvatarTable | None = None, animator: Animator | None = None) -> Sink:
-    """The output for ``config``. VMC with VRM presets reads the avatar's VAD from ``table``
-    and follows ``animator``'s smoothing settings as they are at each frame."""
+def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
+    """The output for ``config`` (``bridge`` gives what the output shares: the frame rate)."""
     if isinstance(config, RecordOutputConfig):
         return RecordSink(config.path, avatar=config.avatar, name=f"record {config.path}")
     if isinstance(config, MqttOutputConfig):
@@ -105,7 +103,7 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
     name = f"{config.type} {config.host}:{config.port}"
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
-        encoder = _vmc_encoder(config, table, animator)
+        encoder = _vmc_encoder(config)
     elif isinstance(config, OscOutputConfig):
         encoder = OscEncoder(mode=cast(Any, config.mode), prefix=config.prefix,
                              naming=cast(Any, config.naming))
@@ -117,22 +115,13 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig, *,
     return UdpSink(encoder, config.host, config.port, name=name)
 
 
-def _vmc_encoder(config: VmcOutputConfig, table: AvatarTable | None,
-                 animator: Animator | None) -> Encoder:
+def _vmc_encoder(config: VmcOutputConfig) -> Encoder:
     if config.vrm_presets == "none":
         return VmcEncoder(naming=cast(Any, config.naming), bundle=config.bundle,
                           split=config.split, send_ok_and_time=config.send_ok_and_time)
-    if table is None or animator is None:
-        raise WiringError(
-            "vmc output with vrm_presets needs the avatar table and the animator "
-            "(table=..., animator=...)"
-        )
-    # The encoder reads the animator's space at every frame (a reload may switch it): the
-    # presets follow the VAD the model sees, smoothed by the encoder in blendshapes space.
     return VrmVmcEncoder(
-        cast(Any, config.vrm_presets), table, config.avatar, smoothing=animator,
-        arkit=config.arkit, naming=cast(Any, config.naming), bundle=config.bundle,
-        split=config.split, send_ok_and_time=config.send_ok_and_time,
+        cast(Any, config.vrm_presets), arkit=config.arkit, naming=cast(Any, config.naming),
+        bundle=config.bundle, split=config.split, send_ok_and_time=config.send_ok_and_time,
     )
 
 
@@ -152,26 +141,32 @@ def _mqtt_sink(config: MqttOutputConfig) -> MqttSink:
 
 
 def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridge:
-    stats = InputStats(log_interval_s=config.stats_interval_s or 10.0)
+    stats = InputStats()
     table = build_table(config)
     rows = bound_rows(config, table)
     table.accept_new = config.avatars.accept_new
+    settings = live_settings(config)
     animator = Animator(
         table, engine if engine is not None else load_model_engine(config),
-        tau_s=config.smoothing.tau_ms / 1000.0, space=_space(config.smoothing.space),
-        symmetry=config.model.symmetry,
+        tau_s=settings.tau_s, space=settings.space, symmetry=config.model.symmetry,
     )
     sources = [build_source(source, config, stats) for source in config.inputs]
-    bindings = [Binding(build_sink(output, config, table=table, animator=animator), row, output)
-                for output, row in rows]
+    bindings = [Binding(build_sink(output, config), row, output) for output, row in rows]
     lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
-        frame_rate=config.frame_rate, input_stats=stats,
-        idle_refresh_hz=config.idle_refresh_hz,
-        idle_timeout_s=config.smoothing.idle_timeout_s,
-        stats_interval_s=config.stats_interval_s,
+        frame_rate=config.frame_rate, input_stats=stats, settings=settings,
         liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,
+    )
+
+
+def live_settings(config: BridgeConfig) -> LiveSettings:
+    """The part of ``config`` a running bridge takes without a restart (start and reload)."""
+    smoothing = config.smoothing
+    return LiveSettings(
+        tau_s=smoothing.tau_ms / 1000.0, space=_space(smoothing.space),
+        idle_timeout_s=smoothing.idle_timeout_s, idle_refresh_hz=config.idle_refresh_hz,
+        stats_interval_s=config.stats_interval_s,
     )
 
 

@@ -112,9 +112,9 @@ def test_check_identical_names_the_first_differing_frame() -> None:
     _label, factory, reference = PAIRS[0]
     encode = factory()
 
-    def off_by_one_byte(weights, frame, time_s):  # type: ignore[no-untyped-def]
-        packet = bytearray(reference(weights, frame, time_s)[0])
-        if frame == 2:
+    def off_by_one_byte(frame):  # type: ignore[no-untyped-def]
+        packet = bytearray(reference(frame)[0])
+        if frame.number == 2:
             packet[-1] ^= 1
         return [bytes(packet)]
 

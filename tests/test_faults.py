@@ -38,6 +38,7 @@ from models import seeded_checkpoint
 
 from vadbridge.config import load_config
 from vadbridge.core.frame_loop import PacingStats
+from vadbridge.core.types import Frame
 from vadbridge.daemon import Binding, Bridge
 from vadbridge.reload import Reloader, ReloadResult
 from vadbridge.wiring import build_bridge
@@ -257,11 +258,11 @@ class StallingSink:
         self.stalled_frame: int | None = None
         self.frames: list[tuple[int, float, int]] = []  # (frame, perf_counter, skipped so far)
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
-        self.frames.append((frame_number, time.perf_counter(), self.pacing.skipped))
+    def send(self, frame: Frame) -> None:
+        self.frames.append((frame.number, time.perf_counter(), self.pacing.skipped))
         if self.stall_s > 0:
             stall_s, self.stall_s = self.stall_s, 0.0
-            self.stalled_frame = frame_number
+            self.stalled_frame = frame.number
             time.sleep(stall_s)
 
     def close(self) -> None:
@@ -274,7 +275,7 @@ def test_a_50ms_stall_skips_and_counts_frames_without_a_catch_up_burst(checkpoin
     try:
         with running_bridge(config_from_yaml(text)) as bridge:
             sink = StallingSink(bridge.pacer.stats)
-            bridge.bindings.append(Binding(sink, 0))
+            bridge.reconfigure(bridge.settings, [*bridge.bindings, Binding(sink, 0)])
             vmc.receive(0.3)
             sink.stall_s = 0.050
             vmc.receive(0.5)

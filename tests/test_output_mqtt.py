@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import Mosquitto
 
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES
 from vadbridge.outputs.mqtt import MqttSink, format_payload, resolve_topic
 
@@ -146,7 +147,7 @@ def test_a_subscriber_receives_the_frame_as_json(
         sink = sink_for(mosquitto, protocol=protocol)
         async with subscriber(mosquitto, "vadbridge/+/blendshapes") as sub, running(sink):
             await asyncio.wait_for(sink.wait_connected(), TIMEOUT_S)
-            sink.send(WEIGHTS, 7, 0.5)
+            sink.send(Frame(WEIGHTS, 7, 0.5))
             data = await sub.next()
         assert data["_topic"] == "vadbridge/bob/blendshapes"
         assert data["frame"] == 7 and data["t"] == 0.5
@@ -165,10 +166,10 @@ def test_send_keeps_only_the_newest_frame(mosquitto: Mosquitto) -> None:
             row = np.zeros(52, dtype=np.float32)
             for frame in range(50):  # no await in between: the publisher cannot run
                 row[:] = frame / 100
-                sink.send(row, frame, frame / 60)
+                sink.send(Frame(row, frame, frame / 60))
             row[:] = 0.9  # the caller reuses its buffer: the sink must have copied
             first = await sub.next()
-            sink.send(WEIGHTS, 100, 2.0)
+            sink.send(Frame(WEIGHTS, 100, 2.0))
             second = await sub.next()
         assert first["frame"] == 49
         assert set(first["blendshapes"].values()) == {0.49}
@@ -184,11 +185,11 @@ def test_frames_within_one_rate_period_are_coalesced_and_close_flushes_the_last(
         sink = sink_for(mosquitto, rate_hz=0.1)  # one publish per 10 s
         async with subscriber(mosquitto, "vadbridge/#") as sub, running(sink) as task:
             await asyncio.wait_for(sink.wait_connected(), TIMEOUT_S)
-            sink.send(WEIGHTS, 1, 0.0)
+            sink.send(Frame(WEIGHTS, 1, 0.0))
             first = await sub.next()
-            sink.send(WEIGHTS, 2, 0.1)
+            sink.send(Frame(WEIGHTS, 2, 0.1))
             await asyncio.sleep(0.05)  # the publisher is now waiting out the rate period
-            sink.send(np.zeros(52, dtype=np.float32), 3, 0.2)  # the daemon's neutral frame
+            sink.send(Frame(np.zeros(52, dtype=np.float32), 3, 0.2))  # the daemon's neutral frame
             sink.close()
             second = await sub.next()
             await asyncio.wait_for(task, TIMEOUT_S)  # run() returns by itself after close()
@@ -209,11 +210,11 @@ def test_the_sink_connects_once_the_broker_comes_up_and_counts_the_failures(
         with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
             async with running(sink):
                 await until(lambda: sink.send_errors >= 3)
-                sink.send(WEIGHTS, 5, 1.0)  # stored while the broker is away
+                sink.send(Frame(WEIGHTS, 5, 1.0))  # stored while the broker is away
                 await asyncio.to_thread(mosquitto.start)
                 await asyncio.wait_for(sink.wait_connected(), TIMEOUT_S)
                 async with subscriber(mosquitto, "vadbridge/#") as sub:
-                    sink.send(WEIGHTS, 6, 1.1)
+                    sink.send(Frame(WEIGHTS, 6, 1.1))
                     data = await sub.next()
         assert data["frame"] == 6
         unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
@@ -232,7 +233,7 @@ def test_the_sink_reconnects_after_a_broker_restart(mosquitto: Mosquitto) -> Non
             await asyncio.to_thread(mosquitto.start)
             await asyncio.wait_for(sink.wait_connected(), TIMEOUT_S)
             async with subscriber(mosquitto, "vadbridge/#") as sub:
-                sink.send(WEIGHTS, 9, 3.0)
+                sink.send(Frame(WEIGHTS, 9, 3.0))
                 data = await sub.next()
         assert data["frame"] == 9
         assert sink.send_errors >= 1

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from vadbridge.benchmarks.batched_outputs import BatchedUdpOutputs
+from vadbridge.core.types import Frame
 from vadbridge.outputs import LiveLinkEncoder, OscEncoder, PacketLayout, VmcEncoder
 
 EncoderFactory = Callable[[], VmcEncoder | OscEncoder | LiveLinkEncoder]
@@ -58,7 +59,7 @@ def test_each_output_receives_exactly_the_single_encoders_datagrams(
         for frame, time_s in ((0, 0.0), (2**31 + 5, 12.5)):
             outputs.send_rows(weights, frame, time_s)
             for receiver, row in zip(receivers, rows, strict=True):
-                expected = [bytes(d) for d in make().encode(weights[row], frame, time_s)]
+                expected = [bytes(d) for d in make().encode(Frame(weights[row], frame, time_s))]
                 assert _receive(receiver, len(expected)) == expected
         assert outputs.frames_sent == 6
         assert outputs.send_errors == [0, 0, 0]

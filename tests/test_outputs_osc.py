@@ -8,6 +8,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.core.osc_codec import decode_packet
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES
 from vadbridge.outputs import OscEncoder
 
@@ -37,14 +38,14 @@ def array_reference(values: np.ndarray, prefix: str) -> bytes:
 
 def test_per_shape_is_one_bundle_identical_to_python_osc() -> None:
     values = weights()
-    sent = [bytes(d) for d in OscEncoder().encode(values, 0, 0.0)]
+    sent = [bytes(d) for d in OscEncoder().encode(Frame(values, 0, 0.0))]
     assert sent == [per_shape_reference(values, "/blendshape", list(ARKIT_NAMES))]
 
 
 def test_per_shape_with_perfect_sync_names_and_a_nested_prefix() -> None:
     values = weights()
     encoder = OscEncoder(prefix="/avatar/face", naming="perfect_sync")
-    sent = [bytes(d) for d in encoder.encode(values, 0, 0.0)]
+    sent = [bytes(d) for d in encoder.encode(Frame(values, 0, 0.0))]
     upper = [name[0].upper() + name[1:] for name in ARKIT_NAMES]
     assert sent == [per_shape_reference(values, "/avatar/face", upper)]
     assert decode_packet(sent[0])[2][0] == "/avatar/face/BrowInnerUp"
@@ -52,7 +53,7 @@ def test_per_shape_with_perfect_sync_names_and_a_nested_prefix() -> None:
 
 def test_array_is_one_message_with_52_floats_identical_to_python_osc() -> None:
     values = weights()
-    sent = [bytes(d) for d in OscEncoder(mode="array", prefix="/bs").encode(values, 0, 0.0)]
+    sent = [bytes(d) for d in OscEncoder(mode="array", prefix="/bs").encode(Frame(values, 0, 0.0))]
     assert sent == [array_reference(values, "/bs")]
     assert decode_packet(sent[0]) == [("/bs", tuple(values.tolist()))]
 
@@ -65,9 +66,9 @@ def test_array_size_is_address_type_tags_and_52_floats() -> None:
 
 def test_every_frame_overwrites_the_previous_values() -> None:
     encoder = OscEncoder()
-    encoder.encode(np.ones(52, np.float32), 0, 0.0)
+    encoder.encode(Frame(np.ones(52, np.float32), 0, 0.0))
     values = weights()
-    assert bytes(encoder.encode(values, 1, 0.0)[0]) == per_shape_reference(
+    assert bytes(encoder.encode(Frame(values, 1, 0.0))[0]) == per_shape_reference(
         values, "/blendshape", list(ARKIT_NAMES)
     )
 
@@ -89,4 +90,4 @@ def test_unknown_mode_and_naming_are_rejected() -> None:
 
 def test_wrong_weight_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"shape \(52,\)"):
-        OscEncoder(mode="array").encode(np.zeros(53, np.float32), 0, 0.0)
+        OscEncoder(mode="array").encode(Frame(np.zeros(53, np.float32), 0, 0.0))

@@ -17,7 +17,15 @@ from typing import Any
 import aiomqtt
 import numpy as np
 import pytest
-from bridge_harness import UdpReceiver, config_from_yaml, decode_vmc, osc, running_bridge, send_osc
+from bridge_harness import (
+    UdpReceiver,
+    config_from_yaml,
+    decode_vmc,
+    osc,
+    running_bridge,
+    send_osc,
+    vmc_frame_values,
+)
 from conftest import Mosquitto, free_port
 from models import seeded_checkpoint
 
@@ -29,6 +37,7 @@ from vadbridge.config import (
     load_config,
     parse_config,
 )
+from vadbridge.core.types import VadSample
 from vadbridge.model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
 from vadbridge.model.checkpoint import load_engine
 from vadbridge.model.emotions import emotion_to_vad
@@ -197,39 +206,45 @@ def test_a_vmc_output_sends_vrm_presets_before_apply(checkpoint: Path, vmc: UdpR
     assert {params[1] for _, params in calm[52:57]} == {0.0}  # neutral VAD: no expression
 
 
-def test_vrm_presets_follow_a_reloaded_smoothing_space_on_kept_and_new_sinks(
-    checkpoint: Path, tmp_path: Path
+def test_vrm_presets_follow_the_smoothed_vad_on_kept_and_new_outputs_after_a_reload(
+    checkpoint: Path, tmp_path: Path, vmc: UdpReceiver
 ) -> None:
+    """The presets come from the frame's VAD, which glides in either smoothing space: after a
+    reload to ``blendshapes`` the kept output and the one the reload added both show the same
+    half-way presets, then the full ones."""
     path = tmp_path / "bridge.yaml"
-    vrm_output = "  - {type: vmc, host: 127.0.0.1, port: 9, vrm_presets: vrm0}\n"
-    text = bridge_yaml(checkpoint, vrm_output)
+    vrm0 = f"  - {{type: vmc, host: 127.0.0.1, port: {vmc.port}, vrm_presets: vrm0}}\n"
+    text = bridge_yaml(checkpoint, vrm0)
     path.write_text(text)
     config = load_config(path)
     bridge = build_bridge(config)
     kept_sink = bridge.bindings[0].sink
-    encoder = kept_sink.encoder  # type: ignore[attr-defined]
-    assert isinstance(encoder, VrmVmcEncoder)
-    # In blendshapes space the animator leaves the state behind; the presets must follow the
-    # target then, and the state in vad space.
-    bridge.table.state_vad[0] = emotion_to_vad("sadness")
-    bridge.table.target_vad[0] = emotion_to_vad("happiness")
-    frame = np.full(52, 0.5, dtype=np.float32)
-
-    def presets_sent(encoder: VrmVmcEncoder, time_s: float) -> dict[Any, Any]:
-        messages = decode_vmc(bytes(encoder.encode(frame, 1, time_s)[0]))
-        return {params[0]: params[1] for _, params in messages[52:57]}
-
-    assert presets_sent(encoder, 0.0)["Sorrow"] > 0.9
     path.write_text(text.replace("{tau_ms: 50}", "{tau_ms: 50, space: blendshapes}")
-                    + vrm_output.replace("port: 9", "port: 10"))
+                    + vrm0.replace("vrm0", "vrm1"))
+    result = asyncio.run(Reloader(bridge, path, config).reload())
     try:
-        result = asyncio.run(Reloader(bridge, path, config).reload())
         assert result.error is None and "smoothing" in result.changed
-        assert bridge.bindings[0].sink is kept_sink
-        joy = float(preset_weights(emotion_to_vad("happiness"))[0])
-        assert presets_sent(encoder, 10.0)["Joy"] == pytest.approx(joy, abs=1e-5)  # 200 tau
-        added = bridge.bindings[1].sink.encoder  # type: ignore[attr-defined]
-        assert presets_sent(added, 0.0)["Joy"] == pytest.approx(joy, abs=1e-5)
+        assert bridge.animator.space == "blendshapes"
+        assert bridge.bindings[0].sink is kept_sink and len(bridge.bindings) == 2
+        happiness = emotion_to_vad("happiness")
+        bridge.on_sample(VadSample("default", tuple(float(v) for v in happiness)))
+
+        def presets_after(steps: int) -> tuple[float, float]:
+            for _ in range(steps):
+                bridge.animator.step(1 / 60)
+            bridge.send_frame(1, 1.0)
+            datagrams = [data for _, data in vmc.receive(0.2)]
+            values = [vmc_frame_values(data) for data in datagrams]
+            assert len(values) == 2
+            joy = next(v["Joy"] for v in values if "Joy" in v)
+            happy = next(v["happy"] for v in values if "happy" in v)
+            return joy, happy
+
+        full = float(preset_weights(happiness)[0])
+        joy, happy = presets_after(1)  # alpha = 1 - exp(-(1/60) / 0.05) = 0.28 of the way
+        assert joy == happy and 0.05 < joy < 0.9 * full
+        joy, happy = presets_after(60)  # 20 time constants: arrived
+        assert joy == happy == pytest.approx(full, abs=1e-5)
     finally:
         for binding in bridge.bindings:
             binding.sink.close()

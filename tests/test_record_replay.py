@@ -18,6 +18,7 @@ from livelink_decoder import decode_livelink
 
 from vadbridge.commands import main as cli_main
 from vadbridge.core.osc_codec import decode_packet
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
 from vadbridge.outputs.record import (
     CSV_COLUMNS,
@@ -79,8 +80,8 @@ class Recorder:
         self.cost_s = cost_s
         self.sent: list[tuple[float, int, float, np.ndarray]] = []
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
-        self.sent.append((self.clock(), frame_number, time_s, weights.copy()))
+    def send(self, frame: Frame) -> None:
+        self.sent.append((self.clock(), frame.number, frame.time_s, frame.weights.copy()))
         self.clock.now_s += self.cost_s  # a slow receiver path
 
 
@@ -141,7 +142,7 @@ def test_record_sink_writes_one_row_per_frame_timed_from_the_first_frame(tmp_pat
     sink = RecordSink(path, avatar="a", name="rec", time_of_day=lambda: 3600.5)
     frames = [weights_of(i) for i in range(3)]
     for number, weights in enumerate(frames):
-        sink.send(weights, number, 0.5 + number / 60)
+        sink.send(Frame(weights, number, 0.5 + number / 60))
     sink.close()
     rows = parse_rows(path.read_text())
     assert [row["Timecode"] for row in rows] == [
@@ -200,11 +201,11 @@ def test_record_sink_flushes_once_a_second_without_waiting_for_close(tmp_path: P
         path, name="rec", time_of_day=lambda: 0.0, clock=lambda: now[0], opener=opener
     )
     now[0] = 5.0  # over a second since the last flush: the writer flushes its next batch
-    sink.send(weights_of(0), 0, 0.0)
+    sink.send(Frame(weights_of(0), 0, 0.0))
     assert files[0].flushed.wait(10.0)
     assert len(parse_rows(path.read_text())) == 1  # on disk while the sink is still open
-    sink.send(weights_of(1), 1, 0.5)
-    sink.send(weights_of(2), 2, 0.7)
+    sink.send(Frame(weights_of(1), 1, 0.5))
+    sink.send(Frame(weights_of(2), 2, 0.7))
     sink.close()
     sink.close()  # idempotent
     assert len(parse_rows(path.read_text())) == 3
@@ -219,7 +220,7 @@ def test_rows_of_a_frame_sequence_land_in_order_with_the_closing_neutral_frame(
     frames = [weights_of(i) for i in range(600)] + [np.zeros(52, dtype=np.float32)]
     times = [i / 60 for i in range(len(frames))]
     for number, (weights, t) in enumerate(zip(frames, times, strict=True)):
-        sink.send(weights, number, t)
+        sink.send(Frame(weights, number, t))
     sink.close()  # as the daemon does right after the neutral frame
     take = load_take(path)
     assert len(take) == 601 and sink.frames_written == 601 and sink.send_errors == 0
@@ -242,7 +243,7 @@ def test_a_writer_behind_by_more_than_the_queue_drops_new_rows_without_blocking_
     frames = [weights_of(i) for i in range(12)]
     with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
         for number, weights in enumerate(frames):  # the writer hangs on the header meanwhile
-            sink.send(weights, number, number / 60)
+            sink.send(Frame(weights, number, number / 60))
         assert sink.send_errors == 7 and sink.frames_written == 0
         files[0].gate.set()
         sink.close()
@@ -265,7 +266,7 @@ def test_a_full_disk_counts_every_lost_row_in_the_writer(caplog: pytest.LogCaptu
     sink = RecordSink("/dev/full", name="rec")
     with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
         for number in range(30):
-            sink.send(weights_of(number), number, number / 60)
+            sink.send(Frame(weights_of(number), number, number / 60))
         sink.close()
     assert sink.frames_written == 0
     assert sink.send_errors >= 30
@@ -280,7 +281,7 @@ def test_a_full_disk_is_counted_and_logged_once_never_raised(
     sink = RecordSink("/dev/full", name="rec", clock=lambda: float(next(ticks)))
     with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
         for number in range(20):
-            sink.send(weights_of(number), number, number / 60)  # every send flushes
+            sink.send(Frame(weights_of(number), number, number / 60))  # every send flushes
         sink.close()
     assert sink.send_errors >= 20
     warnings = [r for r in caplog.records if "ENOSPC" in r.getMessage()]
@@ -297,7 +298,7 @@ def test_an_unwritable_path_fails_at_construction_naming_output_and_path(tmp_pat
 def test_send_after_close_is_counted_not_raised(tmp_path: Path) -> None:
     sink = RecordSink(tmp_path / "take.csv", name="rec")
     sink.close()
-    sink.send(weights_of(0), 0, 0.0)
+    sink.send(Frame(weights_of(0), 0, 0.0))
     assert sink.send_errors == 1
     assert sink.frames_written == 0
 
@@ -332,7 +333,7 @@ def test_a_recorded_take_loads_back_with_its_values_and_times(tmp_path: Path) ->
     frames = [weights_of(i) for i in range(10)]
     times = [i / 30 for i in range(10)]
     for number, (weights, t) in enumerate(zip(frames, times, strict=True)):
-        sink.send(weights, number, t)
+        sink.send(Frame(weights, number, t))
     sink.close()
     take = load_take(path)
     assert len(take) == 10
@@ -471,7 +472,7 @@ def test_a_recording_replays_to_real_receivers_with_its_values(
     sink = RecordSink(path, name="rec", time_of_day=lambda: 45_000.0)
     frames = [weights_of(100 + i) for i in range(5)]
     for number, weights in enumerate(frames):
-        sink.send(weights, number, number / 30)
+        sink.send(Frame(weights, number, number / 30))
     sink.close()
 
     status = _run_replay(

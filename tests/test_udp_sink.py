@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import free_port
 
+from vadbridge.core.types import Frame
 from vadbridge.outputs import LiveLinkEncoder, UdpSink, VmcEncoder
 
 WEIGHTS = np.linspace(0.0, 1.0, 52, dtype=np.float32)
@@ -44,8 +45,8 @@ def test_receiver_gets_the_encoders_exact_bytes(receiver: socket.socket) -> None
     encoder = VmcEncoder()
     sink = UdpSink(encoder, "127.0.0.1", _port(receiver), name="vmc")
     try:
-        sink.send(WEIGHTS, 1, 0.5)
-        expected = bytes(VmcEncoder().encode(WEIGHTS, 1, 0.5)[0])
+        sink.send(Frame(WEIGHTS, 1, 0.5))
+        expected = bytes(VmcEncoder().encode(Frame(WEIGHTS, 1, 0.5))[0])
         assert receiver.recv(65536) == expected
         assert (sink.frames_sent, sink.send_errors) == (1, 0)
     finally:
@@ -55,8 +56,8 @@ def test_receiver_gets_the_encoders_exact_bytes(receiver: socket.socket) -> None
 def test_every_datagram_of_a_frame_arrives_in_order(receiver: socket.socket) -> None:
     sink = UdpSink(VmcEncoder(bundle=False), "127.0.0.1", _port(receiver), name="vmc")
     try:
-        sink.send(WEIGHTS, 1, 0.5)
-        expected = [bytes(d) for d in VmcEncoder(bundle=False).encode(WEIGHTS, 1, 0.5)]
+        sink.send(Frame(WEIGHTS, 1, 0.5))
+        expected = [bytes(d) for d in VmcEncoder(bundle=False).encode(Frame(WEIGHTS, 1, 0.5))]
         assert [receiver.recv(65536) for _ in expected] == expected
         assert sink.frames_sent == 1
     finally:
@@ -66,7 +67,7 @@ def test_every_datagram_of_a_frame_arrives_in_order(receiver: socket.socket) -> 
 def test_hostname_is_resolved_once(receiver: socket.socket) -> None:
     sink = UdpSink(LiveLinkEncoder(), "localhost", _port(receiver), name="livelink")
     try:
-        sink.send(WEIGHTS, 9, 0.0)
+        sink.send(Frame(WEIGHTS, 9, 0.0))
         assert len(receiver.recv(65536)) == 270 + 2 * len("vadbridge")
     finally:
         sink.close()
@@ -79,8 +80,8 @@ def test_ipv6_receiver() -> None:
         pytest.skip("no IPv6 loopback on this machine")
     sink = UdpSink(LiveLinkEncoder(), "::1", _port(receiver), name="livelink6")
     try:
-        sink.send(WEIGHTS, 3, 0.0)
-        assert receiver.recv(65536) == bytes(LiveLinkEncoder().encode(WEIGHTS, 3, 0.0)[0])
+        sink.send(Frame(WEIGHTS, 3, 0.0))
+        assert receiver.recv(65536) == bytes(LiveLinkEncoder().encode(Frame(WEIGHTS, 3, 0.0))[0])
     finally:
         sink.close()
         receiver.close()
@@ -91,7 +92,7 @@ def test_receiver_down_is_counted_not_raised(dead_port: int) -> None:
     try:
         # Loopback delivers the ICMP port-unreachable at once; the next send reports it.
         for frame in range(50):
-            sink.send(WEIGHTS, frame, frame / 60)
+            sink.send(Frame(WEIGHTS, frame, frame / 60))
         assert sink.send_errors > 0
         assert sink.frames_sent + sink.send_errors == 50
     finally:
@@ -105,7 +106,7 @@ def test_send_failures_are_logged_once_per_kind(
     try:
         with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
             for frame in range(50):
-                sink.send(WEIGHTS, frame, 0.0)
+                sink.send(Frame(WEIGHTS, frame, 0.0))
         warnings = [r for r in caplog.records if r.name == "vadbridge.outputs"]
         assert sink.send_errors > 1
         assert len(warnings) == 1
@@ -119,15 +120,15 @@ def test_frames_arrive_again_once_a_receiver_binds(dead_port: int) -> None:
     sink = UdpSink(VmcEncoder(), "127.0.0.1", dead_port, name="vmc")
     try:
         for frame in range(5):
-            sink.send(WEIGHTS, frame, 0.0)
+            sink.send(Frame(WEIGHTS, frame, 0.0))
         assert sink.send_errors > 0
         receiver = _receiver(socket.AF_INET, "127.0.0.1", dead_port)
         try:
             sent_before = sink.frames_sent
             for frame in range(5):
-                sink.send(WEIGHTS, frame, 0.0)
+                sink.send(Frame(WEIGHTS, frame, 0.0))
             assert sink.frames_sent > sent_before
-            assert receiver.recv(65536) == bytes(VmcEncoder().encode(WEIGHTS, 0, 0.0)[0])
+            assert receiver.recv(65536) == bytes(VmcEncoder().encode(Frame(WEIGHTS, 0, 0.0))[0])
         finally:
             receiver.close()
     finally:
@@ -139,7 +140,7 @@ def test_send_after_close_is_counted_not_raised(receiver: socket.socket) -> None
     sink.close()
     sink.close()
     assert sink.closed
-    sink.send(WEIGHTS, 0, 0.0)
+    sink.send(Frame(WEIGHTS, 0, 0.0))
     assert (sink.frames_sent, sink.send_errors) == (0, 1)
 
 

@@ -112,8 +112,6 @@ async def _serve(bridge: Any, reloader: Any = None) -> None:
     try:
         await bridge.run()
     except asyncio.CancelledError:
-        if reloader is not None:
-            await reloader.drain()
         log.info("stopped: sent a neutral frame to every output")
 
 

@@ -4,9 +4,11 @@ Two smoothing spaces (config ``smoothing.space``):
 - ``vad``: the VAD state glides toward the target and the model runs on the state, so the face
   passes through the intermediate emotions (happy -> sad crosses neutral-ish faces).
 - ``blendshapes``: the model runs once on each new target and the 52 weights glide linearly.
-Either way the model runs only for avatars whose input to it changed this frame. When every avatar
-changed (the steady state with live inputs) the model reads and writes the table's rows in place:
-no gather, no scatter, and no new output array if the engine has ``forward_into`` (``NumpyMLP``).
+Either way ``table.state_vad`` is the smoothed VAD the face shows (outputs such as the VRM
+presets read it), and the model runs only for avatars whose input to it changed this frame.
+When every avatar changed (the steady state with live inputs) the model reads and writes the
+table's rows in place: no gather, no scatter, and no new output array if the engine has
+``forward_into`` (``NumpyMLP``).
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ class Animator:
         self.table = table
         self.engine = engine
         self.tau_s = tau_s
-        self.space = space
+        self.space: SmoothingSpace = space
         self.symmetry = symmetry
         self._forward_into: Callable[[np.ndarray, np.ndarray], object] | None = getattr(
             engine, "forward_into", None
         )
         self._changed = np.zeros(table.capacity, dtype=bool)
+        self._vad_moved = np.zeros(table.capacity, dtype=bool)
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
         # Rows whose output weights may have changed in the last step (the frame loop can skip
         # re-sending converged faces); a view, valid until the next step.
@@ -91,4 +94,20 @@ class Animator:
             if rows.size:
                 self._infer_rows(table.target_vad, table.target_weights, rows, count)
             smooth_toward(table.weights[:count], table.target_weights[:count], alpha, changed)
+            # The VAD glides too (no inference): it is what the face shows, for the outputs.
+            vad_moved = self._vad_moved[:count]
+            smooth_toward(table.state_vad[:count], table.target_vad[:count], alpha, vad_moved)
+            changed |= vad_moved
         dirty[:] = False
+
+    def set_space(self, space: SmoothingSpace) -> None:
+        """Switch the smoothing space of a running face without a jump.
+
+        The smoothed VAD exists in both spaces, so the face goes on from where it is: to
+        ``vad``, the model runs on the smoothed VAD; to ``blendshapes``, it runs on the targets
+        and the current weights glide toward them.
+        """
+        if space == self.space:
+            return
+        self.table.target_dirty[: len(self.table)] = True
+        self.space = space

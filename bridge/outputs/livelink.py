@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.layout import PacketLayout
 
@@ -108,12 +109,11 @@ class LiveLinkEncoder:
             frame_offset=self._frame_offset,
         )
 
-    def encode(
-        self, weights: np.ndarray, frame_number: int, time_s: float
-    ) -> Sequence[memoryview | bytes]:
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]:
         """The frame's datagram; a view of one reused buffer, valid until the next call."""
+        weights = frame.weights
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         self._values[_DESTINATION] = weights
-        struct.pack_into(">i", self._buffer, self._frame_offset, frame_number % 2**31)
+        struct.pack_into(">i", self._buffer, self._frame_offset, frame.number % 2**31)
         return self._datagrams

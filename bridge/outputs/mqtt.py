@@ -23,6 +23,7 @@ import aiomqtt
 import numpy as np
 
 from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
 
@@ -129,13 +130,14 @@ class MqttSink:
 
     # --- the synchronous side (frame loop) ----------------------------------------------------
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
-        """Keep ``weights`` as the newest frame; publishing happens in ``run``. Never raises."""
+    def send(self, frame: Frame) -> None:
+        """Keep the frame's weights as the newest; publishing happens in ``run``."""
+        weights = frame.weights
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         np.copyto(self._latest, weights)  # the caller's row changes on the next frame
-        self._frame_number = frame_number
-        self._time_s = time_s
+        self._frame_number = frame.number
+        self._time_s = frame.time_s
         self._pending = True
         if self._wake is not None:
             self._wake.set()

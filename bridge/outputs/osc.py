@@ -11,9 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Final, Literal
 
-import numpy as np
-
 from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import NUM_BLENDSHAPES
 from vadbridge.outputs.layout import PacketLayout
 from vadbridge.outputs.vmc import blendshape_names
@@ -65,10 +64,9 @@ class OscEncoder:
             weight_offsets=self._slots * 4,
         )
 
-    def encode(
-        self, weights: np.ndarray, frame_number: int, time_s: float
-    ) -> Sequence[memoryview | bytes]:
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]:
         """The frame's datagram; a view of one reused buffer, valid until the next call."""
+        weights = frame.weights
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         self._floats[self._slots] = weights

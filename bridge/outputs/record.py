@@ -38,6 +38,7 @@ from typing import Final, TextIO
 
 import numpy as np
 
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.livelink import LIVE_LINK_NAMES
 
@@ -191,15 +192,15 @@ class RecordSink:
         )
         self._writer.start()
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
+    def send(self, frame: Frame) -> None:
         """Queue one row for the writer thread. Never blocks on I/O, never raises OSError."""
         if self._closing:
             self._fail("closed", "the recording is already closed")
             return
         if self._origin_s is None:
-            self._origin_s = self._time_of_day() - time_s
-        seconds = (self._origin_s + time_s) % _SECONDS_PER_DAY
-        row = format_row(weights, seconds)
+            self._origin_s = self._time_of_day() - frame.time_s
+        seconds = (self._origin_s + frame.time_s) % _SECONDS_PER_DAY
+        row = format_row(frame.weights, seconds)
         # Only the writer shrinks the queue meanwhile, so this check can only be pessimistic.
         if len(self._pending) >= self._max_pending_rows:
             self._fail(

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
+from vadbridge.core.types import Frame
 
 __all__ = ["Encoder", "UdpSink", "log_send_failure_once", "open_udp_socket"]
 
@@ -23,9 +23,9 @@ logger = logging.getLogger("vadbridge.outputs")
 
 
 class Encoder(Protocol):
-    def encode(
-        self, weights: np.ndarray, frame_number: int, time_s: float
-    ) -> Sequence[memoryview | bytes]: ...
+    """Pure: a frame in, its UDP datagrams out (views valid until the next call)."""
+
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]: ...
 
 
 def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
@@ -86,10 +86,10 @@ class UdpSink:
         self._sock = sock
         self._logged_errnos: set[int | None] = set()
 
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None:
+    def send(self, frame: Frame) -> None:
         """Encode and send one frame; a failure is counted and logged once per kind."""
         try:
-            for datagram in self.encoder.encode(weights, frame_number, time_s):
+            for datagram in self.encoder.encode(frame):
                 self._sock.send(datagram)
         except OSError as error:
             self.send_errors += 1

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, Literal
 
-import numpy as np
-
 from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.layout import PacketLayout
 
@@ -111,13 +110,12 @@ class VmcEncoder:
             time_offset=None if self._time_slot is None else self._time_slot * 4,
         )
 
-    def encode(
-        self, weights: np.ndarray, frame_number: int, time_s: float
-    ) -> Sequence[memoryview | bytes]:
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]:
         """The frame's datagrams; views of one reused buffer, valid until the next call."""
+        weights = frame.weights
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         self._floats[self._value_slots] = weights
         if self._time_slot is not None:
-            self._floats[self._time_slot] = time_s
+            self._floats[self._time_slot] = frame.time_s
         return self._datagrams

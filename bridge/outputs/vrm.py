@@ -38,14 +38,12 @@ a Blink preset on top would close the eyes twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from vadbridge.core.animator import SmoothingSpace
-from vadbridge.core.avatars import AvatarTable
-from vadbridge.core.smoothing import smoothing_alpha
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 from vadbridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
 
@@ -57,7 +55,6 @@ __all__ = [
     "PROTOTYPE_VAD",
     "VRM0_PRESET_NAMES",
     "VRM1_PRESET_NAMES",
-    "SmoothingSettings",
     "VrmPresets",
     "VrmVmcEncoder",
     "preset_weights",
@@ -119,43 +116,21 @@ def preset_weights(vad: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return result
 
 
-class SmoothingSettings(Protocol):
-    """The live smoothing settings the encoder follows (``bridge.animator.Animator`` is one): a
-    config reload can change ``space`` and ``tau_s`` while the encoder lives on."""
-
-    @property
-    def space(self) -> SmoothingSpace: ...
-
-    @property
-    def tau_s(self) -> float: ...
-
-
 class VrmVmcEncoder:
     """VMC frames with VRM presets: [52 ARKit Val] + 5 preset Val [+ Blink Val] + Apply (+ OK, T).
 
-    The presets come from ``avatar``'s VAD in ``table``, read at every ``encode`` (the row is
-    looked up then, so the encoder can be built before the avatar exists; no row yet = zero
-    presets). Which VAD, and whether the encoder smooths, follows ``smoothing`` (the animator)
-    at every frame, so a reload that switches the space is followed at once: ``vad`` space reads
-    the smoothed ``state_vad`` the model sees; ``blendshapes`` space, where the animator leaves
-    the state alone, reads the raw ``target_vad`` and smooths the presets themselves with
-    ``smoothing.tau_s`` (frame-rate independent, from ``time_s`` deltas). ``arkit``, ``naming``,
-    ``bundle``, ``split`` and ``send_ok_and_time`` mean what they mean for ``VmcEncoder``;
-    ``split`` divides the Val messages into two bundles, Apply in the second. Without ARKit
-    shapes (``arkit=False``) the blink preset follows the presets, valued at the mean of the
-    frame's eyeBlinkLeft/Right (see the module docstring).
-
-    A frame whose 52 weights are all exactly zero is the daemon's neutral frame (shutdown): its
-    presets are zero too, so a closing bridge leaves the avatar neutral.
+    The presets come from the frame's VAD (``Frame.vad``: the smoothed VAD the face shows, in
+    either smoothing space), so they glide with the face and a neutral frame (zero VAD) sends
+    zero presets. ``arkit``, ``naming``, ``bundle``, ``split`` and ``send_ok_and_time`` mean
+    what they mean for ``VmcEncoder``; ``split`` divides the Val messages into two bundles,
+    Apply in the second. Without ARKit shapes (``arkit=False``) the blink preset follows the
+    presets, valued at the mean of the frame's eyeBlinkLeft/Right (see the module docstring).
     """
 
     def __init__(
         self,
         presets: VrmPresets,
-        table: AvatarTable,
-        avatar: str,
         *,
-        smoothing: SmoothingSettings,
         arkit: bool = True,
         naming: VmcNaming = "perfect_sync",
         bundle: bool = True,
@@ -168,12 +143,7 @@ class VrmVmcEncoder:
         blink = () if arkit else (BLINK_PRESET_NAME[presets],)
         self.names = (blendshape_names(naming) if arkit else ()) + self.preset_names + blink
         self.arkit = arkit
-        self.avatar = avatar
-        self.smoothing = smoothing
-        self._table = table
-        self._presets = np.zeros(NUM_PRESETS, dtype=np.float32)
-        self._last_time_s: float | None = None
-        # preset_weights of the last VAD seen: a converged face reads the same VAD every frame.
+        # preset_weights of the last VAD seen: a converged face shows the same VAD every frame.
         self._rule_vad: list[float] | None = None
         self._rule_presets = np.zeros(NUM_PRESETS, dtype=np.float32)
 
@@ -194,26 +164,11 @@ class VrmVmcEncoder:
     def datagram_sizes(self) -> tuple[int, ...]:
         return self._template.sizes
 
-    def encode(
-        self, weights: np.ndarray, frame_number: int, time_s: float
-    ) -> Sequence[memoryview | bytes]:
-        """The frame's datagrams (presets from the live VAD); views valid until the next call."""
-        if weights.shape != (NUM_BLENDSHAPES,):
-            raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
-        row = self._table.index.get(self.avatar)
-        if row is None or not weights.any():
-            self._presets[:] = 0.0
-        elif self.smoothing.space == "vad":
-            self._presets[:] = self._rule(self._table.state_vad[row])
-        else:
-            target = self._rule(self._table.target_vad[row])
-            if self._last_time_s is None:
-                self._presets[:] = target
-            else:
-                alpha = smoothing_alpha(time_s - self._last_time_s, self.smoothing.tau_s)
-                self._presets += np.float32(alpha) * (target - self._presets)
-        self._last_time_s = time_s
-        return self.encode_frame(weights, self._presets, time_s)
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]:
+        """The frame's datagrams (presets from its VAD); views valid until the next call."""
+        if frame.weights.shape != (NUM_BLENDSHAPES,):
+            raise ValueError(f"expected weights of shape (52,), got {frame.weights.shape}")
+        return self.encode_values(frame.weights, self._rule(frame.vad), frame.time_s)
 
     def _rule(self, vad: np.ndarray) -> npt.NDArray[np.float32]:
         """``preset_weights(vad)``, recomputed only when ``vad`` changed since the last call."""
@@ -223,7 +178,7 @@ class VrmVmcEncoder:
             self._rule_vad = key
         return self._rule_presets
 
-    def encode_frame(
+    def encode_values(
         self, weights: np.ndarray, presets: np.ndarray, time_s: float
     ) -> Sequence[memoryview | bytes]:
         """Pure encoding of given ``weights`` (52,) and ``presets`` (5, in VRM 0 order); without

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.commands.args import fail, host_port, integer, positive_float
+from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
 from vadbridge.outputs.record import TIMECODE_FPS
@@ -48,7 +49,7 @@ class TakeError(ValueError):
 
 
 class Sink(Protocol):
-    def send(self, weights: np.ndarray, frame_number: int, time_s: float) -> None: ...
+    def send(self, frame: Frame) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def replay(
         raise ValueError(f"speed must be > 0, got {speed!r}")
     pass_s = take.duration_s + take.frame_period_s
     start_s = clock()
-    frame = 0
+    face = Frame(take.weights[0])  # one frame object, re-pointed at each row
     done = 0
     while repeat is None or done < repeat:
         offset_s = done * pass_s
@@ -176,11 +177,13 @@ def replay(
             delay_s = start_s + (offset_s + t_s) / speed - clock()
             if delay_s > 0:
                 sleep(delay_s)
+            face.weights = weights
+            face.time_s = offset_s + t_s
             for sink in sinks:
-                sink.send(weights, frame, offset_s + t_s)
-            frame += 1
+                sink.send(face)
+            face.number += 1
         done += 1
-    return frame
+    return face.number
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -228,9 +231,9 @@ def run_replay(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         status = 130
     finally:
-        neutral = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+        neutral = Frame(np.zeros(NUM_BLENDSHAPES, dtype=np.float32))
         for sink in sinks:
-            sink.send(neutral, 0, 0.0)  # leave receivers on a neutral face, like the daemon
+            sink.send(neutral)  # leave receivers on a neutral face, like the daemon
             sink.close()
     errors = {sink.name: sink.send_errors for sink in sinks if sink.send_errors}
     if errors:
