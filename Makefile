@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 # exactly as the wheel lays them out, so tests and mypy see what users install.
 $(LINKS): $(STAMP) $(PACKAGE_FILES)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . \
-		--config-settings editable_mode=strict >/dev/null
+		--config-settings editable_mode=strict >$(VENV)/links.log 2>&1 \
+		|| { cat $(VENV)/links.log; exit 1; }
 	touch $(LINKS)
 
 venv: $(LINKS)

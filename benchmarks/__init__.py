@@ -1,6 +1,2 @@
-"""vadbridge's benchmarks: ``vadbridge bench`` (docs/performance.md)."""
-
-from vadbridge.benchmarks.harness import Result, format_table, parse_table
-from vadbridge.benchmarks.suite import BENCHMARKS, run_benchmarks
-
-__all__ = ["BENCHMARKS", "Result", "format_table", "parse_table", "run_benchmarks"]
+"""vadbridge's benchmarks, run by ``vadbridge bench`` (docs/performance.md): the suite in
+``suite``, one module per benchmark, the shared harness in ``harness``."""

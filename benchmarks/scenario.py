@@ -17,7 +17,8 @@ from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings
-from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs import LiveLinkEncoder, OscEncoder, VmcEncoder
+from vadbridge.outputs.udp import UdpSink
 
 OUTPUT_KINDS: tuple[str, ...] = ("vmc", "osc", "livelink")
 OUTPUT_LABELS = {"vmc": "VMC", "osc": "OSC per_shape", "livelink": "Live Link"}

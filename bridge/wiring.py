@@ -32,9 +32,10 @@ from vadbridge.inputs.mqtt import MqttSource, MqttTls
 from vadbridge.inputs.osc import OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT
 from vadbridge.model.checkpoint import load_engine
-from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder
 from vadbridge.outputs.mqtt import MqttSink
 from vadbridge.outputs.record import RecordSink
+from vadbridge.outputs.udp import UdpSink
 from vadbridge.outputs.vrm import VrmVmcEncoder
 
 log = logging.getLogger("vadbridge")

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from models import run_cli_without_torch
 
-from vadbridge.benchmarks import BENCHMARKS, Result, format_table, parse_table
 from vadbridge.benchmarks.encoders import PAIRS, check_identical, sample_frames
+from vadbridge.benchmarks.harness import Result, format_table, parse_table
+from vadbridge.benchmarks.suite import BENCHMARKS
 from vadbridge.commands import main as vadbridge_main
 from vadbridge.commands.args import NEEDS_TORCH
 

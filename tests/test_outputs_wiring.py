@@ -41,9 +41,10 @@ from vadbridge.core.types import VadSample
 from vadbridge.model.arkit import ARKIT_NAMES, MIRROR_PAIRS, symmetrize_inplace, upper_camel
 from vadbridge.model.checkpoint import load_engine
 from vadbridge.model.emotions import emotion_to_vad
-from vadbridge.outputs import UdpSink, VmcEncoder
+from vadbridge.outputs import VmcEncoder
 from vadbridge.outputs.mqtt import MqttSink
 from vadbridge.outputs.record import CSV_BLENDSHAPE_NAMES, RecordSink, csv_header
+from vadbridge.outputs.udp import UdpSink
 from vadbridge.outputs.vrm import VRM0_PRESET_NAMES, VrmVmcEncoder, preset_weights
 from vadbridge.reload import Reloader
 from vadbridge.wiring import build_bridge

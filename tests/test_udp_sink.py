@@ -11,7 +11,8 @@ import pytest
 from conftest import free_port
 
 from vadbridge.core.types import Frame
-from vadbridge.outputs import LiveLinkEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs import LiveLinkEncoder, VmcEncoder
+from vadbridge.outputs.udp import UdpSink
 
 WEIGHTS = np.linspace(0.0, 1.0, 52, dtype=np.float32)
 

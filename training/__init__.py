@@ -4,7 +4,8 @@ Torch-free on import: the loop lives in ``training.train`` (imports torch) and i
 ``vadbridge train``. Imports ``model``; ``model`` never imports ``training``.
 """
 
-from vadbridge.training.data import Dataset, DatasetError, load_dataset, save_dataset
+from vadbridge.training.data import load_dataset, save_dataset
+from vadbridge.training.dataset import Dataset, DatasetError
 from vadbridge.training.emo3d import load_emo3d
 from vadbridge.training.generator import generate_dataset, mean_abs_left_right
 

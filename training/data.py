@@ -12,51 +12,16 @@ import csv
 import math
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.training.dataset import Dataset, DatasetError
+from vadbridge.training.emo3d import load_emo3d
 
 VAD_COLUMNS: tuple[str, ...] = ("valence", "arousal", "dominance")
-
-
-class DatasetError(ValueError):
-    """Bad dataset input; ``path``, ``row`` (1-based file line, CSV) and ``column`` say where."""
-
-    def __init__(
-        self, path: str | Path, reason: str, row: int | None = None, column: str | None = None
-    ) -> None:
-        self.path = str(path)
-        self.row = row
-        self.column = column
-        self.reason = reason
-        where = self.path
-        if row is not None:
-            where += f", line {row}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {reason}")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    vad: npt.NDArray[np.float32]  # (N, 3), each in [-1, 1]
-    blendshapes: npt.NDArray[np.float32]  # (N, 52) in model order, each in [0, 1]
-
-    def __post_init__(self) -> None:
-        if self.vad.ndim != 2 or self.vad.shape[1] != 3:
-            raise ValueError(f"vad must have shape (N, 3), got {self.vad.shape}")
-        if self.blendshapes.shape != (self.vad.shape[0], NUM_BLENDSHAPES):
-            raise ValueError(
-                f"blendshapes must have shape ({self.vad.shape[0]}, 52), "
-                f"got {self.blendshapes.shape}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.vad.shape[0])
 
 
 def _check_ranges(path: str | Path, dataset: Dataset, row_offset: int | None) -> None:
@@ -238,8 +203,6 @@ def load_dataset(path: str | Path, data_format: str | None = None) -> Dataset:
     if data_format == "npz":
         return load_npz(path)
     if data_format == "emo3d":
-        from vadbridge.training.emo3d import load_emo3d
-
         return load_emo3d(path).dataset
     raise DatasetError(path, f"unknown dataset format {data_format!r} (use csv, npz or emo3d)")
 

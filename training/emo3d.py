@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
-from vadbridge.training.data import Dataset, DatasetError
+from vadbridge.training.dataset import Dataset, DatasetError
 from vadbridge.training.prototypes import CARD_EMOTION_VAD
 
 EMOTION_COLUMNS: tuple[str, ...] = tuple(CARD_EMOTION_VAD)  # the card's eight, neutral first

@@ -36,7 +36,7 @@ from vadbridge.model.arkit import (
     RIGHT_INDICES,
     mirror,
 )
-from vadbridge.training.data import Dataset
+from vadbridge.training.dataset import Dataset
 from vadbridge.training.prototypes import prototype_matrix
 
 DEFAULT_PAIRS = 40_000

@@ -26,7 +26,7 @@ from torch import nn
 from vadbridge.model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
 from vadbridge.model.config import MLPConfig
 from vadbridge.model.network import VADBlendshapeMLP
-from vadbridge.training.data import Dataset
+from vadbridge.training.dataset import Dataset
 from vadbridge.training.generator import mean_abs_left_right
 
 SYMMETRY_WEIGHT = 2.0

@@ -23,7 +23,7 @@ from vadbridge.commands.args import (
     positive_float,
     torch_installed,
 )
-from vadbridge.training.data import DatasetError, load_dataset, save_dataset
+from vadbridge.training import DatasetError, load_dataset, save_dataset
 from vadbridge.training.emo3d import load_emo3d
 from vadbridge.training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 

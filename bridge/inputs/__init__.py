@@ -1,15 +1,11 @@
-"""Inputs: pure payload parsers, admission control and the two sources (OSC over UDP, MQTT)."""
+"""Inputs. The pure parsers and admission control are exported here; the sources that do I/O
+live in their own modules: ``osc.OscSource``, ``mqtt.MqttSource``."""
 
 from vadbridge.inputs.admission import RateLimiter, SenderAllowList
-from vadbridge.inputs.mqtt import MqttSource, MqttTls
-from vadbridge.inputs.osc import OscSource
 from vadbridge.inputs.parse import DEFAULT_AVATAR, Parsed, parse_mqtt, parse_osc_message
 
 __all__ = [
     "DEFAULT_AVATAR",
-    "MqttSource",
-    "MqttTls",
-    "OscSource",
     "Parsed",
     "RateLimiter",
     "SenderAllowList",

@@ -1,10 +1,11 @@
-"""Outputs: pure encoders (weights -> UDP datagrams) and the UDP sink that sends them."""
+"""Outputs. The pure encoders (a ``Frame`` in, datagrams out) are exported here; the sinks that
+do I/O live in their own modules: ``udp.UdpSink``, ``mqtt.MqttSink``, ``record.RecordSink``."""
 
-from vadbridge.outputs.layout import PacketLayout
+from vadbridge.outputs.layout import Encoder, PacketLayout
 from vadbridge.outputs.livelink import LIVE_LINK_NAMES, LiveLinkEncoder
 from vadbridge.outputs.osc import OscEncoder
-from vadbridge.outputs.udp import Encoder, UdpSink
 from vadbridge.outputs.vmc import VmcEncoder
+from vadbridge.outputs.vrm import VrmVmcEncoder
 
 __all__ = [
     "LIVE_LINK_NAMES",
@@ -12,6 +13,6 @@ __all__ = [
     "LiveLinkEncoder",
     "OscEncoder",
     "PacketLayout",
-    "UdpSink",
     "VmcEncoder",
+    "VrmVmcEncoder",
 ]

@@ -1,4 +1,5 @@
-"""``PacketLayout``: where an encoder's per-frame numbers live in its packet.
+"""What every UDP encoder shares: the ``Encoder`` interface, and ``PacketLayout``, where an
+encoder's per-frame numbers live in its packet.
 
 Each encoder's ``layout()`` returns one, so code outside the encoder (benchmarks/batched_outputs.py
 writes many outputs' packets with one numpy assignment) can fill the packet without re-encoding.
@@ -6,12 +7,22 @@ writes many outputs' packets with one numpy assignment) can fill the packet with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PacketLayout"]
+from vadbridge.core.types import Frame
+
+__all__ = ["Encoder", "PacketLayout"]
+
+
+class Encoder(Protocol):
+    """Pure: a frame in, its UDP datagrams out (views valid until the next call)."""
+
+    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]: ...
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Sequence
-from typing import Protocol
 
 from vadbridge.core.types import Frame
+from vadbridge.outputs.layout import Encoder
 
-__all__ = ["Encoder", "UdpSink", "log_send_failure_once", "open_udp_socket"]
+__all__ = ["UdpSink", "log_send_failure_once", "open_udp_socket"]
 
 logger = logging.getLogger("vadbridge.outputs")
-
-
-class Encoder(Protocol):
-    """Pure: a frame in, its UDP datagrams out (views valid until the next call)."""
-
-    def encode(self, frame: Frame) -> Sequence[memoryview | bytes]: ...
 
 
 def open_udp_socket(host: str, port: int, name: str) -> socket.socket:

@@ -27,8 +27,9 @@ import numpy.typing as npt
 from vadbridge.commands.args import fail, host_port, integer, positive_float
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
-from vadbridge.outputs import LiveLinkEncoder, OscEncoder, UdpSink, VmcEncoder
+from vadbridge.outputs import LiveLinkEncoder, OscEncoder, VmcEncoder
 from vadbridge.outputs.record import TIMECODE_FPS
+from vadbridge.outputs.udp import UdpSink
 
 __all__ = ["Take", "TakeError", "add_parser", "load_take", "parse_timecode", "replay"]
 
