@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -10,32 +13,28 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vadbridge.config import render_markdown
-from vadbridge.config.loader import (
+from vadbridge.config import (
+    AVATAR_ID_PATTERN,
+    FRAME_RATE_RANGE,
+    PORT_RANGE,
     BridgeConfig,
     ConfigError,
     LiveLinkOutputConfig,
     ModelConfig,
     MqttInputConfig,
+    MqttOutputConfig,
     OscInputConfig,
     OscOutputConfig,
+    RecordOutputConfig,
     Shard,
     VmcOutputConfig,
     apply_overrides,
     format_config_error,
+    is_port,
     load_config,
-    main,
     parse_config,
     parse_host_port,
-)
-from vadbridge.config.types import (
-    Context,
-    Invalid,
-    NewFilePath,
-    Optional,
-    Section,
-    TypedList,
-    spec_of,
+    render_markdown,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -322,15 +321,17 @@ def test_a_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     assert "offset 11" in caught.value.got
 
 
-def test_a_new_file_path_resolves_relative_to_the_config_and_needs_its_directory(
+def test_a_record_path_resolves_relative_to_the_config_and_needs_its_directory(
         tmp_path: Path) -> None:
-    spec, ctx = NewFilePath("recording"), Context(base_dir=tmp_path, environ={})
-    assert spec.check("take.csv", ctx) == str(tmp_path / "take.csv")
-    with pytest.raises(Invalid) as caught:
-        spec.check("no/such/dir/take.csv", ctx)
+    source = str(tmp_path / "x.yaml")
+    (output,) = parse_config("outputs:\n  - {type: record, path: take.csv}\n", source).outputs
+    assert output == RecordOutputConfig(path=str(tmp_path / "take.csv"))
+    with pytest.raises(ConfigError) as caught:
+        parse_config("outputs:\n  - {type: record, path: no/such/dir/take.csv}\n", source)
+    assert caught.value.key_path == "outputs[0].path"
     assert caught.value.got == repr(str(tmp_path / "no" / "such" / "dir" / "take.csv"))
-    with pytest.raises(Invalid):
-        spec.check(".", ctx)  # a directory, not a file
+    with pytest.raises(ConfigError):
+        parse_config("outputs:\n  - {type: record, path: .}\n", source)  # a directory
 
 
 # ---------------------------------------------------------------- what valid configs mean
@@ -485,26 +486,82 @@ def test_bad_overrides_raise_config_errors_naming_the_flag(kwargs: dict[str, obj
     assert caught.value.key_path == flag
 
 
+# ---------------------------------------------------------------- facts other layers share
+
+
+def test_the_port_key_and_the_address_flags_accept_exactly_the_port_range() -> None:
+    low, high = PORT_RANGE
+    for port in (low, high):
+        assert parse_config(f"inputs:\n  - {{type: osc, port: {port}}}\n").inputs[0].port == port
+        assert parse_host_port(f"host:{port}") == ("host", port)
+        assert is_port(port)
+    for port in (low - 1, high + 1):
+        with pytest.raises(ConfigError):
+            parse_config(f"inputs:\n  - {{type: osc, port: {port}}}\n")
+        with pytest.raises(ConfigError):
+            parse_host_port(f"host:{port}")
+        assert not is_port(port)
+    assert not is_port(True) and not is_port(float(low))
+
+
+def test_the_frame_rate_key_and_the_fps_flag_accept_exactly_the_frame_rate_range() -> None:
+    low, high = FRAME_RATE_RANGE
+    for fps in (low, high):
+        assert parse_config(f"frame_rate: {fps}\n").frame_rate == fps
+        assert apply_overrides(BridgeConfig(), fps=fps).frame_rate == fps
+    for fps in (low - 1, high + 1):
+        with pytest.raises(ConfigError):
+            parse_config(f"frame_rate: {fps}\n")
+        with pytest.raises(ConfigError):
+            apply_overrides(BridgeConfig(), fps=fps)
+
+
+@pytest.mark.parametrize("avatar", ["a", "Npc_1.b-2", "a" * 64, "a" * 65, "bad id", "é", "a/b"])
+def test_the_avatar_id_pattern_is_the_rule_the_config_applies(avatar: str) -> None:
+    try:
+        parse_config(f"avatars: {{ids: ['{avatar}']}}\n")
+    except ConfigError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == (AVATAR_ID_PATTERN.fullmatch(avatar) is not None)
+
+
+def test_the_first_reconnect_delay_is_half_a_second_unless_the_cap_is_lower() -> None:
+    assert MqttInputConfig().reconnect_initial_s == 0.5
+    assert MqttOutputConfig(reconnect_max_s=0.2).reconnect_initial_s == 0.2
+
+
+def test_smoothing_gives_tau_in_seconds_and_the_space_as_read() -> None:
+    smoothing = parse_config("smoothing: {tau_ms: 250, space: blendshapes}\n").smoothing
+    assert smoothing.tau_s == pytest.approx(0.25)
+    assert smoothing.space == "blendshapes"
+
+
 # ---------------------------------------------------------------- the generated reference
 
 
 def test_committed_configuration_reference_matches_the_schema() -> None:
     committed = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
-    hint = "regenerate: python -m vadbridge.config.loader --markdown > docs/configuration.md"
+    hint = "regenerate: python -m vadbridge.config --markdown > docs/configuration.md"
     assert committed == render_markdown(), hint
 
 
 def _documented_keys(cls: type, prefix: str) -> list[str]:
+    """Every key below ``cls``, found from its type hints alone: a field typed with a
+    ``...Config`` class (optional or not) is a section; a tuple of them is a typed list."""
     keys = []
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        spec = spec_of(f)
-        inner = spec.inner if isinstance(spec, Optional) else spec
-        if isinstance(inner, Section):
-            keys += _documented_keys(inner.cls, f"{prefix}{f.name}.")
-        elif isinstance(inner, TypedList):
-            for item_cls in inner.registry.values():
-                keys += _documented_keys(item_cls, f"{prefix}{f.name}[].")
-        else:
+        hint = hints[f.name]
+        is_list = typing.get_origin(hint) is tuple
+        item = typing.get_args(hint)[0] if is_list else hint
+        kinds = typing.get_args(item) or (item,)  # the members of a union
+        sections = [kind for kind in kinds
+                    if isinstance(kind, type) and kind.__name__.endswith("Config")]
+        for section in sections:
+            keys += _documented_keys(section, f"{prefix}{f.name}{'[]' if is_list else ''}.")
+        if not sections:
             keys.append(f"{prefix}{f.name}")
     return keys
 
@@ -519,12 +576,23 @@ def test_reference_documents_every_key_with_its_default() -> None:
     assert "| `smoothing.tau_ms` | a number >= 0 | `150` |" in text
 
 
-def test_module_main_validates_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(write(tmp_path, "frame_rate: 30\n"))]) == 0
-    assert main([str(write(tmp_path, "frame_rate: 300\n", "bad.yaml"))]) == 2
-    err = capsys.readouterr().err
-    assert err == f"vadbridge: invalid config: {tmp_path / 'bad.yaml'}:1: frame_rate: expected " \
-                  "an integer 1..240, got 300\n"
+def run_config_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vadbridge.config", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_module_prints_the_reference() -> None:
+    done = run_config_module("--markdown")
+    assert (done.returncode, done.stdout) == (0, render_markdown())
+
+
+def test_the_module_validates_a_file(tmp_path: Path) -> None:
+    good = run_config_module(str(write(tmp_path, "frame_rate: 30\n")))
+    assert (good.returncode, good.stdout) == (0, f"{tmp_path / 'x.yaml'}: ok\n")
+    bad = run_config_module(str(write(tmp_path, "frame_rate: 300\n", "bad.yaml")))
+    assert bad.returncode == 2
+    assert bad.stderr == f"vadbridge: invalid config: {tmp_path / 'bad.yaml'}:1: frame_rate: " \
+                         "expected an integer 1..240, got 300\n"
 
 
 # ---------------------------------------------------------------- fuzzing: only ConfigError

@@ -1,38 +1,59 @@
 """The bridge's configuration: YAML -> frozen dataclasses, validated once, at load.
 
-The one import point: callers import from ``vadbridge.config``, never its inner modules.
+The one import point: callers import from ``vadbridge.config``, never its inner modules
+(``errors``, ``specs`` and ``values``: the vocabulary; ``mqtt``, ``inputs``, ``outputs`` and
+``schema``: the schema; ``loader``: YAML -> dataclasses; ``overrides``: the command-line flags;
+``docs``: the generated reference). The facts other layers check too — the port and frame-rate
+ranges, the avatar-id pattern, MQTT's string limit — are exported here, stated once.
+``python -m vadbridge.config`` prints the reference or validates a file.
 """
 
 from vadbridge.config.docs import render_markdown
-from vadbridge.config.loader import (
-    apply_overrides,
-    format_config_error,
-    load_config,
-    parse_config,
-    parse_host_port,
-)
-from vadbridge.config.schema import (
-    BridgeConfig,
-    LivelinessConfig,
+from vadbridge.config.errors import ConfigError
+from vadbridge.config.inputs import InputConfig, MqttInputConfig, OscInputConfig
+from vadbridge.config.loader import format_config_error, load_config, parse_config
+from vadbridge.config.mqtt import MqttConnectionConfig, TlsConfig
+from vadbridge.config.outputs import (
     LiveLinkOutputConfig,
-    ModelConfig,
-    MqttInputConfig,
     MqttOutputConfig,
-    OscInputConfig,
     OscOutputConfig,
     OutputConfig,
     RecordOutputConfig,
-    TlsConfig,
     VmcOutputConfig,
 )
-from vadbridge.config.types import ConfigError, Shard
+from vadbridge.config.overrides import apply_overrides, parse_host_port
+from vadbridge.config.schema import (
+    AvatarsConfig,
+    BridgeConfig,
+    LimitsConfig,
+    LivelinessConfig,
+    ModelConfig,
+    SmoothingConfig,
+    SmoothingSpace,
+)
+from vadbridge.config.values import (
+    AVATAR_ID_PATTERN,
+    FRAME_RATE_RANGE,
+    MQTT_MAX_STRING_BYTES,
+    PORT_RANGE,
+    Shard,
+    is_port,
+)
 
 __all__ = [
+    "AVATAR_ID_PATTERN",
+    "FRAME_RATE_RANGE",
+    "MQTT_MAX_STRING_BYTES",
+    "PORT_RANGE",
+    "AvatarsConfig",
     "BridgeConfig",
     "ConfigError",
+    "InputConfig",
+    "LimitsConfig",
     "LiveLinkOutputConfig",
     "LivelinessConfig",
     "ModelConfig",
+    "MqttConnectionConfig",
     "MqttInputConfig",
     "MqttOutputConfig",
     "OscInputConfig",
@@ -40,10 +61,13 @@ __all__ = [
     "OutputConfig",
     "RecordOutputConfig",
     "Shard",
+    "SmoothingConfig",
+    "SmoothingSpace",
     "TlsConfig",
     "VmcOutputConfig",
     "apply_overrides",
     "format_config_error",
+    "is_port",
     "load_config",
     "parse_config",
     "parse_host_port",

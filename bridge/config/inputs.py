@@ -16,7 +16,7 @@ from vadbridge.config.mqtt import (
     mqtt_keepalive,
     mqtt_reconnect_max,
 )
-from vadbridge.config.types import IpNetworkText, ListOf, setting
+from vadbridge.config.specs import IpNetworkText, ListOf, setting
 from vadbridge.config.values import HOST, PORT, TOPIC_PREFIX
 
 __all__ = ["INPUT_TYPES", "InputConfig", "MqttInputConfig", "OscInputConfig"]

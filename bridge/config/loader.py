@@ -1,11 +1,11 @@
-"""The bridge's configuration: YAML → frozen dataclasses, validated once, before any socket opens.
+"""YAML → frozen dataclasses, validated once, before any socket opens.
 
 ``load_config(path)`` / ``parse_config(text, source)`` return a ``BridgeConfig`` or raise one
 ``ConfigError`` whose ``str()`` is a single line naming the file, line, key path, what was
 expected and what was found (STYLE.md §3, §7). The YAML is composed with PyYAML's SafeLoader
 into nodes (never constructed into arbitrary objects) so every value keeps its line number and
-duplicate keys can be caught. The schema itself is in ``bridge.config_schema``; the reference
-docs/configuration.md is generated from it (``python -m vadbridge.config.loader --markdown``).
+duplicate keys can be caught. The schema the nodes are read along is in ``schema`` (and the
+modules it draws on); the reader walks its specs generically, knowing no key by name.
 """
 
 from __future__ import annotations
@@ -13,72 +13,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vadbridge.config.schema import (
-    INPUT_TYPES,
-    OUTPUT_TYPES,
-    PORT,
-    AvatarsConfig,
-    BridgeConfig,
-    InputConfig,
-    LimitsConfig,
-    LiveLinkOutputConfig,
-    ModelConfig,
-    MqttInputConfig,
-    OscInputConfig,
-    OscOutputConfig,
-    OutputConfig,
-    SmoothingConfig,
-    TlsConfig,
-    VmcOutputConfig,
-)
-from vadbridge.config.types import (
-    ConfigError,
-    Context,
-    Invalid,
-    ListOf,
-    Optional,
-    Section,
-    Shard,
-    Spec,
-    TypedList,
-    describe,
-    spec_of,
-)
+from vadbridge.config.errors import ConfigError, Invalid, describe
+from vadbridge.config.schema import BridgeConfig
+from vadbridge.config.specs import Context, ListOf, Optional, Section, Spec, TypedList, spec_of
 
-__all__ = [
-    "INPUT_TYPES",
-    "OUTPUT_TYPES",
-    "AvatarsConfig",
-    "BridgeConfig",
-    "ConfigError",
-    "InputConfig",
-    "LimitsConfig",
-    "LiveLinkOutputConfig",
-    "ModelConfig",
-    "MqttInputConfig",
-    "OscInputConfig",
-    "OscOutputConfig",
-    "OutputConfig",
-    "Shard",
-    "SmoothingConfig",
-    "TlsConfig",
-    "VmcOutputConfig",
-    "apply_overrides",
-    "format_config_error",
-    "load_config",
-    "parse_config",
-    "parse_host_port",
-]
+__all__ = ["format_config_error", "load_config", "parse_config"]
 
 _NULL_TAG = "tag:yaml.org,2002:null"
-_COMMAND_LINE = "<command line>"
 
 
 def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> BridgeConfig:
@@ -291,102 +238,6 @@ def _locate(node: yaml.Node, path: str, at: Sequence[str | int]) -> tuple[yaml.N
     return node, path
 
 
-# ---------------------------------------------------------------- command-line overrides
-
-
-def parse_host_port(text: str, flag: str = "HOST:PORT") -> tuple[str, int]:
-    """``host:port`` or ``[ipv6]:port`` → (host, port); errors name the ``flag``."""
-    expected = "HOST:PORT (e.g. 127.0.0.1:9000 or [::1]:9000) with a port 1..65535"
-    host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:  # a bare IPv6 address is ambiguous: which colon starts the port?
-        raise ConfigError(_COMMAND_LINE, flag, None, expected + "; bracket IPv6 addresses",
-                          describe(text))
-    if not sep or not host or not port_text.isdigit() or any(c.isspace() for c in host):
-        raise ConfigError(_COMMAND_LINE, flag, None, expected, describe(text))
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise ConfigError(_COMMAND_LINE, flag, None, expected, describe(text))
-    return host, port
-
-
-def apply_overrides(
-    config: BridgeConfig,
-    *,
-    fps: int | None = None,
-    osc_in: str | tuple[str, int] | None = None,
-    vmc_out: str | tuple[str, int] | None = None,
-    mqtt: str | tuple[str, int] | None = None,
-) -> BridgeConfig:
-    """The CLI's ``--fps``, ``--osc-in``, ``--vmc-out`` and ``--mqtt`` applied to ``config``.
-
-    An address flag changes the host and port of the first input/output of its type, or adds
-    one with defaults when there is none. Strings are parsed with ``parse_host_port``.
-    """
-    if fps is not None:
-        if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 240:
-            raise ConfigError(_COMMAND_LINE, "--fps", None, "an integer 1..240", describe(fps))
-        config = dataclasses.replace(config, frame_rate=fps)
-    if osc_in is not None:
-        address = _address(osc_in, "--osc-in")
-        config = dataclasses.replace(
-            config, inputs=_retarget(config.inputs, OscInputConfig, address))
-    if mqtt is not None:
-        address = _address(mqtt, "--mqtt")
-        config = dataclasses.replace(
-            config, inputs=_retarget(config.inputs, MqttInputConfig, address))
-    if vmc_out is not None:
-        address = _address(vmc_out, "--vmc-out")
-        config = dataclasses.replace(
-            config, outputs=_retarget(config.outputs, VmcOutputConfig, address))
-    return config
-
-
-def _address(value: str | tuple[str, int], flag: str) -> tuple[str, int]:
-    if isinstance(value, str):
-        return parse_host_port(value, flag)
-    host, port = value
-    if not isinstance(host, str) or not host or isinstance(port, bool) \
-            or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(_COMMAND_LINE, flag, None, f"a host and {PORT.expected}",
-                          f"{describe(host)} {describe(port)}")
-    return host, port
-
-
-def _retarget(items: tuple[Any, ...], cls: Any, address: tuple[str, int]) -> tuple[Any, ...]:
-    host, port = address
-    for index, item in enumerate(items):
-        if isinstance(item, cls):
-            moved = dataclasses.replace(item, host=host, port=port)
-            return (*items[:index], moved, *items[index + 1:])
-    return (*items, cls(host=host, port=port))
-
-
 def format_config_error(error: ConfigError) -> str:
     """The line ``vadbridge run`` prints before exiting 2."""
     return f"vadbridge: invalid config: {error}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m vadbridge.config.loader --markdown``: the reference; ``... FILE``: check FILE."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args == ["--markdown"]:
-        from vadbridge.config.docs import render_markdown
-
-        sys.stdout.write(render_markdown())
-        return 0
-    if len(args) == 1 and not args[0].startswith("-"):
-        try:
-            load_config(Path(args[0]))
-        except ConfigError as error:
-            print(format_config_error(error), file=sys.stderr)
-            return 2
-        print(f"{args[0]}: ok")
-        return 0
-    print("usage: python -m vadbridge.config.loader (--markdown | CONFIG_FILE)", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

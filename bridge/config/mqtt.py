@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from vadbridge.config.types import (
+from vadbridge.config.errors import Invalid
+from vadbridge.config.specs import (
     Choice,
     Context,
     FilePath,
     Int,
-    Invalid,
     Number,
     Optional,
     Section,
@@ -55,6 +55,11 @@ class TlsConfig:
             raise Invalid("cert_file to be set when key_file is", "no cert_file", ("key_file",))
 
 
+_MAX_KEEPALIVE_S = 65535  # the protocol's keep-alive is a two-byte count of seconds
+# The first reconnect delay, unless the cap (reconnect_max_s) is lower.
+_RECONNECT_INITIAL_S = 0.5
+
+
 def mqtt_client_id(must_differ: str) -> Any:
     """The ``client_id`` key; ``must_differ`` completes its doc's "Must differ ..." sentence."""
     return setting(
@@ -64,7 +69,7 @@ def mqtt_client_id(must_differ: str) -> Any:
 
 def mqtt_keepalive(doc: str) -> Any:
     """The ``keepalive_s`` key (seconds)."""
-    return setting(30, Int(1, 65535), doc)
+    return setting(30, Int(1, _MAX_KEEPALIVE_S), doc)
 
 
 def mqtt_reconnect_max(while_away: str) -> Any:
@@ -80,7 +85,7 @@ class MqttConnectionConfig:
     """A connection to an MQTT broker (a base of the MQTT input and output, not a type itself)."""
 
     # The reference lists these keys first and then a subclass's own (its topics), before the
-    # rest of the connection: where to connect, what to exchange, then how (config_docs).
+    # rest of the connection: where to connect, what to exchange, then how (see docs._doc_fields).
     doc_leading_keys: ClassVar[tuple[str, ...]] = ("host", "port")
 
     host: str = setting("127.0.0.1", HOST, "Broker host name or address.")
@@ -99,6 +104,12 @@ class MqttConnectionConfig:
         None, Optional(Section(TlsConfig)), "TLS settings; null = plain TCP.")
     keepalive_s: int = mqtt_keepalive("MQTT keep-alive interval.")
     reconnect_max_s: float = mqtt_reconnect_max(".")
+
+    @property
+    def reconnect_initial_s(self) -> float:
+        """The first reconnect delay of the backoff, which then doubles (with jitter) up to
+        ``reconnect_max_s``: 0.5 s, or ``reconnect_max_s`` when the config caps it lower."""
+        return min(_RECONNECT_INITIAL_S, self.reconnect_max_s)
 
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:

@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from vadbridge.config.errors import Invalid
 from vadbridge.config.mqtt import MqttConnectionConfig, mqtt_reconnect_max
-from vadbridge.config.types import Bool, Choice, Context, Invalid, NewFilePath, Number, setting
+from vadbridge.config.specs import (
+    Bool,
+    Choice,
+    Context,
+    NewFilePath,
+    Number,
+    default_of,
+    setting,
+)
 from vadbridge.config.values import (
     AVATAR_DOC,
     AVATAR_ID,
@@ -31,6 +40,8 @@ __all__ = [
     "RecordOutputConfig",
     "VmcOutputConfig",
 ]
+
+_RECORDING = NewFilePath("recording")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +76,8 @@ class VmcOutputConfig:
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
         if values.get("split") and values.get("bundle") is False:
             raise Invalid("split: false when bundle is false", "split: true", ("split",))
-        if values.get("arkit") is False and values.get("vrm_presets", "none") == "none":
+        presets = values.get("vrm_presets", default_of(cls, "vrm_presets"))
+        if values.get("arkit") is False and presets == "none":
             raise Invalid("vrm_presets vrm0 or vrm1 when arkit is false (nothing to send)",
                           "vrm_presets: none", ("arkit",))
 
@@ -108,7 +120,7 @@ class RecordOutputConfig:
 
     type: ClassVar[str] = "record"
     path: str = setting(
-        "take.csv", NewFilePath("recording"),
+        "take.csv", _RECORDING,
         "CSV file to write, created or truncated at start (default: take.csv beside the config "
         "file).")
     avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
@@ -116,7 +128,8 @@ class RecordOutputConfig:
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
         if "path" not in values:
-            values["path"] = NewFilePath("recording").check("take.csv", ctx)
+            # The default is relative to the config file's directory too.
+            values["path"] = _RECORDING.check(default_of(cls, "path"), ctx)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,91 +1,52 @@
 """The config schema's top level: ``BridgeConfig`` and its sections, one frozen dataclass each.
 
-Each field's metadata holds its spec and its documentation line (see ``config_types.setting``);
-``bridge.config`` reads YAML into these classes and ``bridge.config_docs`` renders
-docs/configuration.md from them. The input and output types live in ``bridge.config_inputs``
-and ``bridge.config_outputs`` (the MQTT connection both share in ``bridge.config_mqtt``), the
-value specs in ``bridge.config_values``; all are re-exported here, the schema's one import
-point.
+Each field's metadata holds its spec and its documentation line (see ``specs.setting``); the
+loader reads YAML into these classes and ``docs`` renders docs/configuration.md from them. The
+input and output types live in ``inputs`` and ``outputs`` (the MQTT connection both share in
+``mqtt``), the value specs in ``values``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
+from vadbridge.config.errors import Invalid
 from vadbridge.config.inputs import INPUT_TYPES, InputConfig, MqttInputConfig, OscInputConfig
-from vadbridge.config.mqtt import MqttConnectionConfig, TlsConfig
 from vadbridge.config.outputs import (
     OUTPUT_TYPES,
-    LiveLinkOutputConfig,
-    MqttOutputConfig,
-    OscOutputConfig,
     OutputConfig,
     RecordOutputConfig,
     VmcOutputConfig,
 )
-from vadbridge.config.types import (
+from vadbridge.config.specs import (
     Bool,
     Choice,
     Context,
     FilePath,
     Int,
-    Invalid,
     ListOf,
     Number,
     Optional,
     Section,
-    Shard,
-    ShardText,
     TypedList,
+    default_of,
     setting,
 )
-from vadbridge.config.values import (
-    AVATAR_DOC,
-    AVATAR_ID,
-    ENV_NAME,
-    HOST,
-    LABEL_255,
-    MQTT_STRING,
-    OSC_PREFIX,
-    PORT,
-    PUBLISH_TOPIC,
-    SECRET,
-    TOPIC_PREFIX,
-)
+from vadbridge.config.values import AVATAR_ID, FRAME_RATE, FRAME_RATE_RANGE, Shard, ShardText
 
 __all__ = [
-    "AVATAR_DOC",
-    "AVATAR_ID",
-    "ENV_NAME",
-    "HOST",
-    "INPUT_TYPES",
-    "LABEL_255",
-    "MQTT_STRING",
-    "OSC_PREFIX",
-    "OUTPUT_TYPES",
-    "PORT",
-    "PUBLISH_TOPIC",
-    "SECRET",
-    "TOPIC_PREFIX",
     "AvatarsConfig",
     "BridgeConfig",
-    "InputConfig",
     "LimitsConfig",
-    "LiveLinkOutputConfig",
     "LivelinessConfig",
     "ModelConfig",
-    "MqttConnectionConfig",
-    "MqttInputConfig",
-    "MqttOutputConfig",
-    "OscInputConfig",
-    "OscOutputConfig",
-    "OutputConfig",
-    "RecordOutputConfig",
     "SmoothingConfig",
-    "TlsConfig",
-    "VmcOutputConfig",
+    "SmoothingSpace",
 ]
+
+SmoothingSpace = Literal["vad", "blendshapes"]
+"""Where the animator smooths: the VAD state (``vad``) or the 52 weights (``blendshapes``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,8 +67,8 @@ class SmoothingConfig:
         150.0, Number(0.0),
         "Time constant of the exponential smoothing (alpha = 1 - exp(-dt/tau)), the same at "
         "any frame rate; 0 = none.")
-    space: str = setting(
-        "vad", Choice("vad", "blendshapes"),
+    space: SmoothingSpace = setting(  # noqa: RUF009 (an immutable str; ruff cannot see the alias)
+        "vad", Choice(*get_args(SmoothingSpace)),
         "vad = smooth the VAD state (the face passes through intermediate emotions); "
         "blendshapes = smooth the 52 weights.")
     idle_timeout_s: float = setting(
@@ -115,6 +76,7 @@ class SmoothingConfig:
 
     @property
     def tau_s(self) -> float:
+        """``tau_ms`` in seconds, the unit of the animator's clock."""
         return self.tau_ms / 1000.0
 
 
@@ -136,7 +98,8 @@ class AvatarsConfig:
 
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
-        ids, limit = values.get("ids", ("default",)), values.get("max", 64)
+        ids = values.get("ids", default_of(cls, "ids"))
+        limit = values.get("max", default_of(cls, "max"))
         if len(ids) > limit:
             raise Invalid(f"at most max = {limit} ids", f"{len(ids)} ids", ("ids",))
 
@@ -169,7 +132,7 @@ class LivelinessConfig:
 
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
-        interval = values.get("blink_interval_s", (2.0, 6.0))
+        interval = values.get("blink_interval_s", default_of(cls, "blink_interval_s"))
         if len(interval) != 2 or interval[0] > interval[1]:
             raise Invalid("two numbers [min, max] with min <= max",
                           "[" + ", ".join(f"{v:g}" for v in interval) + "]", ("blink_interval_s",))
@@ -196,9 +159,9 @@ class LimitsConfig:
 class BridgeConfig:
     """The whole validated configuration of one bridge instance."""
 
-    frame_rate: int = setting(60, Int(1, 240), "Frames per second sent to every output.")
+    frame_rate: int = setting(60, FRAME_RATE, "Frames per second sent to every output.")
     idle_refresh_hz: float = setting(
-        0.0, Number(0.0, 240.0),
+        0.0, Number(0.0, FRAME_RATE_RANGE[1]),
         "An avatar whose face did not change is re-sent at this rate instead of every frame "
         "(a crowd of converged faces then costs almost nothing; receivers hold the last "
         "values). 0 = every frame. Keep it >= 2 for Live Link, whose subjects go stale "

@@ -1,35 +1,69 @@
-"""The config's value vocabulary: what hosts, ports, avatar ids, OSC addresses and MQTT strings
-and topics may be, as specs (``config_types.Text``/``Int``) shared by the schema's modules.
+"""What the config's values may be: ports, frame rates, hosts, avatar ids, shards, OSC addresses
+and MQTT strings and topics, as facts (``PORT_RANGE``, ``AVATAR_ID_PATTERN``…) and as the specs
+built from them, shared by the schema's modules.
 
-Each spec's ``expected`` text is both the error message and the reference's "Accepts" column.
-The MQTT limits are the protocol's (strings carry a 16-bit byte length; a published topic has
-no wildcards), so a bad value fails at load rather than at the broker.
+Each fact is stated here once; other layers import it from ``vadbridge.config`` instead of
+restating it. Each spec's ``expected`` text is both the error message and the reference's
+"Accepts" column. The MQTT limits are the protocol's (strings carry a 16-bit byte length; a
+published topic has no wildcards), so a bad value fails at load rather than at the broker.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeGuard
 
-from vadbridge.config.types import Int, Text
+from vadbridge.config.specs import Context, Int, Spec, Text
 
 __all__ = [
     "AVATAR_DOC",
     "AVATAR_ID",
+    "AVATAR_ID_PATTERN",
     "ENV_NAME",
+    "FRAME_RATE",
+    "FRAME_RATE_RANGE",
     "HOST",
     "LABEL_255",
+    "MQTT_MAX_STRING_BYTES",
     "MQTT_STRING",
     "OSC_PREFIX",
     "PORT",
+    "PORT_RANGE",
     "PUBLISH_TOPIC",
     "SECRET",
     "TOPIC_PREFIX",
+    "Shard",
+    "ShardText",
+    "is_port",
 ]
 
-_AVATAR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+PORT_RANGE: Final = (1, 65535)
+"""A TCP/UDP port to bind or send to (0, "any port", is not a configurable address)."""
+
+FRAME_RATE_RANGE: Final = (1, 240)
+"""Frames per second the daemon can be asked to send (``frame_rate``, ``--fps``)."""
+
+MQTT_MAX_STRING_BYTES: Final = 65535
+"""An MQTT string (topic, client id, user name) carries a two-byte length: at most this many
+UTF-8 bytes."""
+
+_AVATAR_ID_CHARS = "A-Za-z0-9_.-"
+_AVATAR_ID_MAX_CHARS = 64
+AVATAR_ID_PATTERN: Final = re.compile(f"[{_AVATAR_ID_CHARS}]{{1,{_AVATAR_ID_MAX_CHARS}}}")
+"""An avatar id, matched with ``fullmatch``: ASCII only, so its length in characters is its
+length in bytes (it is spliced into OSC addresses and MQTT topics)."""
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OSC_FORBIDDEN = set(" #*,?[]{}")
+
+
+def is_port(value: object) -> TypeGuard[int]:
+    """``value`` is an int (not a bool) in ``PORT_RANGE``."""
+    low, high = PORT_RANGE
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _is_host(text: str) -> bool:
@@ -57,9 +91,9 @@ def _is_publish_topic(text: str) -> bool:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate from a YAML escape
         return False
-    # 64 bytes of room for the avatar id that replaces <avatar>.
-    return (0 < size <= 65535 - 64 and "+" not in text and "#" not in text and "\0" not in text
-            and not text.startswith("$"))
+    # Room for the longest avatar id, which replaces `<avatar>` when publishing.
+    return (0 < size <= MQTT_MAX_STRING_BYTES - _AVATAR_ID_MAX_CHARS and "+" not in text
+            and "#" not in text and "\0" not in text and not text.startswith("$"))
 
 
 def _is_topic_prefix(text: str) -> bool:
@@ -74,19 +108,23 @@ def _is_topic_prefix(text: str) -> bool:
     )
 
 
+PORT = Int(*PORT_RANGE)
+FRAME_RATE = Int(*FRAME_RATE_RANGE)
 AVATAR_ID = Text(
-    "an avatar id: 1-64 characters of A-Za-z0-9_.- (quote ids that YAML reads as numbers)",
-    lambda text: _AVATAR_ID.fullmatch(text) is not None,
+    f"an avatar id: 1-{_AVATAR_ID_MAX_CHARS} characters of {_AVATAR_ID_CHARS} (quote ids that "
+    "YAML reads as numbers)",
+    lambda text: AVATAR_ID_PATTERN.fullmatch(text) is not None,
 )
+AVATAR_DOC = "The avatar whose frames this output sends (see `avatars`)."
 HOST = Text("a host name or IP address (non-empty, no spaces)", _is_host)
-PORT = Int(1, 65535)
 OSC_PREFIX = Text(
     "an OSC address: starts with '/', no trailing '/' or '//', printable ASCII without spaces "
     "or any of #*,?[]{}",
     _is_osc_prefix,
 )
 LABEL_255 = Text("a non-empty string of at most 255 UTF-8 bytes", _utf8_at_most(255))
-MQTT_STRING = Text("a non-empty string of at most 65535 UTF-8 bytes", _utf8_at_most(65535))
+MQTT_STRING = Text(f"a non-empty string of at most {MQTT_MAX_STRING_BYTES} UTF-8 bytes",
+                   _utf8_at_most(MQTT_MAX_STRING_BYTES))
 TOPIC_PREFIX = Text(
     "an MQTT topic prefix: non-empty, no wildcards '+' or '#', not starting with '$' or "
     "ending with '/'",
@@ -102,4 +140,35 @@ PUBLISH_TOPIC = Text(
     "stands for the avatar id",
     _is_publish_topic,
 )
-AVATAR_DOC = "The avatar whose frames this output sends (see `avatars`)."
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``k`` of ``n`` (1-based): this instance owns the avatar ids whose stable hash falls
+    in its bucket. The hash is CRC-32 of the UTF-8 id, the same on every machine and Python
+    version (unlike ``hash()``), so instances started with 1/n … n/n partition the ids exactly."""
+
+    k: int
+    n: int
+
+    def owns(self, avatar_id: str) -> bool:
+        return zlib.crc32(avatar_id.encode("utf-8")) % self.n == self.k - 1
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"
+
+
+class ShardText(Spec):
+    """``"k/n"`` → ``Shard(k, n)`` with 1 <= k <= n."""
+
+    expected = "a shard 'k/n' with 1 <= k <= n (e.g. '2/4')"
+    _PATTERN = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
+
+    def check(self, value: object, ctx: Context) -> object:
+        match = self._PATTERN.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise self.invalid(value)
+        k, n = int(match.group(1)), int(match.group(2))
+        if not 1 <= k <= n:
+            raise self.invalid(value)
+        return Shard(k, n)

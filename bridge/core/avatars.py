@@ -7,14 +7,13 @@ arrays never reallocate while the daemon runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
+# Re-exported (the `as` form) while inputs/mqtt.py and outputs/mqtt.py still import it from here.
+from vadbridge.config import AVATAR_ID_PATTERN as AVATAR_ID_PATTERN
 from vadbridge.model.arkit import NUM_BLENDSHAPES
-
-AVATAR_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class AvatarLimitError(Exception):

@@ -12,7 +12,7 @@ import math
 import re
 from typing import NamedTuple
 
-from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.model.emotions import emotion_to_vad, known_emotion_names
 

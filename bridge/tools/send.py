@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.commands.args import UsageError, fail, host_port, number_in, positive_float
-from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN
 from vadbridge.core.osc_codec import encode_message
 from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
 

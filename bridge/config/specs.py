@@ -1,11 +1,11 @@
-"""The config schema's vocabulary: the error type, value specs and the ``setting`` field helper.
+"""The schema's vocabulary: value specs and the ``setting`` field helper.
 
 A *spec* says what one key accepts. Scalar specs check an already-constructed YAML value and
-raise ``Invalid(expected, got)``; the loader (``bridge.config``) turns that into a
-``ConfigError`` carrying the file, key path and line. Node-level specs (``Section``, ``ListOf``,
-``TypedList``, ``Optional``) are walked by the loader itself. Each spec's ``expected`` text
-serves both the error message ("expected an integer 1..240, got 300") and the generated
-reference (docs/configuration.md), so the two never disagree.
+raise ``Invalid(expected, got)``; the loader turns that into a ``ConfigError`` carrying the
+file, key path and line. Node-level specs (``Section``, ``ListOf``, ``TypedList``,
+``Optional``) are walked by the loader itself. Each spec's ``expected`` text serves both the
+error message ("expected an integer 1..240, got 300") and the generated reference
+(docs/configuration.md), so the two never disagree.
 """
 
 from __future__ import annotations
@@ -13,50 +13,34 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
-import re
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vadbridge.config.errors import Invalid, describe
 
-class ConfigError(Exception):
-    """A wrong config value; ``str()`` is one line: ``file:line: key.path: expected X, got Y``.
-
-    ``line`` is 1-based (None when there is no source line, e.g. a command-line flag);
-    ``key_path`` looks like ``outputs[1].port`` (empty for errors about the file as a whole).
-    """
-
-    def __init__(self, file: str, key_path: str, line: int | None, expected: str, got: str) -> None:
-        self.file = file
-        self.key_path = key_path
-        self.line = line
-        self.expected = expected
-        self.got = got
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        key = f" {self.key_path}:" if self.key_path else ""
-        return f"{where}:{key} expected {self.expected}, got {self.got}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.file, self.key_path, self.line, self.expected, self.got))
-
-
-class Invalid(Exception):
-    """Raised by a spec or a cross-field check; the loader adds file, key path and line.
-
-    ``at`` locates the offending value relative to the mapping being checked, e.g.
-    ``("password_env",)`` or ``("inputs", 1, "port")``; empty = the value itself.
-    """
-
-    def __init__(self, expected: str, got: str, at: tuple[str | int, ...] = ()) -> None:
-        super().__init__(f"expected {expected}, got {got}")
-        self.expected = expected
-        self.got = got
-        self.at = at
+__all__ = [
+    "AnySpec",
+    "Bool",
+    "Choice",
+    "Context",
+    "FilePath",
+    "Int",
+    "IpNetworkText",
+    "ListOf",
+    "NewFilePath",
+    "Number",
+    "Optional",
+    "Section",
+    "Spec",
+    "Text",
+    "TypedList",
+    "default_of",
+    "doc_of",
+    "setting",
+    "spec_of",
+]
 
 
 @dataclass(frozen=True)
@@ -66,31 +50,6 @@ class Context:
 
     base_dir: Path
     environ: Mapping[str, str]
-
-
-_MAX_SHOWN_CHARS = 60
-
-
-def describe(value: object, limit: int = _MAX_SHOWN_CHARS) -> str:
-    """The ``got`` part of an error: short, one line, YAML-flavoured."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if value.bit_length() > 128:  # str() of a huge int is slow or refused (int_max_str_digits)
-            return f"an integer of {value.bit_length()} bits"
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= limit else value[:limit] + "…"
-        return repr(shown)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a value of type {type(value).__name__}"
 
 
 class Spec:
@@ -171,38 +130,6 @@ class Text(Spec):
         if not isinstance(value, str) or not self.rule(value):
             raise self.invalid(value)
         return value
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """Shard ``k`` of ``n`` (1-based): this instance owns the avatar ids whose stable hash falls
-    in its bucket. The hash is CRC-32 of the UTF-8 id, the same on every machine and Python
-    version (unlike ``hash()``), so instances started with 1/n … n/n partition the ids exactly."""
-
-    k: int
-    n: int
-
-    def owns(self, avatar_id: str) -> bool:
-        return zlib.crc32(avatar_id.encode("utf-8")) % self.n == self.k - 1
-
-    def __str__(self) -> str:
-        return f"{self.k}/{self.n}"
-
-
-class ShardText(Spec):
-    """``"k/n"`` → ``Shard(k, n)`` with 1 <= k <= n."""
-
-    expected = "a shard 'k/n' with 1 <= k <= n (e.g. '2/4')"
-    _PATTERN = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
-
-    def check(self, value: object, ctx: Context) -> object:
-        match = self._PATTERN.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise self.invalid(value)
-        k, n = int(match.group(1)), int(match.group(2))
-        if not 1 <= k <= n:
-            raise self.invalid(value)
-        return Shard(k, n)
 
 
 class IpNetworkText(Spec):
@@ -338,3 +265,12 @@ def spec_of(f: dataclasses.Field[Any]) -> AnySpec:
 def doc_of(f: dataclasses.Field[Any]) -> str:
     doc: str = f.metadata["doc"]
     return doc
+
+
+def default_of(cls: Any, name: str) -> Any:
+    """The default of ``cls``'s key ``name``: what a cross-field check (``_finish``) assumes
+    for a key the YAML leaves out."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
