@@ -16,7 +16,8 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from vadbridge.core.animator import Animator, SmoothingSpace
+from vadbridge.config import SmoothingSpace
+from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness

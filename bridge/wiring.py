@@ -22,14 +22,14 @@ from vadbridge.config import (
     RecordOutputConfig,
     VmcOutputConfig,
 )
-from vadbridge.core.animator import Animator, Engine, SmoothingSpace
+from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource, MqttTls
-from vadbridge.inputs.osc import OscSource
+from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT
 from vadbridge.model.checkpoint import load_engine
 from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder
@@ -66,7 +66,7 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
     if isinstance(config, OscInputConfig):
         return OscSource(
             config.host, config.port, stats=stats,
-            max_datagram_bytes=min(bridge.limits.max_payload_bytes, 65507),
+            max_datagram_bytes=min(bridge.limits.max_payload_bytes, MAX_UDP_PAYLOAD_BYTES),
             allow_hosts=_allowed_addresses(config), rate_limiter=limiter,
         )
     tls = None
@@ -165,7 +165,7 @@ def live_settings(config: BridgeConfig) -> LiveSettings:
     """The part of ``config`` a running bridge takes without a restart (start and reload)."""
     smoothing = config.smoothing
     return LiveSettings(
-        tau_s=smoothing.tau_ms / 1000.0, space=_space(smoothing.space),
+        tau_s=smoothing.tau_s, space=smoothing.space,
         idle_timeout_s=smoothing.idle_timeout_s, idle_refresh_hz=config.idle_refresh_hz,
         stats_interval_s=config.stats_interval_s,
     )
@@ -202,7 +202,3 @@ def owned_outputs(config: BridgeConfig) -> list[tuple[int, OutputConfig]]:
             log.info("outputs[%d] (avatar %r) belongs to another shard: not sent from here",
                      index, output.avatar)
     return owned
-
-
-def _space(name: str) -> SmoothingSpace:
-    return "blendshapes" if name == "blendshapes" else "vad"

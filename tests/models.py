@@ -22,6 +22,23 @@ from vadbridge.model.engine import parameter_layout
 if TYPE_CHECKING:
     from vadbridge.model.network import VADBlendshapeMLP
 
+# How far apart two float32 evaluation paths of the same network may put an output weight: a
+# batch vs a single row, different batch sizes, ``forward`` vs ``forward_into``, a slice of a
+# larger buffer vs a fresh array, another OpenBLAS kernel or numpy SIMD level (another CPU). The
+# matmuls sum 256- and 512-term dot products in an order that depends on all of these, so results
+# differ in the last bits, and each LayerNorm rescales those differences for the next layer.
+# Measured spread (max abs difference over 1024 random VADs x 52 outputs; batch sizes 1 to 1024,
+# OpenBLAS kernels Prescott, Nehalem, Sandybridge, Haswell, SkylakeX and Zen, 1 and 2 threads,
+# numpy SIMD from its baseline to AVX-512): 1.0e-6 for the bundled model, 1.4e-6 for the
+# torch-initialised ``seeded_model``s, 2.4e-7 for the small LUT test model, 7.5e-6 for
+# ``random_arrays`` weights (N(0, 0.5), pre-clip outputs up to 11; only compared one row against
+# one row, in the daemon tests). So 1e-6 (8 ulps of 1.0) is too tight; 1e-5 bounds them all, while
+# the bugs these comparisons exist to catch (a wrong or stale row, a missing LayerNorm affine or
+# clamp, an output not written) move weights by 1e-3 or more. Weights lie in [0, 1]: use it as
+# ``atol`` with ``rtol=0``. Never for the same computation run twice on the same input and shape,
+# for copies, or for values written verbatim: those stay exact.
+FLOAT32_PATH_ATOL = 1e-5
+
 
 def seeded_model(
     config: MLPConfig | None = None, seed: int = 0, *, random_layer_norm: bool = True

@@ -121,6 +121,7 @@ def test_npz_and_pt_hold_the_same_weights_within_the_size_budget() -> None:
     npz_model, npz_meta = load_model(DEFAULT_CHECKPOINT)
     pt_model, pt_meta = load_model(PT_PATH)
     grid = np.random.default_rng(0).uniform(-1, 1, size=(64, 3)).astype(np.float32)
+    # Exact: both load into the numpy engine; the same weights give the same (64, 3) forward.
     np.testing.assert_array_equal(predict(npz_model, grid), predict(pt_model, grid))
     assert npz_meta["metrics"]["best_val_mse"] == pt_meta["metrics"]["best_val_mse"]
     assert torch.load(PT_PATH, weights_only=True)["format_version"] == 1

@@ -23,7 +23,7 @@ needs_onnx = pytest.mark.skipif(
     find_spec("onnx") is None or find_spec("onnxruntime") is None,
     reason="ONNX export needs onnx and onnxruntime: pip install 'vadbridge[export]'",
 )
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # onnxruntime vs the numpy engine: the bound the engine meets against torch
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,7 @@ def test_export_npz_from_pt_keeps_weights_and_meta(
     )
     converted, meta = load_engine(out)
     original, _ = load_engine(model_files["pt"])
+    # Exact: the same weights through the same numpy forward on the same (20, 3) batch.
     np.testing.assert_array_equal(converted.forward(_vad(20)), original.forward(_vad(20)))
     assert meta["training"] == {"seed": 7} and meta["metrics"] == {"val_mse": 0.123}
 

@@ -62,7 +62,7 @@ def fail(command: str, error: BaseException | str, code: int = EXIT_USAGE) -> in
 def host_port(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6addr]:PORT`` for IPv6) as an argparse ``type``.
 
-    The rules are ``bridge.config.parse_host_port``'s (those of ``vadbridge run``'s flags);
+    The rules are ``vadbridge.config.parse_host_port``'s (those of ``vadbridge run``'s flags);
     argparse names the flag itself, so the reason here is only what was expected.
     """
     # Imported here: the model's and training's subcommands use this module too, and need

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vadbridge.config import ConfigError, apply_overrides, load_config
+from vadbridge.config import FRAME_RATE_RANGE, ConfigError, apply_overrides, load_config
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 
 # The repository's config/ folder, installed as the package ``vadbridge.presets``.
@@ -31,7 +31,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--check", action="store_true",
                         help="validate the config, the model and the outputs; say whether the "
                              "MQTT brokers' ports are open; exit")
-    parser.add_argument("--fps", type=int, default=None, help="override frame_rate (1..240)")
+    low, high = FRAME_RATE_RANGE
+    parser.add_argument("--fps", type=int, default=None,
+                        help=f"override frame_rate ({low}..{high})")
     parser.add_argument("--osc-in", metavar="HOST:PORT", help="OSC input address (replaces)")
     parser.add_argument("--vmc-out", metavar="HOST:PORT", help="VMC output address (replaces)")
     parser.add_argument("--mqtt", metavar="HOST:PORT",

@@ -14,15 +14,14 @@ table's rows in place: no gather, no scatter, and no new output array if the eng
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from vadbridge.config import SmoothingSpace
 from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.smoothing import smooth_toward, smoothing_alpha
 from vadbridge.model.arkit import symmetrize_inplace
-
-SmoothingSpace = Literal["vad", "blendshapes"]
 
 
 class Engine(Protocol):

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-# Re-exported (the `as` form) while inputs/mqtt.py and outputs/mqtt.py still import it from here.
-from vadbridge.config import AVATAR_ID_PATTERN as AVATAR_ID_PATTERN
 from vadbridge.model.arkit import NUM_BLENDSHAPES
 
 

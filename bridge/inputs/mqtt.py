@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import RateLimiter

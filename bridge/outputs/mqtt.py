@@ -22,7 +22,7 @@ from typing import Final
 import aiomqtt
 import numpy as np
 
-from vadbridge.core.avatars import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN, MQTT_MAX_STRING_BYTES
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
@@ -32,7 +32,7 @@ __all__ = ["AVATAR_PLACEHOLDERS", "MqttSink", "format_payload", "resolve_topic"]
 log = logging.getLogger("vadbridge.outputs")
 
 AVATAR_PLACEHOLDERS: Final = ("<avatar>", "{avatar}")
-_MAX_TOPIC_BYTES: Final = 65535
+_MAX_TOPIC_BYTES: Final = MQTT_MAX_STRING_BYTES
 
 # Built once: the payload is one %-format over 54 numbers (STYLE.md point 5).
 _PAYLOAD_FORMAT: Final = (

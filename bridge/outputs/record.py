@@ -38,6 +38,7 @@ from typing import Final, TextIO
 
 import numpy as np
 
+from vadbridge.config import FRAME_RATE_RANGE
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.livelink import LIVE_LINK_NAMES
@@ -60,8 +61,8 @@ TIMECODE_FPS: Final = 60  # the app's CSV timecode counts frames 00-59
 BLENDSHAPE_COUNT: Final = 61
 FLUSH_INTERVAL_S: Final = 1.0
 _BUFFER_BYTES: Final = 256 * 1024  # > 1 s of rows at 120 fps (~700 bytes each)
-# 10 s of frames at the highest frame rate (240, bridge/config_schema.py): ~1.7 MB of rows.
-MAX_PENDING_ROWS: Final = 2400
+# 10 s of frames at the highest frame rate: ~1.7 MB of rows.
+MAX_PENDING_ROWS: Final = 10 * FRAME_RATE_RANGE[1]
 CLOSE_TIMEOUT_S: Final = 5.0  # close() waits this long for the writer, then leaves it running
 _SECONDS_PER_DAY: Final = 86400
 

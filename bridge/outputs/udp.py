@@ -13,6 +13,7 @@ import errno
 import logging
 import socket
 
+from vadbridge.config import PORT_RANGE, is_port
 from vadbridge.core.types import Frame
 from vadbridge.outputs.layout import Encoder
 
@@ -26,8 +27,9 @@ def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
 
     Raises ValueError for a bad port and OSError (naming the output) for an unresolvable host.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
+    if not is_port(port):
+        low, high = PORT_RANGE
+        raise ValueError(f"output {name!r}: port must be an integer in {low}..{high}, got {port!r}")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except socket.gaierror as error:
