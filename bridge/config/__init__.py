@@ -33,6 +33,7 @@ from vadbridge.config.schema import (
 )
 from vadbridge.config.values import (
     AVATAR_ID_PATTERN,
+    AVATAR_ID_RULE,
     FRAME_RATE_RANGE,
     MQTT_MAX_STRING_BYTES,
     PORT_RANGE,
@@ -42,6 +43,7 @@ from vadbridge.config.values import (
 
 __all__ = [
     "AVATAR_ID_PATTERN",
+    "AVATAR_ID_RULE",
     "FRAME_RATE_RANGE",
     "MQTT_MAX_STRING_BYTES",
     "PORT_RANGE",

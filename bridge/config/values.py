@@ -22,6 +22,7 @@ __all__ = [
     "AVATAR_DOC",
     "AVATAR_ID",
     "AVATAR_ID_PATTERN",
+    "AVATAR_ID_RULE",
     "ENV_NAME",
     "FRAME_RATE",
     "FRAME_RATE_RANGE",
@@ -55,6 +56,8 @@ _AVATAR_ID_MAX_CHARS = 64
 AVATAR_ID_PATTERN: Final = re.compile(f"[{_AVATAR_ID_CHARS}]{{1,{_AVATAR_ID_MAX_CHARS}}}")
 """An avatar id, matched with ``fullmatch``: ASCII only, so its length in characters is its
 length in bytes (it is spliced into OSC addresses and MQTT topics)."""
+AVATAR_ID_RULE: Final = f"1-{_AVATAR_ID_MAX_CHARS} of [{_AVATAR_ID_CHARS}]"
+"""``AVATAR_ID_PATTERN`` in words, for error messages."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OSC_FORBIDDEN = set(" #*,?[]{}")

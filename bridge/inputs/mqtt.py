@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from vadbridge.config import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import RateLimiter
@@ -74,7 +74,7 @@ class MqttSource:
                 raise ValueError("MQTT avatars must not be empty (None subscribes to all)")
             bad = sorted(a for a in avatars if AVATAR_ID_PATTERN.fullmatch(a) is None)
             if bad:
-                raise ValueError(f"invalid avatar ids {bad[:5]}: expected 1-64 of [A-Za-z0-9_.-]")
+                raise ValueError(f"invalid avatar ids {bad[:5]}: expected {AVATAR_ID_RULE}")
         if password is not None and username is None:
             raise ValueError("MQTT password given without username")
         self.host = host

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from vadbridge.config import PORT_RANGE
 from vadbridge.core.osc_codec import OscDecodeError, decode_packet
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
@@ -77,8 +78,8 @@ class OscSource:
         allow_hosts: Iterable[str | IpNetwork] | None = None,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"OSC input port must be 0..65535, got {port}")
+        if not 0 <= port <= PORT_RANGE[1]:  # 0 = any free port (tests bind that way)
+            raise ValueError(f"OSC input port must be 0..{PORT_RANGE[1]}, got {port}")
         if not 1 <= max_datagram_bytes <= MAX_UDP_PAYLOAD_BYTES:
             raise ValueError(
                 f"max_datagram_bytes must be 1..{MAX_UDP_PAYLOAD_BYTES}, got {max_datagram_bytes}"

@@ -12,7 +12,7 @@ import math
 import re
 from typing import NamedTuple
 
-from vadbridge.config import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.model.emotions import emotion_to_vad, known_emotion_names
 
@@ -104,7 +104,7 @@ def clipped_sample(avatar: str, values: Vad) -> Parsed:
 
 def check_avatar(avatar: str, kind: str) -> str:
     if AVATAR_ID_PATTERN.fullmatch(avatar) is None:
-        raise InputError(kind, f"invalid avatar id {show(avatar)}: expected 1-64 of [A-Za-z0-9_.-]")
+        raise InputError(kind, f"invalid avatar id {show(avatar)}: expected {AVATAR_ID_RULE}")
     return avatar
 
 

@@ -22,7 +22,7 @@ from typing import Final
 import aiomqtt
 import numpy as np
 
-from vadbridge.config import AVATAR_ID_PATTERN, MQTT_MAX_STRING_BYTES
+from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE, MQTT_MAX_STRING_BYTES
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
@@ -45,7 +45,7 @@ _PAYLOAD_FORMAT: Final = (
 def resolve_topic(template: str, avatar: str) -> str:
     """``template`` with ``<avatar>``/``{avatar}`` replaced; raises ``ValueError`` if unusable."""
     if AVATAR_ID_PATTERN.fullmatch(avatar) is None:
-        raise ValueError(f"invalid avatar id {avatar!r}: expected 1-64 of [A-Za-z0-9_.-]")
+        raise ValueError(f"invalid avatar id {avatar!r}: expected {AVATAR_ID_RULE}")
     topic = template
     for placeholder in AVATAR_PLACEHOLDERS:
         topic = topic.replace(placeholder, avatar)

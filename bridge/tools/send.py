@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.commands.args import UsageError, fail, host_port, number_in, positive_float
-from vadbridge.config import AVATAR_ID_PATTERN
+from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
 from vadbridge.core.osc_codec import encode_message
 from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
 
@@ -62,7 +62,7 @@ _axis_value = number_in(-1.0, 1.0, "VAD values")
 def _avatar(text: str) -> str:
     if AVATAR_ID_PATTERN.fullmatch(text) is None:
         raise argparse.ArgumentTypeError(
-            f"invalid avatar id {text!r}: expected 1-64 of [A-Za-z0-9_.-]"
+            f"invalid avatar id {text!r}: expected {AVATAR_ID_RULE}"
         )
     return text
 
