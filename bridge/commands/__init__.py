@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+DESCRIPTION = ("Emotion in, faces out: valence/arousal/dominance from OSC or MQTT become ARKit "
+               "blendshapes for VMC, OSC and Live Link receivers.")
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vadbridge.commands.infer",
     "vadbridge.commands.train",
@@ -33,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vadbridge", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="vadbridge", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module_name in SUBCOMMAND_MODULES:
         try:

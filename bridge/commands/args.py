@@ -1,10 +1,7 @@
 """Command-line argument helpers shared by the ``vadbridge`` subcommands.
 
-The one module of ``bridge`` that ``model/`` and ``training/`` import, and only from their
-command-line modules (``model/cli_infer.py``, ``model/export.py``, ``training/cli.py``).
-
 Every subcommand answers a bad argument with exit status 2 and one line on stderr
-(docs/DESIGN.md, ``bridge/cli.py``): argparse ``type=`` functions here raise
+(docs/DESIGN.md, "Packages", ``bridge/commands/``): argparse ``type=`` functions here raise
 ``argparse.ArgumentTypeError``, checks made after parsing raise ``UsageError``, and ``fail``
 prints ``vadbridge <command>: error: <reason>``.
 """

@@ -8,7 +8,7 @@
 
 The weights are symmetrised as the daemon sends them. Needs matplotlib (the ``[preview]``
 extra); without it the command says how to install it and exits 2. Drawing lives in
-bridge/preview_draw.py, the face geometry in bridge/preview_face.py.
+bridge/tools/preview_draw.py, the face geometry in bridge/tools/preview_face.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A cartoon face as pure geometry: the 52 ARKit weights -> brow, eye, mouth, cheek and nose shapes.
 
-No drawing here (that is bridge/preview_draw.py), so every rule can be tested on numbers. The
+No drawing here (that is bridge/tools/preview_draw.py), so every rule can be tested on numbers. The
 face lives in a box x in [-1, 1], y in [-1.25, 1.1], y up, origin between the cheeks. It is
 drawn as seen from the front, so the subject's *left* (ARKit ``...Left``) is on the viewer's
 right, at x > 0 (ARKit names sides from the subject's point of view: reference/arkit.md).
