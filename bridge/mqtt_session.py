@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Final, Literal
 
 import aiomqtt
@@ -151,7 +153,7 @@ class MqttSession:
         self._logged_problem = None
         while stop is None or not stop.is_set():
             try:
-                async with self._client() as client:
+                async with _Connection(self._client()) as client:
                     await serve(client)
                     return
             except aiomqtt.MqttError as error:
@@ -216,6 +218,69 @@ class MqttSession:
             self._connected_event.set()
         else:
             self._connected_event.clear()
+
+
+class _Connection:
+    """``async with _Connection(client)`` is ``async with client``, but safe to cancel mid-connect.
+
+    aiomqtt 2.5's ``Client.__aenter__`` waits for the CONNACK with ``asyncio.wait_for`` on its
+    ``_connected`` future, so a cancellation there cancels that future while paho's socket stays
+    open with aiomqtt's reader on the loop. When that reader then reads the broker's refusal,
+    paho reports a disconnect and aiomqtt's ``_on_disconnect`` calls ``_connected.exception()``,
+    which raises ``CancelledError`` inside the loop callback (asyncio logs "Exception in
+    callback"); an accepted CONNACK leaves the connection open instead. Python 3.11's
+    ``wait_for`` also loses a cancellation that lands in the step that handled the CONNACK: the
+    session would retry on. Closing the socket after the cancellation is too late, because
+    ``wait_for`` yields to the loop between cancelling ``_connected`` and raising.
+
+    So the connect runs shielded. On cancellation its CONNACK future gets an error of ours (a
+    finished future cannot be cancelled, and aiomqtt's callbacks take an error), which ends the
+    attempt at once; ``_close_abandoned`` then closes the socket once ``__aenter__`` is over, that
+    is once paho's ``connect()`` has returned in aiomqtt's executor thread (touching the socket
+    earlier would race that thread). Paho's close has aiomqtt remove its reader and writer.
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+
+    async def __aenter__(self) -> aiomqtt.Client:
+        client = self._client
+        connecting = asyncio.ensure_future(client.__aenter__())
+        try:
+            await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            waiting = client._connected  # aiomqtt's CONNACK future (see the class docstring)
+            if not waiting.done():
+                waiting.set_exception(aiomqtt.MqttError("connect cancelled"))
+                waiting.exception()  # marked as read: unread if the loop ends first, not an error
+            connecting.add_done_callback(functools.partial(_close_abandoned, client))
+            # Over at once, unless paho's connect() still runs in its thread (TCP, TLS): left
+            # running, asyncio.run() would cancel it while the thread goes on opening a socket.
+            await asyncio.wait([connecting])
+            raise
+        return client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+
+def _close_abandoned(client: aiomqtt.Client, connecting: asyncio.Future[aiomqtt.Client]) -> None:
+    """Close the socket of a connect given up on, once aiomqtt's ``__aenter__`` has ended."""
+    if connecting.cancelled():
+        # Cancelled by the loop's shutdown (a second cancellation cut the wait short), maybe
+        # while paho's connect() still runs in its thread: leave the socket to paho (the
+        # answered future keeps aiomqtt's callbacks quiet).
+        return
+    try:
+        with contextlib.suppress(aiomqtt.MqttError):  # a refusal, or our "connect cancelled"
+            connecting.result()
+    finally:
+        client._client._sock_close()  # paho's socket close, with its on_socket_close callback
 
 
 def is_auth_refusal(error: aiomqtt.MqttError) -> bool:
