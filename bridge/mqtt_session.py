@@ -16,39 +16,32 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal
+from typing import Final
 
 import aiomqtt
 
-__all__ = ["PROTOCOLS", "MqttProtocol", "MqttSession", "MqttTls", "is_auth_refusal", "reason"]
+from vadbridge.config import MqttConnectionConfig, TlsConfig
 
-MqttProtocol = Literal["3.1.1", "5"]
-PROTOCOLS: Final = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
+__all__ = ["PROTOCOLS", "MqttSession", "is_auth_refusal", "reason", "tls_context"]
+
+# The config's protocol numbers (the CONNECT packet's protocol level) -> aiomqtt's enum.
+PROTOCOLS: Final = {4: aiomqtt.ProtocolVersion.V311, 5: aiomqtt.ProtocolVersion.V5}
+PROTOCOL_NAMES: Final = {4: "3.1.1", 5: "5"}
 # CONNACK codes meaning "your credentials": 3.1.1 (4 bad user name or password, 5 not
 # authorised) and 5 (134 bad user name or password, 135 not authorized; mosquitto 2 answers a
 # wrong password with 135). Retrying cannot fix these, so they get their own error line.
 _AUTH_REFUSED_CODES: Final = frozenset({4, 5, 134, 135})
 
 
-@dataclass(frozen=True)
-class MqttTls:
-    """TLS to the broker: ``ca_file`` verifies it (system CAs if None); cert+key for client auth."""
-
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    def context(self) -> ssl.SSLContext:
-        """Raises ``OSError``/``ssl.SSLError`` for unreadable or invalid files (fail at start)."""
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if self.cert_file is not None:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        elif self.key_file is not None:
-            raise ValueError("MQTT TLS key_file given without cert_file")
-        context.sslsocket_class = _HandshakeClosingSocket  # documented per-instance override
-        return context
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """TLS to the broker: ``ca_file`` verifies it (system CAs if None); cert+key for client
+    auth. Raises ``OSError``/``ssl.SSLError`` for unreadable or invalid files (fail at start)."""
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    context.sslsocket_class = _HandshakeClosingSocket  # documented per-instance override
+    return context
 
 
 class _HandshakeClosingSocket(ssl.SSLSocket):
@@ -70,47 +63,32 @@ class _HandshakeClosingSocket(ssl.SSLSocket):
 class MqttSession:
     """Connects to one broker, and again after every failure, for ``run(serve)``.
 
-    ``serve(client)`` calls ``mark_connected()`` once the connection is usable (the source
-    after subscribing); ``connected`` stays True until the connection ends and
-    ``wait_connected()`` waits for it. Log lines start with ``log_prefix``; ``outage_note``
-    ends the line that reports a new outage. The password is kept private and never logged.
-    Raises ``ValueError`` for a bad protocol or backoff and ``OSError``/``ssl.SSLError`` for
-    unusable TLS files.
+    Everything about the connection comes from ``connection`` (validated at config load; its
+    defaults are stated there once): address, protocol, credentials, TLS, keep-alive and the
+    reconnect backoff. ``serve(client)`` calls ``mark_connected()`` once the connection is
+    usable (the source after subscribing); ``connected`` stays True until the connection ends
+    and ``wait_connected()`` waits for it. Log lines start with ``log_prefix``; ``outage_note``
+    ends the line that reports a new outage. The password is never logged. Raises
+    ``OSError``/``ssl.SSLError`` for unusable TLS files.
     """
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        connection: MqttConnectionConfig,
         *,
         log: logging.Logger,
-        protocol: MqttProtocol = "3.1.1",
-        username: str | None = None,
-        password: str | None = None,
-        tls: MqttTls | None = None,
-        client_id: str | None = None,
-        keepalive_s: int = 60,
         max_queued_messages: int | None = None,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 5.0,
         log_prefix: str = "",
         outage_note: str = "",
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"MQTT protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
-        if not 0 < reconnect_initial_s <= reconnect_max_s:
-            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
-        self.host = host
-        self.port = port
-        self.protocol = protocol
-        self.username = username
-        self._password = password
-        self._tls_context = tls.context() if tls is not None else None
-        self.client_id = client_id
-        self.keepalive_s = keepalive_s
+        self.connection = connection
+        self.host = connection.host
+        self.port = connection.port
+        self.protocol_name = PROTOCOL_NAMES[connection.protocol]
+        self._tls_context = tls_context(connection.tls) if connection.tls is not None else None
         self.max_queued_messages = max_queued_messages
-        self.reconnect_initial_s = reconnect_initial_s
-        self.reconnect_max_s = reconnect_max_s
+        self.reconnect_initial_s = connection.reconnect_initial_s
+        self.reconnect_max_s = connection.reconnect_max_s
         self._log = log
         self._prefix = log_prefix
         self._outage_note = outage_note
@@ -120,7 +98,7 @@ class MqttSession:
         # connected), whether a connection ever succeeded, the next backoff.
         self._logged_problem: str | None = None
         self._ever_connected = False
-        self._backoff_s = reconnect_initial_s
+        self._backoff_s = self.reconnect_initial_s
 
     async def wait_connected(self) -> None:
         """Return once ``serve`` has marked the connection usable."""
@@ -165,14 +143,15 @@ class MqttSession:
             await self._pause(stop)
 
     def _client(self) -> aiomqtt.Client:
+        connection = self.connection
         return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self.username,
-            password=self._password,
-            identifier=self.client_id,
-            protocol=PROTOCOLS[self.protocol],
-            keepalive=self.keepalive_s,
+            connection.host,
+            connection.port,
+            username=connection.username,
+            password=connection.password,
+            identifier=connection.client_id,
+            protocol=PROTOCOLS[connection.protocol],
+            keepalive=connection.keepalive_s,
             tls_context=self._tls_context,
             max_queued_incoming_messages=self.max_queued_messages,
         )
@@ -191,7 +170,8 @@ class MqttSession:
             self._log.error(
                 "%sMQTT broker %s refused the credentials of user %r (%s): check "
                 "username and password/password_env; retrying with backoff up to %.1f s%s",
-                self._prefix, where, self.username, error, self.reconnect_max_s, self._outage_note,
+                self._prefix, where, self.connection.username, error, self.reconnect_max_s,
+                self._outage_note,
             )  # fmt: skip
         else:
             self._log.warning(

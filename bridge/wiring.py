@@ -28,7 +28,7 @@ from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
 from vadbridge.inputs.admission import RateLimiter
-from vadbridge.inputs.mqtt import MqttSource, MqttTls
+from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT
 from vadbridge.model.checkpoint import load_engine
@@ -69,22 +69,12 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
             max_datagram_bytes=min(bridge.limits.max_payload_bytes, MAX_UDP_PAYLOAD_BYTES),
             allow_hosts=_allowed_addresses(config), rate_limiter=limiter,
         )
-    tls = None
-    if config.tls is not None:
-        tls = MqttTls(ca_file=config.tls.ca_file, cert_file=config.tls.cert_file,
-                      key_file=config.tls.key_file)
     owned = bridge.avatars.owned_ids
     return MqttSource(
-        config.host, config.port, stats=stats, topic_prefix=config.topic_prefix,
+        config, stats=stats, max_payload_bytes=bridge.limits.max_payload_bytes,
         # A shard subscribes only to its own avatars' topics, so no avatar is split.
         avatars=frozenset(owned) if bridge.avatars.shard is not None and owned else None,
-        protocol="5" if config.protocol == 5 else "3.1.1",
-        username=config.username, password=config.password, tls=tls,
-        client_id=config.client_id, keepalive_s=config.keepalive_s,
-        max_payload_bytes=bridge.limits.max_payload_bytes,
-        # The config may cap the backoff below the source's default first delay (0.5 s).
-        reconnect_initial_s=min(0.5, config.reconnect_max_s),
-        reconnect_max_s=config.reconnect_max_s, rate_limiter=limiter,
+        rate_limiter=limiter,
     )
 
 
@@ -100,7 +90,7 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
     if isinstance(config, RecordOutputConfig):
         return RecordSink(config.path, avatar=config.avatar, name=f"record {config.path}")
     if isinstance(config, MqttOutputConfig):
-        return _mqtt_sink(config)
+        return MqttSink(config, name=f"mqtt {config.host}:{config.port}")
     name = f"{config.type} {config.host}:{config.port}"
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
@@ -123,21 +113,6 @@ def _vmc_encoder(config: VmcOutputConfig) -> Encoder:
     return VrmVmcEncoder(
         cast(Any, config.vrm_presets), arkit=config.arkit, naming=cast(Any, config.naming),
         bundle=config.bundle, split=config.split, send_ok_and_time=config.send_ok_and_time,
-    )
-
-
-def _mqtt_sink(config: MqttOutputConfig) -> MqttSink:
-    tls = None
-    if config.tls is not None:
-        tls = MqttTls(ca_file=config.tls.ca_file, cert_file=config.tls.cert_file,
-                      key_file=config.tls.key_file)
-    return MqttSink(
-        config.host, config.port, topic=config.topic, avatar=config.avatar,
-        rate_hz=config.rate_hz, protocol="5" if config.protocol == 5 else "3.1.1",
-        username=config.username, password=config.password, tls=tls,
-        client_id=config.client_id, keepalive_s=config.keepalive_s,
-        reconnect_initial_s=min(0.5, config.reconnect_max_s),
-        reconnect_max_s=config.reconnect_max_s, name=f"mqtt {config.host}:{config.port}",
     )
 
 

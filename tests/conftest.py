@@ -174,11 +174,13 @@ class Mosquitto:
         self,
         messages: Iterable[tuple[str, bytes | str]],
         *,
-        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        protocol: Literal["3.1.1", "5", 4, 5] = "3.1.1",
         qos: int = 1,
     ) -> None:
-        """Publish ``(topic, payload)`` pairs in order over one connection (QoS 1: acknowledged)."""
-        version = aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311
+        """Publish ``(topic, payload)`` pairs in order over one connection (QoS 1: acknowledged).
+        ``protocol``: "3.1.1" or "5", or the config's numbers 4 and 5."""
+        v5 = protocol in ("5", 5)
+        version = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
         async with aiomqtt.Client(self.host, self.port, protocol=version) as client:
             for topic, payload in messages:
                 await client.publish(topic, payload, qos=qos)

@@ -13,12 +13,13 @@ import pytest
 from conftest import Mosquitto
 from source_harness import TIMEOUT_S, Collector, run, running, until
 
+from vadbridge.config import ConfigError, MqttInputConfig, TlsConfig, parse_config
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import VadSample
-from vadbridge.inputs.mqtt import MqttSource, MqttTls
+from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.model.emotions import emotion_to_vad, mix_to_vad
 
-PROTOCOLS: list[Literal["3.1.1", "5"]] = ["3.1.1", "5"]
+PROTOCOLS: list[Literal[4, 5]] = [4, 5]  # MQTT 3.1.1 and 5, as the config names them
 
 
 def vad_of(array: Any) -> tuple[float, float, float]:
@@ -35,9 +36,15 @@ async def connected(source: MqttSource) -> AsyncIterator[Collector]:
     assert not source.connected
 
 
+SOURCE_OPTIONS = ("stats", "avatars", "max_payload_bytes", "max_queued_messages", "rate_limiter")
+
+
 def source_for(broker: Mosquitto, **options: Any) -> MqttSource:
-    options.setdefault("stats", InputStats())
-    return MqttSource(broker.host, broker.port, **options)
+    """A source for ``broker``: connection and topic settings go into its ``MqttInputConfig``
+    (as the config file would set them), the rest to the source."""
+    own = {key: options.pop(key) for key in SOURCE_OPTIONS if key in options}
+    own.setdefault("stats", InputStats())
+    return MqttSource(MqttInputConfig(host=broker.host, port=broker.port, **options), **own)
 
 
 HAPPY = vad_of(emotion_to_vad("happiness", 0.9))
@@ -250,28 +257,32 @@ def test_an_exception_in_on_sample_ends_run_with_it(mosquitto: Mosquitto) -> Non
 
 
 @pytest.mark.parametrize(
-    ("options", "match"),
+    ("entry", "key"),
     [
-        ({"protocol": "3.1"}, "protocol"),
-        ({"port": 0}, "port"),
-        ({"topic_prefix": "a/+"}, "topic_prefix"),
-        ({"topic_prefix": "a/"}, "topic_prefix"),
-        ({"topic_prefix": ""}, "topic_prefix"),
-        ({"avatars": frozenset()}, "avatars"),
-        ({"avatars": frozenset({"ok", "not ok"})}, "'not ok'"),
-        ({"password": "x"}, "without username"),
-        ({"reconnect_initial_s": 0.0}, "reconnect"),
-        ({"tls": MqttTls(key_file="client.key")}, "key_file given without cert_file"),
+        ("protocol: 3", "protocol"),
+        ("port: 0", "port"),
+        ("topic_prefix: 'a/+'", "topic_prefix"),
+        ("topic_prefix: 'a/'", "topic_prefix"),
+        ("topic_prefix: ''", "topic_prefix"),
+        ("password: x", "password"),
+        ("reconnect_max_s: 0", "reconnect_max_s"),
+        ("tls: {key_file: client.key}", "tls.key_file"),
     ],
 )
-def test_invalid_options_are_refused(options: dict[str, Any], match: str) -> None:
-    options.setdefault("port", 1883)
-    with pytest.raises(ValueError, match=match):
-        MqttSource("127.0.0.1", stats=InputStats(), **options)
+def test_invalid_connection_settings_are_refused_when_the_config_loads(entry: str,
+                                                                        key: str) -> None:
+    """The source takes its settings from a validated config: the checks live there, once."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"inputs: [{{type: mqtt, {entry}}}]\n", "bridge.yaml")
+    assert caught.value.key_path == f"inputs[0].{key}"
+
+
+def test_an_empty_avatar_subscription_is_refused() -> None:
+    with pytest.raises(ValueError, match="avatars"):
+        MqttSource(MqttInputConfig(), stats=InputStats(), avatars=frozenset())
 
 
 def test_tls_with_a_missing_ca_file_fails_at_construction(tmp_path: Any) -> None:
     with pytest.raises(OSError):
-        MqttSource(
-            "127.0.0.1", 8883, stats=InputStats(), tls=MqttTls(ca_file=str(tmp_path / "no-ca.pem"))
-        )
+        MqttSource(MqttInputConfig(port=8883, tls=TlsConfig(ca_file=str(tmp_path / "no-ca.pem"))),
+                   stats=InputStats())

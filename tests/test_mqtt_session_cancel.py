@@ -30,7 +30,8 @@ import aiomqtt
 import pytest
 from conftest import Mosquitto, SecureMosquitto, _mosquitto_passwd_binary
 
-from vadbridge.mqtt_session import MqttSession, MqttTls
+from vadbridge.config import MqttConnectionConfig, TlsConfig
+from vadbridge.mqtt_session import MqttSession
 
 TIMEOUT_S = 10.0  # only bounds a failing test
 WRONG_PASSWORD = "Wr0ng-Passw0rd-for-test"
@@ -156,11 +157,13 @@ async def until(event: threading.Event, timeout_s: float = TIMEOUT_S) -> bool:
     return True
 
 
-def session_to(port: int, username: str, password: str, tls: MqttTls | None = None) -> MqttSession:
-    return MqttSession(
-        "127.0.0.1", port, log=logging.getLogger("test.mqtt_session"), username=username,
-        password=password, tls=tls, reconnect_initial_s=0.05, reconnect_max_s=0.05,
-    )  # fmt: skip
+def session_to(port: int, username: str, password: str,
+               tls: TlsConfig | None = None) -> MqttSession:
+    connection = MqttConnectionConfig(
+        host="127.0.0.1", port=port, protocol=4, username=username, password=password, tls=tls,
+        reconnect_max_s=0.05,
+    )
+    return MqttSession(connection, log=logging.getLogger("test.mqtt_session"))
 
 
 async def never_served(client: aiomqtt.Client) -> None:
@@ -257,7 +260,7 @@ def test_a_connect_cancelled_in_the_tls_handshake_leaves_nothing_when_the_loop_e
     with HoldingProxy(broker.tls_port) as proxy:
 
         async def scenario() -> None:
-            tls = MqttTls(ca_file=str(broker.pki.ca_cert))
+            tls = TlsConfig(ca_file=str(broker.pki.ca_cert))
             session = session_to(proxy.port, broker.username, broker.password, tls)
             run = asyncio.create_task(session.run(never_served))
             assert await until(proxy.broker_answered)  # the ServerHello, held

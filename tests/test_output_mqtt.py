@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import Mosquitto
 
+from vadbridge.config import ConfigError, MqttOutputConfig, parse_config
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES
 from vadbridge.outputs.mqtt import MqttSink, format_payload, resolve_topic
@@ -71,17 +72,19 @@ def test_payload_stays_valid_json_for_non_finite_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "match"),
+    ("entry", "key"),
     [
-        ({"rate_hz": 0}, "rate_hz"),
-        ({"protocol": "4"}, "protocol"),
-        ({"password": "secret"}, "password given without username"),
-        ({"port": 0}, "port"),
+        ("rate_hz: 0", "rate_hz"),
+        ("protocol: 3", "protocol"),
+        ("password: secret", "password"),
+        ("port: 0", "port"),
     ],
 )
-def test_bad_settings_fail_at_construction(options: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        MqttSink("127.0.0.1", **{"port": 1883, **options}, name="mqtt-out")
+def test_bad_settings_are_refused_when_the_config_loads(entry: str, key: str) -> None:
+    """The sink takes its settings from a validated config: the checks live there, once."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"outputs: [{{type: mqtt, {entry}}}]\n", "bridge.yaml")
+    assert caught.value.key_path == f"outputs[0].{key}"
 
 
 # --- against a real broker --------------------------------------------------------------------
@@ -125,10 +128,10 @@ async def running(sink: MqttSink) -> AsyncIterator[asyncio.Task[None]]:
             await task  # an exception other than the cancellation fails the test
 
 
-def sink_for(broker: Mosquitto, **options: Any) -> MqttSink:
-    options.setdefault("name", "mqtt-out")
+def sink_for(broker: Mosquitto, *, name: str = "mqtt-out", **options: Any) -> MqttSink:
+    """A sink for ``broker``; ``options`` are its config entry's keys, as in a config file."""
     options.setdefault("avatar", "bob")
-    return MqttSink(broker.host, broker.port, **options)
+    return MqttSink(MqttOutputConfig(host=broker.host, port=broker.port, **options), name=name)
 
 
 async def until(predicate: Callable[[], bool]) -> None:
@@ -139,9 +142,9 @@ async def until(predicate: Callable[[], bool]) -> None:
     await asyncio.wait_for(_poll(), TIMEOUT_S)
 
 
-@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+@pytest.mark.parametrize("protocol", [4, 5])
 def test_a_subscriber_receives_the_frame_as_json(
-    mosquitto: Mosquitto, protocol: Literal["3.1.1", "5"]
+    mosquitto: Mosquitto, protocol: Literal[4, 5]
 ) -> None:
     async def scenario() -> None:
         sink = sink_for(mosquitto, protocol=protocol)
@@ -206,7 +209,7 @@ def test_the_sink_connects_once_the_broker_comes_up_and_counts_the_failures(
     mosquitto.stop()
 
     async def scenario() -> None:
-        sink = sink_for(mosquitto, reconnect_initial_s=0.02, reconnect_max_s=0.1)
+        sink = sink_for(mosquitto, reconnect_max_s=0.1)
         with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
             async with running(sink):
                 await until(lambda: sink.send_errors >= 3)
@@ -225,7 +228,7 @@ def test_the_sink_connects_once_the_broker_comes_up_and_counts_the_failures(
 
 def test_the_sink_reconnects_after_a_broker_restart(mosquitto: Mosquitto) -> None:
     async def scenario() -> None:
-        sink = sink_for(mosquitto, reconnect_initial_s=0.02, reconnect_max_s=0.1)
+        sink = sink_for(mosquitto, reconnect_max_s=0.1)
         async with running(sink):
             await asyncio.wait_for(sink.wait_connected(), TIMEOUT_S)
             await asyncio.to_thread(mosquitto.stop)

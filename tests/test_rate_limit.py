@@ -13,6 +13,7 @@ from conftest import Mosquitto
 from pythonosc.osc_message_builder import OscMessageBuilder
 from source_harness import TIMEOUT_S, run, running, until
 
+from vadbridge.config import MqttInputConfig
 from vadbridge.core.stats import InputStats
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource
@@ -198,7 +199,8 @@ def test_a_flooded_mqtt_avatar_cannot_starve_another(mosquitto: Mosquitto) -> No
     polite = [("vadbridge/polite/vad", b"0.1 0.2 0.3")] * 5
 
     async def main() -> None:
-        source = MqttSource(mosquitto.host, mosquitto.port, stats=stats, rate_limiter=limiter)
+        config = MqttInputConfig(host=mosquitto.host, port=mosquitto.port)
+        source = MqttSource(config, stats=stats, rate_limiter=limiter)
         async with running(source, collector):
             await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
             # Interleaved on one connection, in order (QoS 1).

@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 
 import aiomqtt
 
-from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
+from vadbridge.config import MqttInputConfig
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.parse_mqtt import parse_mqtt
-from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
+from vadbridge.mqtt_session import MqttSession
 
-__all__ = ["MqttSource", "MqttTls"]
+__all__ = ["MqttSource"]
 
 log = logging.getLogger("vadbridge.inputs.mqtt")
 
@@ -44,59 +44,33 @@ class MqttSource:
 
     def __init__(
         self,
-        host: str,
-        port: int = 1883,
+        config: MqttInputConfig,
         *,
         stats: InputStats,
-        topic_prefix: str = "vadbridge",
         avatars: frozenset[str] | None = None,
-        protocol: MqttProtocol = "3.1.1",
-        username: str | None = None,
-        password: str | None = None,
-        tls: MqttTls | None = None,
-        client_id: str | None = None,
-        keepalive_s: int = 60,
         max_payload_bytes: int = 4096,
         max_queued_messages: int = 1000,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 5.0,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
-        if not 1 <= port <= 65535:
-            raise ValueError(f"MQTT port must be 1..65535, got {port}")
-        if not topic_prefix or any(c in topic_prefix for c in "+#\0") or topic_prefix[-1] == "/":
-            raise ValueError(
-                f"MQTT topic_prefix must be non-empty, without +, # or a trailing /: "
-                f"{topic_prefix!r}"
-            )
-        if avatars is not None:
-            if not avatars:
-                raise ValueError("MQTT avatars must not be empty (None subscribes to all)")
-            bad = sorted(a for a in avatars if AVATAR_ID_PATTERN.fullmatch(a) is None)
-            if bad:
-                raise ValueError(f"invalid avatar ids {bad[:5]}: expected {AVATAR_ID_RULE}")
-        if password is not None and username is None:
-            raise ValueError("MQTT password given without username")
-        self.host = host
-        self.port = port
-        self.name = f"mqtt {host}:{port}"
+        """``config`` (validated at load) is the broker connection and the topic prefix;
+        ``avatars`` (None = every avatar) limits the subscription to a shard's avatars."""
+        if avatars is not None and not avatars:
+            raise ValueError("MQTT avatars must not be empty (None subscribes to all)")
+        self.host = config.host
+        self.port = config.port
+        self.name = f"mqtt {config.host}:{config.port}"
         self.stats = stats
-        self.topic_prefix = topic_prefix
-        self.protocol = protocol
+        self.topic_prefix = config.topic_prefix
         self.max_payload_bytes = max_payload_bytes
         self.rate_limiter = rate_limiter
         leaves = ("vad", "emotion")
+        prefix = config.topic_prefix
         self.topics: tuple[str, ...] = (
-            tuple(f"{topic_prefix}/+/{leaf}" for leaf in leaves)
+            tuple(f"{prefix}/+/{leaf}" for leaf in leaves)
             if avatars is None
-            else tuple(f"{topic_prefix}/{a}/{leaf}" for a in sorted(avatars) for leaf in leaves)
+            else tuple(f"{prefix}/{a}/{leaf}" for a in sorted(avatars) for leaf in leaves)
         )
-        self._session = MqttSession(
-            host, port, log=log, protocol=protocol, username=username, password=password,
-            tls=tls, client_id=client_id, keepalive_s=keepalive_s,
-            max_queued_messages=max_queued_messages, reconnect_initial_s=reconnect_initial_s,
-            reconnect_max_s=reconnect_max_s,
-        )  # fmt: skip
+        self._session = MqttSession(config, log=log, max_queued_messages=max_queued_messages)
 
     @property
     def connected(self) -> bool:
@@ -120,7 +94,7 @@ class MqttSource:
             else:
                 log.info(
                     "MQTT connected to %s:%d (MQTT %s), subscribed to %s",
-                    self.host, self.port, self.protocol, _summary(self.topics),
+                    self.host, self.port, self._session.protocol_name, _summary(self.topics),
                 )  # fmt: skip
             # aiomqtt's iterator raises MqttError when the connection drops: never ends by itself.
             async for message in client.messages:

@@ -22,10 +22,15 @@ from typing import Final
 import aiomqtt
 import numpy as np
 
-from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE, MQTT_MAX_STRING_BYTES
+from vadbridge.config import (
+    AVATAR_ID_PATTERN,
+    AVATAR_ID_RULE,
+    MQTT_MAX_STRING_BYTES,
+    MqttOutputConfig,
+)
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
-from vadbridge.mqtt_session import MqttProtocol, MqttSession, MqttTls
+from vadbridge.mqtt_session import MqttSession
 
 __all__ = ["AVATAR_PLACEHOLDERS", "MqttSink", "format_payload", "resolve_topic"]
 
@@ -81,36 +86,15 @@ class MqttSink:
     private and never logged.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 1883,
-        *,
-        topic: str = "vadbridge/<avatar>/blendshapes",
-        avatar: str = "default",
-        rate_hz: float = 30.0,
-        protocol: MqttProtocol = "3.1.1",
-        username: str | None = None,
-        password: str | None = None,
-        tls: MqttTls | None = None,
-        client_id: str | None = None,
-        keepalive_s: int = 30,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 5.0,
-        name: str,
-    ) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"output {name!r}: port must be an integer in 1..65535, got {port!r}")
-        if not (isinstance(rate_hz, int | float) and 0 < rate_hz <= 1000):
-            raise ValueError(f"output {name!r}: rate_hz must be in (0, 1000], got {rate_hz!r}")
-        if password is not None and username is None:
-            raise ValueError(f"output {name!r}: MQTT password given without username")
-        self.topic = resolve_topic(topic, avatar)
-        self.host = host
-        self.port = port
-        self.avatar = avatar
+    def __init__(self, config: MqttOutputConfig, *, name: str) -> None:
+        """``config`` (validated at load) is the broker connection, the topic, the avatar and
+        the publish rate."""
+        self.topic = resolve_topic(config.topic, config.avatar)
+        self.host = config.host
+        self.port = config.port
+        self.avatar = config.avatar
         self.name = name
-        self.rate_hz = float(rate_hz)
+        self.rate_hz = float(config.rate_hz)
         self.send_errors = 0
         self.frames_published = 0
         self._latest = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
@@ -122,11 +106,9 @@ class MqttSink:
         self._wake: asyncio.Event | None = None
         self._closed_event: asyncio.Event | None = None
         self._session = MqttSession(
-            host, port, log=log, protocol=protocol, username=username, password=password,
-            tls=tls, client_id=client_id, keepalive_s=keepalive_s,
-            reconnect_initial_s=reconnect_initial_s, reconnect_max_s=reconnect_max_s,
-            log_prefix=f"output {name}: ", outage_note="; frames meanwhile are dropped",
-        )  # fmt: skip
+            config, log=log, log_prefix=f"output {name}: ",
+            outage_note="; frames meanwhile are dropped",
+        )
 
     # --- the synchronous side (frame loop) ----------------------------------------------------
 
