@@ -210,6 +210,8 @@ class Bridge:
                 _, pending = await asyncio.wait(self._output_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
                 for task in pending:
                     task.cancel()
+                if pending:  # let them unwind (close sockets) before the loop ends
+                    await asyncio.wait(pending, timeout=SINK_DRAIN_TIMEOUT_S)
             if self._output_task_failure is not None:
                 name, failure = self._output_task_failure
                 raise OutputTaskError(f"output {name} failed: {failure!r}") from failure
