@@ -65,8 +65,9 @@ class Scenario:
             bindings=self.bindings,
             frame_rate=frame_rate,
             input_stats=InputStats(),
-            settings=LiveSettings(tau_s=self.animator.tau_s, idle_refresh_hz=idle_refresh_hz,
-                                  stats_interval_s=0),
+            settings=LiveSettings(tau_s=self.animator.tau_s, space=self.animator.space,
+                                  idle_timeout_s=0.0, idle_refresh_hz=idle_refresh_hz,
+                                  stats_interval_s=0.0),
         )
 
     def sent_frames(self) -> int:

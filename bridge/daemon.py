@@ -21,7 +21,7 @@ from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
-from vadbridge.core.stats import InputStats
+from vadbridge.core.stats import DEFAULT_LOG_INTERVAL_S, InputStats
 from vadbridge.core.types import Frame, VadSample
 from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
 
@@ -49,6 +49,7 @@ class Sink(Protocol):
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
+NEVER_SENT = -(1 << 30)  # a last-sent frame number that makes any row due
 STATS_OFF_POLL_S = 1.0
 
 
@@ -68,13 +69,14 @@ class Binding:
 
 @dataclass(frozen=True, slots=True)
 class LiveSettings:
-    """What a running bridge changes without a restart (a SIGHUP reload sets them)."""
+    """What a running bridge changes without a restart (a SIGHUP reload sets them); built from
+    the config by ``wiring.live_settings``, whose values and defaults are the config's."""
 
     tau_s: float
-    space: SmoothingSpace = "vad"
-    idle_timeout_s: float = 0.0
-    idle_refresh_hz: float = 0.0
-    stats_interval_s: float = 10.0
+    space: SmoothingSpace
+    idle_timeout_s: float
+    idle_refresh_hz: float
+    stats_interval_s: float  # 0 = no stats lines
 
 
 def retire(bindings: Sequence[Binding], frame_number: int, time_s: float) -> None:
@@ -101,30 +103,27 @@ class Bridge:
         bindings: Sequence[Binding],
         frame_rate: float,
         input_stats: InputStats,
-        settings: LiveSettings | None = None,
+        settings: LiveSettings,
         clock: Callable[[], float] = time.monotonic,
         liveliness: Liveliness | None = None,
     ) -> None:
-        """``settings`` None: the animator's smoothing, no idle timeout or refresh."""
         self.table = table
         self.animator = animator
         self.sources = list(sources)
         self.input_stats = input_stats
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
-        self.idle_timeout_s = 0.0
-        self.idle_refresh_frames = 0
-        self.stats_interval_s = 10.0
-        self.apply_settings(settings or LiveSettings(tau_s=animator.tau_s, space=animator.space))
-        self._last_sent_frame = np.full(table.capacity, -(1 << 30), dtype=np.int64)
+        self._apply_settings(settings)
+        self._last_sent_frame = np.full(table.capacity, NEVER_SENT, dtype=np.int64)
         self.liveliness = liveliness
         # Liveliness works on a copy: table.weights stays the model's output, which the
         # animator only rewrites for rows whose input changed.
         self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
-        sent_weights = self._lively_weights if self._lively_weights is not None else table.weights
+        self._sent_weights = (
+            self._lively_weights if self._lively_weights is not None else table.weights
+        )
         # One Frame per bound row, its arrays views into the tables: sending allocates nothing.
-        self._faces = [Frame(sent_weights[row], vad=table.state_vad[row])
-                       for row in range(table.capacity)]
+        self._faces: dict[int, Frame] = {}
         self.bindings: list[Binding] = []
         self._sends: list[tuple[Sink, Frame]] = []
         self._by_row: dict[int, tuple[Frame, list[Sink]]] = {}
@@ -135,19 +134,19 @@ class Bridge:
         self._output_tasks: set[asyncio.Task[None]] = set()
         self._output_task_failure: tuple[str, BaseException] | None = None
 
-    def set_idle_refresh(self, idle_refresh_hz: float) -> None:
-        """Unchanged faces are re-sent every ``idle_refresh_frames`` frames (0 = every frame)."""
-        frame_rate = 1.0 / self.pacer.period_s
-        self.idle_refresh_frames = (
-            max(1, round(frame_rate / idle_refresh_hz)) if idle_refresh_hz > 0 else 0
-        )
+    def _face(self, row: int) -> Frame:
+        face = self._faces.get(row)
+        if face is None:
+            face = Frame(self._sent_weights[row], vad=self.table.state_vad[row])
+            self._faces[row] = face
+        return face
 
     def _set_bindings(self, bindings: Sequence[Binding]) -> None:
         self.bindings = list(bindings)
-        self._sends = [(b.sink, self._faces[b.row]) for b in self.bindings]
+        self._sends = [(b.sink, self._face(b.row)) for b in self.bindings]
         by_row: dict[int, tuple[Frame, list[Sink]]] = {}
         for binding in self.bindings:
-            by_row.setdefault(binding.row, (self._faces[binding.row], []))[1].append(binding.sink)
+            by_row.setdefault(binding.row, (self._face(binding.row), []))[1].append(binding.sink)
         self._by_row = by_row
 
     def reconfigure(self, settings: LiveSettings, bindings: Sequence[Binding]) -> None:
@@ -162,22 +161,28 @@ class Bridge:
         bound = {id(b.sink) for b in self.bindings}
         kept = {id(b.sink) for b in bindings}
         removed = [b for b in self.bindings if id(b.sink) not in kept]
-        added = list({id(b.sink): b.sink for b in bindings if id(b.sink) not in bound}.values())
+        added = [b for b in bindings if id(b.sink) not in bound]
         self._set_bindings(bindings)
-        self.apply_settings(settings)
+        self._apply_settings(settings)
+        for binding in added:  # a new output gets the next frame, not the next idle refresh
+            self._last_sent_frame[binding.row] = NEVER_SENT
         if self._main_task is not None:  # running: start the new outputs' tasks now
-            self._start_output_tasks(added)
+            self._start_output_tasks(list({id(b.sink): b.sink for b in added}.values()))
         retire(removed, self.pacer.frame_index + 1, self.pacer.time_s)
 
-    def apply_settings(self, settings: LiveSettings) -> None:
+    def _apply_settings(self, settings: LiveSettings) -> None:
         """Smoothing, idle handling and stats take effect from the next frame."""
         self.settings = settings
         self.animator.tau_s = settings.tau_s
         self.animator.set_space(settings.space)
         self.idle_timeout_s = settings.idle_timeout_s
-        self.set_idle_refresh(settings.idle_refresh_hz)
+        frame_rate = 1.0 / self.pacer.period_s
+        refresh_hz = settings.idle_refresh_hz
+        # Unchanged faces are re-sent every idle_refresh_frames frames (0 = every frame).
+        self.idle_refresh_frames = max(1, round(frame_rate / refresh_hz)) if refresh_hz > 0 else 0
         self.stats_interval_s = settings.stats_interval_s
-        self.input_stats.log_interval_s = settings.stats_interval_s or 10.0
+        # With stats lines off, rejected inputs are still logged at the counters' own pace.
+        self.input_stats.log_interval_s = settings.stats_interval_s or DEFAULT_LOG_INTERVAL_S
 
     def on_sample(self, sample: VadSample) -> None:
         try:
@@ -223,6 +228,7 @@ class Bridge:
                 continue
             task = asyncio.get_running_loop().create_task(run(), name=sink.name)
             self._output_tasks.add(task)
+            task.add_done_callback(self._output_tasks.discard)
             task.add_done_callback(self._on_output_task_done)
 
     def _on_output_task_done(self, task: asyncio.Task[None]) -> None:
@@ -289,10 +295,6 @@ class Bridge:
         self.liveliness.apply(out, time_s)
         if self.animator.symmetry:
             symmetrize_inplace(out)
-
-    def close_outputs(self) -> None:
-        for sink in self.sinks:
-            sink.close()
 
     def stats_snapshot(self) -> dict[str, Any]:
         pacing = self.pacer.stats.snapshot()

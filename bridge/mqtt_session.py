@@ -21,13 +21,12 @@ from typing import Final
 
 import aiomqtt
 
-from vadbridge.config import MqttConnectionConfig, TlsConfig
+from vadbridge.config import MQTT_PROTOCOL_NAMES, MqttConnectionConfig, TlsConfig
 
 __all__ = ["PROTOCOLS", "MqttSession", "is_auth_refusal", "reason", "tls_context"]
 
 # The config's protocol numbers (the CONNECT packet's protocol level) -> aiomqtt's enum.
 PROTOCOLS: Final = {4: aiomqtt.ProtocolVersion.V311, 5: aiomqtt.ProtocolVersion.V5}
-PROTOCOL_NAMES: Final = {4: "3.1.1", 5: "5"}
 # CONNACK codes meaning "your credentials": 3.1.1 (4 bad user name or password, 5 not
 # authorised) and 5 (134 bad user name or password, 135 not authorized; mosquitto 2 answers a
 # wrong password with 135). Retrying cannot fix these, so they get their own error line.
@@ -84,7 +83,7 @@ class MqttSession:
         self.connection = connection
         self.host = connection.host
         self.port = connection.port
-        self.protocol_name = PROTOCOL_NAMES[connection.protocol]
+        self.protocol_name = MQTT_PROTOCOL_NAMES[connection.protocol]
         self._tls_context = tls_context(connection.tls) if connection.tls is not None else None
         self.max_queued_messages = max_queued_messages
         self.reconnect_initial_s = connection.reconnect_initial_s

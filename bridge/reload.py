@@ -10,7 +10,7 @@ What a reload applies:
 - ``outputs``: an output whose settings did not change keeps its sink (it never misses a frame);
   a new output gets a new sink; a removed output gets one neutral frame and is closed.
 - ``smoothing`` (tau_ms, space, idle_timeout_s): the avatar table and its smoothed state stay, so
-  the face does not jump (``Animator.set_space``: the smoothed VAD exists in both spaces).
+  a settled face does not move; a space switch keeps the smoothed VAD (``Animator.set_space``).
 - ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),

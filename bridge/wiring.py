@@ -27,16 +27,15 @@ from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
-from vadbridge.inputs.admission import RateLimiter
+from vadbridge.inputs import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT
 from vadbridge.model.checkpoint import load_engine
-from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder
+from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder, VrmVmcEncoder
 from vadbridge.outputs.mqtt import MqttSink
 from vadbridge.outputs.record import RecordSink
 from vadbridge.outputs.udp import UdpSink
-from vadbridge.outputs.vrm import VrmVmcEncoder
 
 log = logging.getLogger("vadbridge")
 
@@ -59,7 +58,9 @@ def load_model_engine(config: BridgeConfig) -> Engine:
 
 
 def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
-                 stats: InputStats) -> Source:
+                 stats: InputStats, *, shard_avatars: frozenset[str] | None = None) -> Source:
+    """``shard_avatars``: a shard's avatars (its ids and its outputs'), the only MQTT topics it
+    subscribes to, so no avatar's stream is split between instances; None = every avatar."""
     rate = bridge.limits.rate_limit_per_source
     # One limiter per source: a flood on one input does not spend another input's budget.
     limiter = RateLimiter(rate) if rate > 0 else None
@@ -69,12 +70,9 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
             max_datagram_bytes=min(bridge.limits.max_payload_bytes, MAX_UDP_PAYLOAD_BYTES),
             allow_hosts=_allowed_addresses(config), rate_limiter=limiter,
         )
-    owned = bridge.avatars.owned_ids
     return MqttSource(
         config, stats=stats, max_payload_bytes=bridge.limits.max_payload_bytes,
-        # A shard subscribes only to its own avatars' topics, so no avatar is split.
-        avatars=frozenset(owned) if bridge.avatars.shard is not None and owned else None,
-        rate_limiter=limiter,
+        avatars=shard_avatars, rate_limiter=limiter,
     )
 
 
@@ -126,7 +124,12 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
         table, engine if engine is not None else load_model_engine(config),
         tau_s=settings.tau_s, space=settings.space, symmetry=config.model.symmetry,
     )
-    sources = [build_source(source, config, stats) for source in config.inputs]
+    # The table now holds the shard's ids and its outputs' avatars (bound_rows added them).
+    shard_avatars = (
+        frozenset(table.ids) if config.avatars.shard is not None and len(table) else None
+    )
+    sources = [build_source(source, config, stats, shard_avatars=shard_avatars)
+               for source in config.inputs]
     bindings = [Binding(build_sink(output, config), row, output) for output, row in rows]
     lively = config.liveliness
     return Bridge(

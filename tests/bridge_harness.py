@@ -28,6 +28,23 @@ def config_from_yaml(text: str) -> BridgeConfig:
     return parse_config(text, "<test>")
 
 
+_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}  # id(bridge) -> its loop, while it runs
+
+
+def on_loop(bridge: Bridge, call: Callable[[], object]) -> None:
+    """Run ``call`` on the running bridge's event loop (as a signal handler would) and wait."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        finally:
+            done.set()
+
+    _LOOPS[id(bridge)].call_soon_threadsafe(run)
+    assert done.wait(TIMEOUT_S), "the bridge's loop did not run the call"
+
+
 @contextmanager
 def running_bridge(config: BridgeConfig) -> Iterator[Bridge]:
     """Start the bridge (listeners bound, first frame sent) and stop it (neutral frame) after."""
@@ -36,7 +53,7 @@ def running_bridge(config: BridgeConfig) -> Iterator[Bridge]:
     state: dict[str, object] = {}
 
     async def serve() -> None:
-        state["loop"] = asyncio.get_running_loop()
+        state["loop"] = _LOOPS[id(bridge)] = asyncio.get_running_loop()
         state["task"] = asyncio.current_task()
         for source in bridge.sources:
             start = getattr(source, "start", None)
@@ -74,6 +91,7 @@ def running_bridge(config: BridgeConfig) -> Iterator[Bridge]:
         assert isinstance(loop, asyncio.AbstractEventLoop) and isinstance(task, asyncio.Task)
         loop.call_soon_threadsafe(task.cancel)
         thread.join(10)
+        _LOOPS.pop(id(bridge), None)
         assert not thread.is_alive(), "bridge did not stop"
         if "error" in state:
             raise AssertionError(f"bridge failed: {state['error']!r}")

@@ -27,6 +27,7 @@ from bridge_harness import (
     config_from_yaml,
     expected_vmc_frame,
     frame_matches,
+    on_loop,
     osc,
     running_bridge,
     vmc_frame_values,
@@ -275,7 +276,8 @@ def test_a_50ms_stall_skips_and_counts_frames_without_a_catch_up_burst(checkpoin
     try:
         with running_bridge(config_from_yaml(text)) as bridge:
             sink = StallingSink(bridge.pacer.stats)
-            bridge.reconfigure(bridge.settings, [*bridge.bindings, Binding(sink, 0)])
+            on_loop(bridge, lambda: bridge.reconfigure(
+                bridge.settings, [*bridge.bindings, Binding(sink, 0)]))
             vmc.receive(0.3)
             sink.stall_s = 0.050
             vmc.receive(0.5)

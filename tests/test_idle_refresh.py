@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import socket
 
-from bridge_harness import UdpReceiver, config_from_yaml, running_bridge, send_osc
+from bridge_harness import UdpReceiver, config_from_yaml, on_loop, running_bridge, send_osc
 from conftest import free_port
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.config import BridgeConfig
+from vadbridge.daemon import Binding
+from vadbridge.outputs import VmcEncoder
+from vadbridge.outputs.udp import UdpSink
 from vadbridge.reload import NEEDS_RESTART, RELOADABLE
 
 
@@ -46,3 +49,28 @@ def test_every_top_level_key_is_either_reloadable_or_needs_a_restart() -> None:
     keys = {field.name for field in dataclasses.fields(BridgeConfig)}
     assert set(RELOADABLE) | set(NEEDS_RESTART) == keys
     assert not set(RELOADABLE) & set(NEEDS_RESTART)
+
+
+def test_an_output_a_reload_adds_gets_the_next_frame_not_the_next_refresh() -> None:
+    """At 0.1 Hz a converged face is re-sent every 10 s: a new receiver must not wait for it."""
+    vmc, added = UdpReceiver(), UdpReceiver()
+    config = config_from_yaml(f"""
+stats_interval_s: 0
+idle_refresh_hz: 0.1
+inputs: []
+outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
+""")
+    try:
+        with running_bridge(config) as bridge:
+            vmc.receive(0.3)  # converged: from now on one frame per 10 s
+            binding = bridge.bindings[0]
+            sink = UdpSink(VmcEncoder(), "127.0.0.1", added.port, name="added")
+            on_loop(bridge, lambda: bridge.reconfigure(
+                bridge.settings, [binding, Binding(sink, binding.row)]))
+            first = added.receive(0.3)
+            later = added.receive(0.5)
+    finally:
+        vmc.close()
+        added.close()
+    assert len(first) == 1  # one frame at once (the row is due: its other outputs get it too)
+    assert later == []  # then the refresh rate again

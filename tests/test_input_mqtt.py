@@ -44,6 +44,7 @@ def source_for(broker: Mosquitto, **options: Any) -> MqttSource:
     (as the config file would set them), the rest to the source."""
     own = {key: options.pop(key) for key in SOURCE_OPTIONS if key in options}
     own.setdefault("stats", InputStats())
+    own.setdefault("max_payload_bytes", 4096)
     return MqttSource(MqttInputConfig(host=broker.host, port=broker.port, **options), **own)
 
 
@@ -279,10 +280,11 @@ def test_invalid_connection_settings_are_refused_when_the_config_loads(entry: st
 
 def test_an_empty_avatar_subscription_is_refused() -> None:
     with pytest.raises(ValueError, match="avatars"):
-        MqttSource(MqttInputConfig(), stats=InputStats(), avatars=frozenset())
+        MqttSource(MqttInputConfig(), stats=InputStats(), max_payload_bytes=4096,
+                   avatars=frozenset())
 
 
 def test_tls_with_a_missing_ca_file_fails_at_construction(tmp_path: Any) -> None:
     with pytest.raises(OSError):
         MqttSource(MqttInputConfig(port=8883, tls=TlsConfig(ca_file=str(tmp_path / "no-ca.pem"))),
-                   stats=InputStats())
+                   stats=InputStats(), max_payload_bytes=4096)

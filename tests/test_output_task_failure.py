@@ -45,11 +45,15 @@ class BrokenPublisherSink:
         raise RuntimeError("publisher bug")
 
 
+QUIET = LiveSettings(tau_s=0.1, space="vad", idle_timeout_s=0.0, idle_refresh_hz=0.0,
+                     stats_interval_s=0.0)
+
+
 def quiet_bridge(table: AvatarTable, bindings: list[Binding]) -> Bridge:
     return Bridge(
         table=table, animator=Animator(table, load_model()[0], tau_s=0.1), sources=[],
         bindings=bindings, frame_rate=60, input_stats=InputStats(),
-        settings=LiveSettings(tau_s=0.1, stats_interval_s=0),
+        settings=QUIET,
     )
 
 
@@ -72,7 +76,7 @@ def test_an_output_added_by_reconfigure_is_supervised_like_one_present_at_start(
     async def add_then_run() -> None:
         running = asyncio.create_task(bridge.run())
         await bridge.started.wait()
-        bridge.reconfigure(LiveSettings(tau_s=0.1, stats_interval_s=0), [Binding(sink, 0)])
+        bridge.reconfigure(QUIET, [Binding(sink, 0)])
         await asyncio.wait_for(running, 10)
 
     with pytest.raises(OutputTaskError, match="publisher bug"):

@@ -131,7 +131,8 @@ def test_wiring_builds_the_sink_each_output_asks_for(checkpoint: Path, tmp_path:
         assert sinks[3].encoder.names == ("happy", "angry", "sad", "relaxed", "surprised", "blink")
         assert bridge.liveliness is None  # off by default: frames go out without a copy
     finally:
-        bridge.close_outputs()
+        for sink in bridge.sinks:
+            sink.close()
 
 
 # ---------------------------------------------------------------- real bridges

@@ -200,7 +200,7 @@ def test_a_flooded_mqtt_avatar_cannot_starve_another(mosquitto: Mosquitto) -> No
 
     async def main() -> None:
         config = MqttInputConfig(host=mosquitto.host, port=mosquitto.port)
-        source = MqttSource(config, stats=stats, rate_limiter=limiter)
+        source = MqttSource(config, stats=stats, max_payload_bytes=4096, rate_limiter=limiter)
         async with running(source, collector):
             await asyncio.wait_for(source.wait_connected(), TIMEOUT_S)
             # Interleaved on one connection, in order (QoS 1).

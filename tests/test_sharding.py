@@ -81,3 +81,26 @@ def test_two_instances_each_own_their_avatars(mosquitto, tmp_path: Path) -> None
         assert instances == {f"instance-{owner}"}, (avatar, instances)
     assert 0 < sum(Shard(1, 2).owns(a) for a in AVATARS) < len(AVATARS)
     assert "Traceback" not in "".join(stderr)
+
+
+def test_a_shard_subscribes_to_its_ids_and_its_own_outputs_avatars(tmp_path: Path) -> None:
+    """An output may name an avatar that is not in ``ids``: the shard that owns it must
+    subscribe to its topics too, or that avatar would never get MQTT input."""
+    from vadbridge.config import parse_config
+    from vadbridge.wiring import build_bridge
+
+    shard = Shard(1, 2)
+    mine = [a for a in AVATARS if shard.owns(a)]
+    theirs = [a for a in AVATARS if not shard.owns(a)]
+    text = (f"avatars: {{ids: [{mine[0]}, {theirs[0]}], shard: '1/2'}}\n"
+            "inputs: [{type: mqtt}]\noutputs:\n"
+            f"  - {{type: vmc, port: 39539, avatar: {mine[1]}}}\n"
+            f"  - {{type: vmc, port: 39540, avatar: {theirs[1]}}}\n")
+    bridge = build_bridge(parse_config(text, str(tmp_path / "shard.yaml")))
+    try:
+        topics = set(bridge.sources[0].topics)  # type: ignore[attr-defined]
+        assert topics == {f"vadbridge/{a}/{leaf}" for a in (mine[0], mine[1])
+                          for leaf in ("vad", "emotion")}
+    finally:
+        for sink in bridge.sinks:
+            sink.close()

@@ -12,7 +12,7 @@ from vadbridge.config.docs import render_markdown
 from vadbridge.config.errors import ConfigError
 from vadbridge.config.inputs import InputConfig, MqttInputConfig, OscInputConfig
 from vadbridge.config.loader import format_config_error, load_config, parse_config
-from vadbridge.config.mqtt import MqttConnectionConfig, TlsConfig
+from vadbridge.config.mqtt import MQTT_PROTOCOL_NAMES, MqttConnectionConfig, TlsConfig
 from vadbridge.config.outputs import (
     LiveLinkOutputConfig,
     MqttOutputConfig,
@@ -46,6 +46,7 @@ __all__ = [
     "AVATAR_ID_RULE",
     "FRAME_RATE_RANGE",
     "MQTT_MAX_STRING_BYTES",
+    "MQTT_PROTOCOL_NAMES",
     "PORT_RANGE",
     "AvatarsConfig",
     "BridgeConfig",

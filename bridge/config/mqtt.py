@@ -11,7 +11,7 @@ accepts and its default stay defined here. Client behaviour cited is from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from vadbridge.config.errors import Invalid
 from vadbridge.config.specs import (
@@ -33,6 +33,13 @@ __all__ = [
     "mqtt_keepalive",
     "mqtt_reconnect_max",
 ]
+
+
+MQTT_PROTOCOL_NAMES: Final = {4: "3.1.1", 5: "5"}
+"""The config's ``protocol`` values (the CONNECT packet's protocol level) and their names."""
+_PROTOCOL_NOTES: Final[dict[str | int, str]] = {
+    level: f"MQTT {name}" for level, name in MQTT_PROTOCOL_NAMES.items()
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +98,7 @@ class MqttConnectionConfig:
     host: str = setting("127.0.0.1", HOST, "Broker host name or address.")
     port: int = setting(1883, PORT, "Broker port (1883 plain, usually 8883 with TLS).")
     protocol: int = setting(
-        5, Choice(4, 5, notes={4: "MQTT 3.1.1", 5: "MQTT 5"}), "MQTT protocol version.")
+        5, Choice(*MQTT_PROTOCOL_NAMES, notes=_PROTOCOL_NOTES), "MQTT protocol version.")
     client_id: str | None = mqtt_client_id("from every other client's")
     username: str | None = setting(None, Optional(MQTT_STRING), "Broker user name; null = none.")
     password: str | None = setting(

@@ -100,11 +100,12 @@ class Animator:
         dirty[:] = False
 
     def set_space(self, space: SmoothingSpace) -> None:
-        """Switch the smoothing space of a running face without a jump.
+        """Switch the smoothing space of a running face, keeping its smoothed VAD.
 
-        The smoothed VAD exists in both spaces, so the face goes on from where it is: to
-        ``vad``, the model runs on the smoothed VAD; to ``blendshapes``, it runs on the targets
-        and the current weights glide toward them.
+        The smoothed VAD exists in both spaces, so it goes on from where it is: to ``vad``, the
+        model runs on the smoothed VAD (a face caught mid-glide in blendshape space may step
+        once to the model's face for that VAD, which is not the linear blend); to
+        ``blendshapes``, the model runs on the targets and the current weights glide to them.
         """
         if space == self.space:
             return

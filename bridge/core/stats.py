@@ -9,10 +9,12 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["InputStats"]
+__all__ = ["DEFAULT_LOG_INTERVAL_S", "InputStats"]
 
 _log = logging.getLogger("vadbridge.inputs")
 
+
+DEFAULT_LOG_INTERVAL_S = 10.0  # seconds between two log lines of one kind of rejection
 
 class InputStats:
     """Accepted inputs per source, rejected per kind, clipped per source.
@@ -24,7 +26,7 @@ class InputStats:
     def __init__(
         self,
         *,
-        log_interval_s: float = 10.0,
+        log_interval_s: float = DEFAULT_LOG_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger = _log,
     ) -> None:

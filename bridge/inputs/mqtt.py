@@ -48,7 +48,7 @@ class MqttSource:
         *,
         stats: InputStats,
         avatars: frozenset[str] | None = None,
-        max_payload_bytes: int = 4096,
+        max_payload_bytes: int,
         max_queued_messages: int = 1000,
         rate_limiter: RateLimiter | None = None,
     ) -> None:

@@ -1,4 +1,4 @@
-"""OSC over UDP in: datagrams -> ``bridge.osc_codec.decode_packet`` -> ``parse_osc_message``.
+"""OSC over UDP in: datagrams -> ``core.osc_codec.decode_packet`` -> ``parse_osc_message``.
 
 Deliberately not python-osc's server: its dispatcher is called synchronously, sleeps on bundles
 time-tagged in the future (blocking the event loop) and swallows parse errors

@@ -5,9 +5,9 @@ names in model order and values rounded to 4 decimals, for web and pipeline cons
 
 The sink contract is synchronous (docs/DESIGN.md, "Sources and sinks"): ``send`` is called from
 the frame loop, so it only copies the newest frame into a buffer and wakes the publisher.
-``run()`` (an async task the daemon starts in its task group) connects with aiomqtt, publishes
+``run()`` (an async task the bridge starts and supervises) connects with aiomqtt, publishes
 the newest frame at most ``rate_hz`` times a second and reconnects through
-``bridge.mqtt_session`` (jittered exponential backoff: aiomqtt 2.5 does not reconnect by
+``vadbridge.mqtt_session`` (jittered exponential backoff: aiomqtt 2.5 does not reconnect by
 itself, ../shared/reference/protocols.md, "MQTT"). Frames sent while the broker is away are
 coalesced, never queued.
 """
