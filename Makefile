@@ -1,44 +1,57 @@
 # Two commands on a fresh machine: `make run` (the bridge) and `make test` (checks + tests).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+DEV := $(VENV)/.installed-dev
 LINKS := $(VENV)/.linked
+BROKER_PORT ?= 1883
 # The package's files: a new or changed one rebuilds the editable link tree (see `links`).
 PACKAGE_FILES := $(shell find bridge model training benchmarks config -type f \
 	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \) \
 	-not -path '*/__pycache__/*' 2>/dev/null)
+EDITABLE := -e . --config-settings editable_mode=strict
 
-.PHONY: run test lint venv clean system-deps
+.PHONY: run test lint venv clean system-deps broker
 
-$(STAMP): pyproject.toml
+# The bridge alone: numpy, python-osc, aiomqtt, pyyaml (no torch: it runs on numpy).
+$(BASE): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
+	$(PY) -m pip install -q $(EDITABLE)
+	touch $(BASE)
+
+# What the tests and training need on top.
+$(DEV): $(BASE)
 	# The CPU build of torch from this machine's disk; a plain `torch` could pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev]' --config-settings editable_mode=strict
-	touch $(STAMP)
+	$(PY) -m pip install -q $(EDITABLE)'[train,dev]'
+	touch $(DEV)
 
 # The package installed "strict" editable: a link tree under build/ that maps the design
 # card's folders (bridge/ model/ training/ benchmarks/ config/) to their `vadbridge.*` names,
 # exactly as the wheel lays them out, so tests and mypy see what users install.
-$(LINKS): $(STAMP) $(PACKAGE_FILES)
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . \
-		--config-settings editable_mode=strict >$(VENV)/links.log 2>&1 \
+$(LINKS): $(BASE) $(PACKAGE_FILES)
+	$(PY) -m pip install -q --no-deps --no-build-isolation $(EDITABLE) >$(VENV)/links.log 2>&1 \
 		|| { cat $(VENV)/links.log; exit 1; }
 	touch $(LINKS)
 
-venv: $(LINKS)
+venv: $(DEV) $(LINKS)
 
 run: $(LINKS)
 	$(VENV)/bin/vadbridge run $(ARGS)
 
-lint: $(LINKS)
+lint: $(DEV) $(LINKS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy -p vadbridge
 
 # mosquitto and openssl from Debian, installed if missing (the MQTT and TLS tests use them).
 system-deps:
 	sh .ci/system-deps.sh
+
+# A local MQTT broker for the quick start: Debian's mosquitto on 127.0.0.1:$(BROKER_PORT), in
+# the background, unless something listens there already.
+broker: system-deps
+	sh .ci/broker.sh $(BROKER_PORT)
 
 test: system-deps lint
 	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS)
