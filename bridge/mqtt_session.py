@@ -1,6 +1,6 @@
 """One MQTT broker connection kept up, shared by the MQTT source and the MQTT sink.
 
-aiomqtt 2.5 does not reconnect by itself (../shared/reference/protocols.md, "MQTT"):
+aiomqtt 2.5 does not reconnect by itself (docs/references.md, "MQTT"):
 ``MqttSession.run(serve)`` connects, hands the client to ``serve`` and, when the connection
 fails or drops, retries with jittered exponential backoff. A broker refusing the credentials
 and a broker that cannot be reached are told apart; each kind of problem is logged once when it

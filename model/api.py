@@ -1,6 +1,6 @@
 """The model card's Python API: ``model, meta = load_model(path)``; ``predict(model, vad)``.
 
-See ../shared/reference/model-card.md, "Public interface of the original". ``load_model`` returns
+See docs/references.md, "Model card" (the original's public interface). ``load_model`` returns
 the torch-free numpy engine; ``predict`` also accepts a torch module (used by training code).
 """
 

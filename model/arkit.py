@@ -1,9 +1,9 @@
 """ARKit's 52 face blendshapes: names in the model's order, mirror pairs, symmetry.
 
 The order is Apple's ARFaceAnchor.BlendShapeLocation names sorted alphabetically, which is the
-order of the model card's output vector (see ../shared/reference/arkit.md). Mirror pairs are
-derived from the names (a ``...Left`` name pairs with the same stem ending in ``Right``), never
-typed as indices.
+order of the model card's output vector (docs/references.md, "ARKit blendshapes"). Mirror pairs
+are derived from the names (a ``...Left`` name pairs with the same stem ending in ``Right``),
+never typed as indices.
 """
 
 from __future__ import annotations

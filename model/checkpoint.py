@@ -7,7 +7,8 @@ Formats (docs/DESIGN.md, "model/checkpoint.py"):
 - ``.npz``: the same state-dict arrays under the same keys plus ``__meta__``, a 0-d unicode array
   holding the meta as JSON. Readable with ``np.load(allow_pickle=False)``; needs no torch.
 - ``meta``: ``{"format_version", "architecture": MLPConfig dict, "blendshape_names": [52 names],
-  "training": {...}, "metrics": {...}}``; the checkpoint describes itself (STYLE.md, point 9).
+  "training": {...}, "metrics": {...}}``; the checkpoint describes itself: the file alone
+  rebuilds the model.
 
 Foreign ``.pt`` files (such as the model card's ``best_model.pt``, whose key names we do not
 know) may be a raw state dict or one nested under ``model_state_dict``/``state_dict``/``model``,

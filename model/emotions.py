@@ -1,11 +1,11 @@
 """Emotion words -> VAD (valence, arousal, dominance), each in [-1, 1].
 
-The table holds three kinds of names (sources: ../shared/reference/emotions.md; the full table
-with citations is docs/emotions.md):
+The table holds three kinds of names (sources: docs/references.md, "Model card" and
+"Emotion VAD tables"; the full table with citations is docs/emotions.md):
 
-- the model card's 8 basic emotions with exactly its values (model-card.md, emotions.md §1);
-- emotion words with published PAD ratings: Russell & Mehrabian 1977 (emotions.md §2, "RM77
-  #n" = term n of the paper) and Gebhard 2005, ALMA (emotions.md §3, "ALMA05");
+- the model card's 8 basic emotions with exactly its values ("Model card");
+- emotion words with published PAD ratings ("Emotion VAD tables"): Russell & Mehrabian 1977
+  ("RM77 #n" = term n of the paper) and Gebhard 2005, ALMA ("ALMA05");
 - aliases (inflections, everyday words, classifier labels) that resolve to one of the above.
   Aliases are *our* mapping, not published values.
 
@@ -67,9 +67,9 @@ _ALMA_EXTRA = "ALMA05 (via reproduction)"
 
 # Canonical names are lower snake_case; lookups normalise input the same way (_normalise).
 _TABLE: dict[str, Emotion] = {
-    # The model card's basics (emotions.md §1): the project's contract, kept exact. They win
-    # over RM77/ALMA values for the same word (happy, angry, sad, fearful, surprised, anger,
-    # fear, disgust -- see ALIASES and docs/emotions.md).
+    # The model card's basics (docs/references.md, "Model card"): the project's contract, kept
+    # exact. They win over RM77/ALMA values for the same word (happy, angry, sad, fearful,
+    # surprised, anger, fear, disgust -- see ALIASES and docs/emotions.md).
     "neutral": Emotion((0.0, 0.0, 0.0), _CARD),
     "happiness": Emotion((0.8, 0.6, 0.5), _CARD),
     "surprise": Emotion((0.3, 0.9, 0.2), _CARD),
@@ -78,7 +78,7 @@ _TABLE: dict[str, Emotion] = {
     "disgust": Emotion((-0.6, 0.3, 0.4), _CARD),
     "fear": Emotion((-0.7, 0.8, -0.3), _CARD),
     "contempt": Emotion((-0.4, 0.3, 0.8), _CARD),
-    # Russell & Mehrabian 1977 (emotions.md §2).
+    # Russell & Mehrabian 1977 (docs/references.md, "Emotion VAD tables").
     "interested": Emotion((0.64, 0.51, 0.17), "RM77 #8"),
     "arrogant": Emotion((0.00, 0.34, 0.48), "RM77 #9"),
     "hopeful": Emotion((0.51, 0.23, 0.14), "RM77 #18"),
@@ -92,10 +92,10 @@ _TABLE: dict[str, Emotion] = {
     "shy": Emotion((-0.15, 0.06, -0.34), "RM77 #117"),
     "regretful": Emotion((-0.52, 0.02, -0.21), "RM77 #123"),
     "discouraged": Emotion((-0.61, -0.15, -0.29), "RM77 #150"),
-    # Widely reproduced values attributed to RM77 without a term number (emotions.md §2).
+    # Widely reproduced values attributed to RM77 without a term number (same section).
     "joy": Emotion((0.76, 0.48, 0.35), "RM77 (reproduced)"),
     "boredom": Emotion((-0.65, -0.62, -0.33), "RM77 (reproduced)"),
-    # Gebhard 2005, ALMA (emotions.md §3).
+    # Gebhard 2005, ALMA (docs/references.md, "Emotion VAD tables").
     "admiration": Emotion((0.5, 0.3, -0.2), _ALMA),
     "disappointment": Emotion((-0.3, 0.1, -0.4), _ALMA),
     "distress": Emotion((-0.4, -0.2, -0.5), _ALMA),
@@ -110,7 +110,7 @@ _TABLE: dict[str, Emotion] = {
     "relief": Emotion((0.2, -0.3, 0.4), _ALMA),
     "satisfaction": Emotion((0.3, -0.2, 0.4), _ALMA),
     "shame": Emotion((-0.3, 0.1, -0.6), _ALMA),
-    # ALMA05 rows that emotions.md §3 leaves unchecked; these four agree with the reproduction
+    # ALMA05 rows not checked against the paper; these four agree with the reproduction
     # of the table in cartisan/jason (src/main/java/jason/asSemantics/Emotion.java).
     "pity": Emotion((-0.4, -0.2, -0.5), _ALMA_EXTRA),
     "remorse": Emotion((-0.3, 0.1, -0.6), _ALMA_EXTRA),

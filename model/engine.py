@@ -1,13 +1,13 @@
 """Torch-free inference: the model card's MLP in eval mode, in numpy float32.
 
 The forward pass is Linear -> LayerNorm -> LeakyReLU (-> Dropout, the identity in eval mode) for
-each hidden layer, then Linear and a clamp to [0, 1] (../shared/reference/model-card.md,
-"Architecture"). LayerNorm uses the biased variance and ``config.layer_norm_eps``, as
-``torch.nn.LayerNorm`` does. Weights are stored transposed and contiguous so each Linear is one
-``x @ W`` into a work buffer. There is one set of work buffers, sized to the largest batch seen so
-far; a smaller batch uses its first rows, so scratch memory is bounded by the largest batch however
-many different batch sizes the frame loop sends (the animator forwards a different number of
-moving avatars each frame). ``forward_into`` allocates no array data once a batch at least as
+each hidden layer, then Linear and a clamp to [0, 1] (docs/references.md, "Model card").
+LayerNorm uses the biased variance and ``config.layer_norm_eps``, as ``torch.nn.LayerNorm``
+does. Weights are stored transposed and contiguous so each Linear is one ``x @ W`` into a work
+buffer. There is one set of work buffers, sized to the largest batch seen so far; a smaller
+batch uses its first rows, so scratch memory is bounded by the largest batch however many
+different batch sizes the frame loop sends (the animator forwards a different number of moving
+avatars each frame). ``forward_into`` allocates no array data once a batch at least as
 large has been seen (only small views of the buffers).
 """
 

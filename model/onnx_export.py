@@ -1,7 +1,7 @@
 """Export the MLP to ONNX for Unity Sentis / Inference Engine and Unreal NNE, without torch.
 
 The graph is built node by node with ``onnx.helper`` from the numpy weights, so it is exactly
-the eval-mode network of ``model/engine.py`` (model-card.md, "Architecture"): per hidden layer
+the eval-mode network of ``model/engine.py`` (docs/references.md, "Model card"): per hidden layer
 MatMul + Add, LayerNormalization, LeakyRelu (Dropout is the identity at inference and is left
 out), then MatMul + Add and a Clip to [0, 1].
 

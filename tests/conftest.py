@@ -3,7 +3,7 @@ password file), a test PKI made with the ``openssl`` CLI, a random model checkpo
 receiver for the bridge's VMC output, and the ``--run-slow`` switch.
 
 Mosquitto 2.0 with a ``listener`` line refuses anonymous clients unless told otherwise
-(../shared/reference/protocols.md, "MQTT"), hence ``allow_anonymous true`` in the config.
+(docs/references.md, "MQTT"), hence ``allow_anonymous true`` in the config.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An independent Live Link Face (version 6) decoder for tests.
 
-Written from the format description in ../shared/reference/protocols.md ("Live Link Face"), not
+Written from the format description in docs/references.md ("Live Link Face"), not
 from bridge/outputs/livelink.py: its own name list, typed from that description, and its own
 struct reads. Raises ValueError on anything that Unreal would drop.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-# Value order as printed in protocols.md (Apple's ARFaceAnchor order as Unreal uses it).
+# Value order as printed in docs/references.md (Apple's ARFaceAnchor order as Unreal uses it).
 VALUE_NAMES = [
     # 0-6, then 7-13 the same seven for Right
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",

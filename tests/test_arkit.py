@@ -18,7 +18,7 @@ from vadbridge.model.arkit import (
     upper_camel,
 )
 
-# ../shared/reference/arkit.md, "Mirror pairs": the pairs as the reference lists them.
+# docs/references.md, "ARKit blendshapes": the pairs as the reference lists them.
 REFERENCE_PAIRS = [
     (0, 1), (3, 4), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17), (18, 19), (20, 21),
     (23, 25), (27, 28), (29, 30), (32, 38), (33, 34), (35, 36), (43, 44), (45, 46), (47, 48),

@@ -1,7 +1,7 @@
 """The bundled checkpoint (model/weights/vadbridge-v1.npz) against issue 3's acceptance list.
 
-Semantics are checked against EMFACS (../shared/reference/emotions.md §4) at the card's emotion
-coordinates (§1), after ``enforce_symmetry``, through the torch-free engine.
+Semantics are checked against EMFACS (docs/references.md, "EMFACS prototypes") at the card's
+emotion coordinates ("Model card"), after ``enforce_symmetry``, through the torch-free engine.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from vadbridge.config import (
     parse_host_port,
     render_markdown,
 )
+from vadbridge.outputs import OscEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
@@ -100,6 +101,15 @@ def test_unity_example_array_variant_is_valid_when_uncommented() -> None:
                                        for line in text[start:].splitlines())
     config = parse_config(variant, str(CONFIG_DIR / "unity-osc.yaml"))
     assert config.outputs[1] == OscOutputConfig(port=3334, mode="array", prefix="/blendshapes")
+
+
+def test_unity_example_states_the_array_message_sizes_the_encoder_sends() -> None:
+    text = (CONFIG_DIR / "unity-osc.yaml").read_text(encoding="utf-8")
+    ours = OscEncoder(mode="array", prefix="/blendshapes").datagram_sizes
+    default = OscEncoder(mode="array").datagram_sizes
+    assert f"{ours[0]} bytes with this prefix ({default[0]} with the default /blendshape)" in (
+        " ".join(line.strip().lstrip("# ") for line in text.splitlines())
+    )
 
 
 def test_mqtt_sentiment_example_reads_the_password_from_the_environment() -> None:

@@ -1,6 +1,6 @@
 """Emo3D rows -> VAD + ARKit, on a small fixture in the dataset's layout written here.
 
-Layout per ../shared/reference/emotions.md §6 and the dataset card: text, eight intensities,
+Layout per docs/references.md, "Emo3D dataset", and the dataset card: text, eight intensities,
 images and ``blenshape_score_1..4`` holding MediaPipe scores (``_neutral`` first, no tongueOut).
 """
 

@@ -20,7 +20,7 @@ from vadbridge.model.emotions import (
     mix_to_vad,
 )
 
-# The model card's table (../shared/reference/model-card.md), typed out independently.
+# The model card's table (docs/references.md, "Model card"), typed out independently.
 CARD = {
     "neutral": (0.0, 0.0, 0.0),
     "happiness": (0.8, 0.6, 0.5),

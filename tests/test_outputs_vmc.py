@@ -1,4 +1,5 @@
-"""VMC encoder: golden bytes against python-osc's builders, sizes from protocols.md."""
+"""VMC encoder: golden bytes against python-osc's builders, sizes from docs/references.md
+("VMC protocol")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Emo3D rows (the model card's training data) -> VAD and ARKit blendshapes.
 
-Layout (../shared/reference/emotions.md §6; the dataset card's feature list): ``sample_id``,
+Layout (docs/references.md, "Emo3D dataset"; the dataset card's feature list): ``sample_id``,
 ``prompt_type``, ``text_1..3``, eight intensity columns ``neutral, happiness, surprise, sadness,
 anger, disgust, fear, contempt`` (0-1, not normalised), ``img_1..4`` and
 ``blenshape_score_1..4`` (sic) holding MediaPipe face-landmarker scores as text. Text and image
@@ -8,7 +8,7 @@ columns are ignored. Each score column with a face gives one sample; empty ones 
 counted.
 
 - **VAD rule**: ``vad = sum_e w_e * VAD_e / max(1, sum_e w_e)`` over the eight columns, with
-  VAD_e the card's basic-emotion coordinates (§1; neutral is the origin). One emotion at
+  VAD_e the card's basic-emotion coordinates ("Model card"; neutral is the origin). One emotion at
   intensity i alone gives i x VAD_e (the card's intensity rule); when the intensities sum to more
   than 1 it is their weighted mean, which stays inside the cube.
 - **Blendshapes**: MediaPipe's 52 scores (``_neutral`` first, no ``tongueOut``) are mapped to

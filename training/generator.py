@@ -117,9 +117,10 @@ def _add_capture_noise(
         face[:, _I[stem + "Left"]] += np.maximum(shift, 0.0)
         face[:, _I[stem + "Right"]] += np.maximum(-shift, 0.0)
 
-    # Landmark extraction error rarely hits both sides alike (emotions.md §6): one-sided noise
-    # on each mirror pair except gaze, which already differs between the eyes. It grows with
-    # the distance from neutral (a deformed face is harder to fit), which keeps neutral clean.
+    # Landmark extraction error rarely hits both sides alike (docs/references.md, "Emo3D
+    # dataset"): one-sided noise on each mirror pair except gaze, which already differs between
+    # the eyes. It grows with the distance from neutral (a deformed face is harder to fit),
+    # which keeps neutral clean.
     pairs = np.array([k for k, left in enumerate(LEFT_INDICES) if "eyeLook" not in _NAMES[left]])
     sigma = LANDMARK_NOISE * (0.25 + np.linalg.norm(points, axis=1, keepdims=True))
     noise = np.abs(rng.normal(0.0, 1.0, size=(n, len(pairs)))) * sigma

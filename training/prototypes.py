@@ -1,13 +1,14 @@
 """Emotion prototypes: EMFACS action units mapped to ARKit blendshapes, placed at the card's VAD.
 
-Sources (../shared/reference/emotions.md):
-- §1: the model card's basic-emotion VAD coordinates (authoritative, kept exactly).
-- §4: EMFACS prototypes (Ekman & Friesen): which action units (AUs) each basic emotion shows,
+Sources (docs/references.md):
+- "Model card": the model card's basic-emotion VAD coordinates (authoritative, kept exactly).
+- "EMFACS prototypes" (Ekman & Friesen): which action units (AUs) each basic emotion shows,
   with intensity letters A-E mapped to 0.2, 0.4, 0.6, 0.8, 1.0.
-- §5: FACS AU -> ARKit shape table (Meta Unity-Movement ``ARKitFace.cs``, VRCFT, ARKit-to-FACS).
+- "FACS to ARKit": FACS AU -> ARKit shape table (Meta Unity-Movement ``ARKitFace.cs``, VRCFT,
+  ARKit-to-FACS).
 
-Where §4 names an AU without a letter, the letter here is our choice (stated per emotion) so that
-the emotion's defining AUs are the strongest. A prototype is the face at intensity 1.0.
+Where EMFACS names an AU without a letter, the letter here is our choice (stated per emotion) so
+that the emotion's defining AUs are the strongest. A prototype is the face at intensity 1.0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy.typing as npt
 
 from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 
-# emotions.md §1 (the model card's table), in the card's order. Neutral is the origin.
+# docs/references.md, "Model card" (the card's table), in the card's order. Neutral is the origin.
 CARD_EMOTION_VAD: Final[MappingProxyType[str, tuple[float, float, float]]] = MappingProxyType(
     {
         "neutral": (0.0, 0.0, 0.0),
@@ -34,12 +35,13 @@ CARD_EMOTION_VAD: Final[MappingProxyType[str, tuple[float, float, float]]] = Map
     }
 )
 
-# emotions.md §4: FACS intensity letters.
+# docs/references.md, "EMFACS prototypes": FACS intensity letters.
 INTENSITY_LETTERS: Final[MappingProxyType[str, float]] = MappingProxyType(
     {"A": 0.2, "B": 0.4, "C": 0.6, "D": 0.8, "E": 1.0}
 )
 
-# emotions.md §5: AU -> ARKit shapes with a factor (1.0 unless the AU only approximates a shape).
+# docs/references.md, "FACS to ARKit": AU -> ARKit shapes with a factor (1.0 unless the AU only
+# approximates a shape).
 # "L"/"R"-suffixed pairs are written by stem; a unilateral AU ("R12") keeps only one side.
 AU_TO_ARKIT: Final[MappingProxyType[int, tuple[tuple[str, float], ...]]] = MappingProxyType(
     {
@@ -57,13 +59,14 @@ AU_TO_ARKIT: Final[MappingProxyType[int, tuple[tuple[str, float], ...]]] = Mappi
         16: (("mouthLowerDownLeft", 1.0), ("mouthLowerDownRight", 1.0)),
         17: (("mouthShrugLower", 1.0), ("mouthShrugUpper", 0.5)),
         20: (("mouthStretchLeft", 1.0), ("mouthStretchRight", 1.0)),
-        # AU23 (lip tightener) has no ARKit shape; §5 approximates it with mouthPress.
+        # AU23 (lip tightener) has no ARKit shape; the table approximates it with mouthPress.
         23: (("mouthPressLeft", 0.8), ("mouthPressRight", 0.8)),
         26: (("jawOpen", 1.0),),
     }
 )
 
-# emotions.md §4, as (side, AU, letter); side "" = bilateral, "R" = right side only.
+# docs/references.md, "EMFACS prototypes", as (side, AU, letter); side "" = bilateral, "R" = right
+# side only.
 EMFACS_PROTOTYPES: Final[MappingProxyType[str, tuple[tuple[str, int, str], ...]]] = (
     MappingProxyType({
         "neutral": (),

@@ -1,4 +1,4 @@
-"""The model card's training recipe (../shared/reference/model-card.md, "Training recipe").
+"""The model card's training recipe (docs/references.md, "Model card").
 
 - Every sample is also used mirrored (left and right shapes swapped), in train and validation.
 - Loss: Smooth L1 (Huber, beta 1) + ``SYMMETRY_WEIGHT`` (2.0) x mean squared (left - right) of

@@ -2,7 +2,7 @@
 
 A spec or a cross-field check raises ``Invalid(expected, got)``; the loader (and the
 command-line overrides) add the file, key path and line and raise ``ConfigError``, the one
-exception callers see (STYLE.md §7).
+exception callers see (docs/DESIGN.md, "Packages").
 """
 
 from __future__ import annotations

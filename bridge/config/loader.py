@@ -2,10 +2,10 @@
 
 ``load_config(path)`` / ``parse_config(text, source)`` return a ``BridgeConfig`` or raise one
 ``ConfigError`` whose ``str()`` is a single line naming the file, line, key path, what was
-expected and what was found (STYLE.md §3, §7). The YAML is composed with PyYAML's SafeLoader
-into nodes (never constructed into arbitrary objects) so every value keeps its line number and
-duplicate keys can be caught. The schema the nodes are read along is in ``schema`` (and the
-modules it draws on); the reader walks its specs generically, knowing no key by name.
+expected and what was found (docs/DESIGN.md, "Packages"). The YAML is composed with PyYAML's
+SafeLoader into nodes (never constructed into arbitrary objects) so every value keeps its line
+number and duplicate keys can be caught. The schema the nodes are read along is in ``schema``
+(and the modules it draws on); the reader walks its specs generically, knowing no key by name.
 """
 
 from __future__ import annotations

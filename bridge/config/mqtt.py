@@ -5,7 +5,7 @@ TLS, keep-alive, reconnect backoff) and their cross-field checks once; ``MqttInp
 ``MqttOutputConfig`` subclass it and add their topics. A subclass redeclares a connection key
 (with one of the ``mqtt_*`` helpers below) only to say what it means for that role; what the key
 accepts and its default stay defined here. Client behaviour cited is from
-../shared/reference/protocols.md §MQTT.
+docs/references.md, "MQTT".
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 each bound to one avatar.
 
 A new output is one dataclass with a ``type`` ClassVar plus one entry in ``OUTPUT_TYPES`` and the
-``OutputConfig`` union. Wire facts cited below are from ../shared/reference/protocols.md.
+``OutputConfig`` union. Wire facts cited below are from docs/references.md.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class OscOutputConfig:
     mode: str = setting(
         "per_shape", Choice("per_shape", "array"),
         "per_shape = `<prefix>/<Name> f` for each of the 52 shapes in one bundle per frame; "
-        "array = one message `<prefix>` with the 52 floats in the model's ARKit order.")
+        "array = one message `<prefix>` with the 52 floats in the model's order "
+        "(`vadbridge.ARKIT_NAMES`: alphabetical, not Apple's or Live Link's order).")
     prefix: str = setting("/blendshape", OSC_PREFIX, "OSC address prefix (see mode).")
     naming: str = setting(
         "arkit", Choice("arkit", "perfect_sync"),

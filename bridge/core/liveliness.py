@@ -14,7 +14,8 @@ eyeBlinkRight get the same value (``w + (1 - w) * closure``, so a blink always c
 fully whatever the model's own blink weight), and eyeWide is scaled by ``1 - closure`` so a raised
 upper lid cannot hold the eye open. A blink that falls due while the eyes are wide (eyeWide >
 ``WIDE_EYES_THRESHOLD``: surprise, fear — EMFACS AU 5 "upper lid raiser" is part of both,
-../shared/reference/emotions.md §4) waits until they relax; a blink in progress always completes.
+docs/references.md, "EMFACS prototypes") waits until they relax; a blink in progress always
+completes.
 
 Breathing. A raised-cosine wave per avatar at 0.2-0.3 Hz (a calm breathing rate) lowers the jaw
 slightly with the lips kept together (jawOpen and mouthClose, each <= 0.02), and a slower one at

@@ -3,11 +3,11 @@
 Encoding is byte-identical to python-osc's ``OscMessageBuilder``/``OscBundleBuilder`` for the same
 messages (strings get 1-4 NULs, everything is 4-byte aligned, big-endian). ``PacketTemplate``
 precompiles a packet whose per-frame numbers are the only thing that changes: addresses and type
-tags are written once, a frame writes its floats with one numpy assignment (STYLE.md point 5).
+tags are written once, a frame writes its floats with one numpy assignment.
 
 Decoding is for the input side. It follows python-osc's internal style — private readers return
 ``(value, next_index)`` — and raises only ``OscDecodeError``, whatever the bytes. Bundle time tags
-are ignored (never sleep on them: ../shared/reference/protocols.md, "OSC in Python").
+are ignored (never sleep on them: docs/references.md, "OSC in Python").
 """
 
 from __future__ import annotations

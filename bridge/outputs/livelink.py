@@ -1,7 +1,7 @@
 """Live Link Face encoder (Epic's iPhone app format, packet version 6) for Unreal's Live Link.
 
-Layout from ../shared/reference/protocols.md, "Live Link Face": big-endian; u8 version 6; device
-id and subject as int32 byte length + UTF-8 (no NUL); i32 frame number; f32 subframe; i32 rate
+Layout from docs/references.md, "Live Link Face": big-endian; u8 version 6; device id and
+subject as int32 byte length + UTF-8 (no NUL); i32 frame number; f32 subframe; i32 rate
 numerator and denominator; u8 count 61; 61 f32 values in Apple's ARFaceAnchor order (52
 blendshapes, then head and eye rotations). Size 270 + len(device_id) + len(subject). The values
 are mapped from the model's order by name, never by index.
@@ -69,7 +69,8 @@ class LiveLinkEncoder:
     """Encodes one frame of 52 weights (model order) into one Live Link Face datagram.
 
     Head and eye rotations stay 0. The frame number wraps to a non-negative int32; the frame
-    rate is ``fps``/1 (a zero denominator would break Unreal, protocols.md).
+    rate is ``fps``/1 (a zero denominator would break Unreal: docs/references.md,
+    "Live Link Face").
     """
 
     def __init__(

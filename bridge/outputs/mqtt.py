@@ -8,7 +8,7 @@ the frame loop, so it only copies the newest frame into a buffer and wakes the p
 ``run()`` (an async task the bridge starts and supervises) connects with aiomqtt, publishes
 the newest frame at most ``rate_hz`` times a second and reconnects through
 ``vadbridge.mqtt_session`` (jittered exponential backoff: aiomqtt 2.5 does not reconnect by
-itself, ../shared/reference/protocols.md, "MQTT"). Frames sent while the broker is away are
+itself, docs/references.md, "MQTT"). Frames sent while the broker is away are
 coalesced, never queued.
 """
 
@@ -39,7 +39,7 @@ log = logging.getLogger("vadbridge.outputs")
 AVATAR_PLACEHOLDERS: Final = ("<avatar>", "{avatar}")
 _MAX_TOPIC_BYTES: Final = MQTT_MAX_STRING_BYTES
 
-# Built once: the payload is one %-format over 54 numbers (STYLE.md point 5).
+# Built once: the payload is one %-format over 54 numbers.
 _PAYLOAD_FORMAT: Final = (
     '{"t": %.6f, "frame": %d, "blendshapes": {'
     + ", ".join(f'"{name}": %.4f' for name in ARKIT_NAMES)

@@ -1,6 +1,6 @@
 """Generic OSC encoder for Unity/Unreal OSC plugins (OscJack, uOSC, Unreal's OSC plugin).
 
-There is no standard address (../shared/reference/protocols.md, "Unity and Unreal OSC"), so two
+There is no standard address (docs/references.md, "Unity and Unreal OSC"), so two
 common styles: ``per_shape`` = one bundle of ``<prefix>/<name> ,f`` (VRCFaceTracking style),
 ``array`` = one bare message ``<prefix>`` with 52 ``f`` arguments in model order.
 """

@@ -5,7 +5,7 @@ alexdjulin/LiveLinkFace-CSV-Retarget-For-Motionbuilder ``anim/S07-001.csv``):
 
 - header ``Timecode,BlendShapeCount,`` + the 52 shapes in UpperCamelCase + ``HeadYaw,HeadPitch,
   HeadRoll,LeftEyeYaw,LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll``. The
-  shapes follow the packet order of ../shared/reference/protocols.md ("Live Link Face") except
+  shapes follow the packet order of docs/references.md ("Live Link Face") except
   that the app's CSV lists ``JawRight,JawLeft`` and ``MouthRight,MouthLeft`` (right first).
   Importers that read columns by position (e.g. nmfisher/blender_livelinkface) hard-code that
   header, so we write it byte for byte and place every value by name.

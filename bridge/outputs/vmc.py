@@ -1,6 +1,6 @@
 """VMC protocol encoder (VSeeFace, VNyan, Warudo, EVMC4U, VMC4B): blendshapes as OSC.
 
-Wire format from ../shared/reference/protocols.md, "VMC protocol": every frame all 52
+Wire format from docs/references.md, "VMC protocol": every frame all 52
 ``/VMC/Ext/Blend/Val ,sf <name> <value>`` (zeros included, because VMC4B drops 0.0 and zeroes the
 previous frame's keys on Apply), then ``/VMC/Ext/Blend/Apply ,``.
 
@@ -8,8 +8,8 @@ Status and time: with ``send_ok_and_time`` the same bundle ends with ``/VMC/Ext/
 ``/VMC/Ext/T ,f <time_s>``. The reference sender (``SampleBonesSendBundle.cs``) sends OK and T as
 two bare messages after the Val/Apply bundle; receivers dispatch a bundle's elements in order, so
 appending them to the one bundle gives the same sequence in one datagram and one ``send``
-(2,572 bytes, the reference size in protocols.md). ``time_s`` must be small relative seconds
-(the frame loop's time since start): float32 Unix time has 128-second steps.
+(2,572 bytes, the reference size in docs/references.md, "VMC protocol"). ``time_s`` must be
+small relative seconds (the frame loop's time since start): float32 Unix time has 128-second steps.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Avatars without perfect sync (no 52 ARKit clips) still have the VRM emotion presets. VMC carries
 them like any blendshape: ``/VMC/Ext/Blend/Val ,sf <preset> <value>`` before the frame's one
-``/VMC/Ext/Blend/Apply`` (../shared/reference/protocols.md, "VMC protocol"). VRM 0.x presets
+``/VMC/Ext/Blend/Apply`` (docs/references.md, "VMC protocol"). VRM 0.x presets
 Joy, Angry, Sorrow, Fun plus the custom ``Surprised`` clip VRoid models carry; VRM 1.0 names
 happy, angry, sad, relaxed, surprised (the spec maps Joy->happy, Angry->angry, Sorrow->sad,
 Fun->relaxed and asks senders to send the VRM 0 names, so ``vrm0`` is the usual choice).
@@ -10,15 +10,16 @@ Fun->relaxed and asks senders to send the VRM 0 names, so ``vrm0`` is the usual 
 The rule (``preset_weights``), a soft nearest-prototype lookup in VAD space:
 
 1. Eight prototypes: the model card's seven non-neutral basic emotions
-   (../shared/reference/emotions.md §1) and "relaxed" = Russell & Mehrabian 1977 "untroubled"
-   #60 (0.79, -0.01, 0.33) (emotions.md §2; model/emotions.py's alias for relaxed), the
+   (docs/references.md, "Model card") and "relaxed" = Russell & Mehrabian 1977 "untroubled"
+   #60 (0.79, -0.01, 0.33) ("Emotion VAD tables"; model/emotions.py's alias for relaxed), the
    low-arousal positive region that Fun/relaxed stands for.
 2. Each prototype maps to a preset mix (``PROTOTYPE_MIX``): happiness -> Joy, anger -> Angry,
    sadness -> Sorrow, relaxed -> Fun, surprise -> Surprised; the three with no preset of their own
-   borrow by their EMFACS action units (emotions.md §4): fear (1+2+4+5+20+26: raised brows, wide
-   eyes, open jaw as in surprise, brows drawn together as in sadness) -> 0.6 Surprised + 0.4
-   Sorrow; disgust (9+15+16: a lowered, wrinkled look, lip corners down) -> 0.7 Angry + 0.3
-   Sorrow; contempt (R12A+R14A, a faint smirk of a dominant negative state) -> 0.6 Angry + 0.2 Joy.
+   borrow by their EMFACS action units ("EMFACS prototypes"): fear (1+2+4+5+20+26: raised
+   brows, wide eyes, open jaw as in surprise, brows drawn together as in sadness) -> 0.6
+   Surprised + 0.4 Sorrow; disgust (9+15+16: a lowered, wrinkled look, lip corners down) -> 0.7
+   Angry + 0.3 Sorrow; contempt (R12A+R14A, a faint smirk of a dominant negative state) -> 0.6
+   Angry + 0.2 Joy.
 3. Direction: a softmax over the cosine similarities of the VAD to the prototypes, sharpness
    ``KAPPA`` = 25 (each basic prototype then gives its own preset >= 0.9).
 4. Strength: each prototype's share is scaled by ``min(1, |vad| / |prototype|)``, the distance
@@ -30,7 +31,7 @@ that share morphs (Joy and Fun both smile) never add up past a full expression.
 
 Without ARKit shapes (``arkit=False``) the frame's eyeBlinkLeft/Right (the liveliness layer's
 procedural blinks) would never reach the avatar, so the encoder also sends the blink preset,
-VRM 0.x ``Blink`` / VRM 1.0 ``blink`` (protocols.md, "VRM presets"), valued at the mean of the
+VRM 0.x ``Blink`` / VRM 1.0 ``blink`` (docs/references.md, "VRM presets"), valued at the mean of the
 two. With ARKit shapes on it does not: the avatar blinks through EyeBlinkLeft/Right already and
 a Blink preset on top would close the eyes twice.
 """
