@@ -277,7 +277,7 @@ MQTT_REJECTED = [
     ("vadbridge/a/vad", b"0.1 0.2", "mqtt.shape", "got 2 fields"),
     ("vadbridge/a/vad", b"0.1 0.2 0.3 0.4", "mqtt.shape", "got 4 fields"),
     ("vadbridge/a/vad", b"a b c", "mqtt.shape", "valence is not a number: 'a'"),
-    ("vadbridge/a/vad", b"5", "mqtt.shape", "got 1 fields"),
+    ("vadbridge/a/vad", b"5", "mqtt.shape", "got 1 field"),
     ("vadbridge/a/vad", b"", "mqtt.shape", "empty payload"),
     ("vadbridge/a/emotion", b" \n ", "mqtt.shape", "empty payload"),
     ("vadbridge/a/vad", DEEP, "mqtt.shape", "nested too deeply"),

@@ -111,8 +111,24 @@ def test_send_failures_are_logged_once_per_kind(
         warnings = [r for r in caplog.records if r.name == "vadbridge.outputs"]
         assert sink.send_errors > 1
         assert len(warnings) == 1
-        assert "vmc-dead" in warnings[0].getMessage()
-        assert "ECONNREFUSED" in warnings[0].getMessage()
+        assert warnings[0].getMessage().startswith(
+            f"output vmc-dead (127.0.0.1:{dead_port}): send failed with ECONNREFUSED")
+    finally:
+        sink.close()
+
+
+def test_a_send_failure_names_the_address_once(
+    dead_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon names its outputs ``<type> <host>:<port>`` already."""
+    sink = UdpSink(VmcEncoder(), "127.0.0.1", dead_port, name=f"vmc 127.0.0.1:{dead_port}")
+    try:
+        with caplog.at_level(logging.WARNING, logger="vadbridge.outputs"):
+            for frame in range(5):
+                sink.send(Frame(WEIGHTS, frame, 0.0))
+        (warning,) = [r.getMessage() for r in caplog.records if r.name == "vadbridge.outputs"]
+        assert warning.startswith(f"output vmc 127.0.0.1:{dead_port}: send failed with ")
+        assert warning.count(str(dead_port)) == 1
     finally:
         sink.close()
 

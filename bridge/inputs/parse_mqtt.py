@@ -83,7 +83,8 @@ def _vad_text(text: str, topic: str) -> Vad:
     tokens = _TEXT_VAD_SEPARATORS.split(text)
     if len(tokens) != 3:
         raise InputError(
-            "mqtt.shape", f"{topic}: expected 'v a d' (3 numbers), got {len(tokens)} fields"
+            "mqtt.shape", f"{topic}: expected 'v a d' (3 numbers), got {len(tokens)} "
+            f"field{'' if len(tokens) == 1 else 's'}"
         )
     values: list[float] = []
     for axis, token in zip(AXES, tokens, strict=True):

@@ -56,9 +56,11 @@ def log_send_failure_once(
         return
     logged_errnos.add(error.errno)
     kind = errno.errorcode.get(error.errno, "?") if error.errno is not None else "?"
+    address = f"{host}:{port}"
+    where = name if address in name else f"{name} ({address})"  # the address once
     logger.warning(
-        "output %s (%s:%d): send failed with %s (%s); further %s failures are only counted",
-        name, host, port, kind, error.strerror or error, kind,
+        "output %s: send failed with %s (%s); further %s failures are only counted",
+        where, kind, error.strerror or error, kind,
     )  # fmt: skip
 
 
