@@ -21,7 +21,12 @@ from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
-from vadbridge.core.stats import DEFAULT_LOG_INTERVAL_S, InputStats
+from vadbridge.core.stats import (
+    DEFAULT_LOG_INTERVAL_S,
+    InputStats,
+    format_stats_line,
+    interval_counts,
+)
 from vadbridge.core.types import Frame, VadSample
 from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
 
@@ -297,6 +302,8 @@ class Bridge:
             symmetrize_inplace(out)
 
     def stats_snapshot(self) -> dict[str, Any]:
+        """Counters since start (frames, late, skipped, inputs, send errors) and the gauges
+        (avatars); the stats line shows the difference between two of these."""
         pacing = self.pacer.stats.snapshot()
         return {
             **pacing,
@@ -314,37 +321,19 @@ class Bridge:
         return errors
 
     async def _stats_lines(self) -> None:
-        last_frames = 0
-        last_time = time.monotonic()
+        """Every ``stats_interval_s``, one line of what happened since the previous line (the
+        snapshot stays totals since start; the line shows the differences)."""
+        before: dict[str, Any] | None = None
+        before_s = 0.0
         while True:
             if self.stats_interval_s <= 0:  # off; a reload may change that, so look again later
+                before = None
                 await asyncio.sleep(STATS_OFF_POLL_S)
-                last_frames, last_time = self.pacer.stats.frames, time.monotonic()
                 continue
+            if before is None:
+                before, before_s = self.stats_snapshot(), time.monotonic()
             await asyncio.sleep(self.stats_interval_s)
-            now = time.monotonic()
+            now_s = time.monotonic()
             snapshot = self.stats_snapshot()
-            fps = (snapshot["frames"] - last_frames) / (now - last_time)
-            last_frames, last_time = snapshot["frames"], now
-            log.info("%s", format_stats_line(snapshot, fps))
-
-
-def format_stats_line(snapshot: dict[str, Any], fps: float, *, max_outputs: int = 5) -> str:
-    """One readable line from ``Bridge.stats_snapshot()``: zero counters are left out, and
-    only the first few failing outputs are named (a crowd has thousands of outputs)."""
-
-    def counts(mapping: dict[str, int]) -> str:
-        shown = [f"{key}={value}" for key, value in sorted(mapping.items()) if value]
-        return " ".join(shown) if shown else "0"
-
-    inputs = snapshot["inputs"]
-    failing = {name: n for name, n in snapshot["send_errors"].items() if n}
-    named = dict(sorted(failing.items(), key=lambda item: -item[1])[:max_outputs])
-    errors = counts(named) + (f" (+{len(failing) - len(named)} more outputs)"
-                              if len(failing) > len(named) else "")
-    return (
-        f"stats: {fps:.1f} fps, late {snapshot['late']}, skipped {snapshot['skipped']}, "
-        f"avatars {snapshot['avatars']}; inputs accepted {counts(inputs['accepted'])}, "
-        f"rejected {counts(inputs['rejected'])}, clipped {counts(inputs['clipped'])}; "
-        f"send errors {errors}"
-    )
+            log.info("%s", format_stats_line(interval_counts(snapshot, before), now_s - before_s))
+            before, before_s = snapshot, now_s

@@ -45,11 +45,14 @@ class WiringError(Exception):
     owned by another shard)."""
 
 
+def checkpoint_path(config: BridgeConfig) -> Path:
+    """The checkpoint file ``model.checkpoint`` names (``default`` = the bundled model)."""
+    checkpoint = config.model.checkpoint
+    return DEFAULT_CHECKPOINT if checkpoint == "default" else Path(checkpoint)
+
+
 def load_model_engine(config: BridgeConfig) -> Engine:
-    path = DEFAULT_CHECKPOINT if config.model.checkpoint == "default" else Path(
-        config.model.checkpoint
-    )
-    engine, _meta = load_engine(path)
+    engine, _meta = load_engine(checkpoint_path(config))
     if config.model.engine == "lut":
         from vadbridge.model.lut import bake_lut
 

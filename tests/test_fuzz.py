@@ -223,7 +223,7 @@ KNOWN_KINDS = {"osc.decode", "osc.arity", "osc.type", "osc.address", "nonfinite"
 STATS_INTERVAL_S = 0.1
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 _STATS_LINE = re.compile(
-    r"stats: .* late (\d+), skipped (\d+), .*; inputs accepted (.*), rejected (.*), "
+    r"stats \(last .*\): .* late (\d+), skipped (\d+), .*; inputs accepted (.*), rejected (.*), "
     r"clipped (.*); send errors"
 )
 
@@ -255,15 +255,20 @@ class Daemon:
             )
 
     def stats(self) -> tuple[dict[str, dict[str, int]], int, int]:
-        """The newest stats line: (inputs snapshot, late frames, skipped frames)."""
-        for line in reversed(self.log.read_text(errors="replace").splitlines()):
+        """Totals since start, summed over the stats lines (each counts one interval):
+        (inputs snapshot, late frames, skipped frames)."""
+        inputs: dict[str, dict[str, int]] = {"accepted": {}, "rejected": {}, "clipped": {}}
+        late = skipped = 0
+        for line in self.log.read_text(errors="replace").splitlines():
             match = _STATS_LINE.search(line)
-            if match:
-                inputs = {"accepted": _counts(match.group(3)),
-                          "rejected": _counts(match.group(4)),
-                          "clipped": _counts(match.group(5))}
-                return inputs, int(match.group(1)), int(match.group(2))
-        return {"accepted": {}, "rejected": {}, "clipped": {}}, 0, 0
+            if not match:
+                continue
+            late += int(match.group(1))
+            skipped += int(match.group(2))
+            for kind, group in (("accepted", 3), ("rejected", 4), ("clipped", 5)):
+                for key, count in _counts(match.group(group)).items():
+                    inputs[kind][key] = inputs[kind].get(key, 0) + count
+        return inputs, late, skipped
 
     def counted(self) -> int:
         inputs = self.stats()[0]

@@ -10,15 +10,29 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vadbridge.config import FRAME_RATE_RANGE, ConfigError, apply_overrides, load_config
+import vadbridge
+from vadbridge.config import (
+    FRAME_RATE_RANGE,
+    BridgeConfig,
+    ConfigError,
+    MqttOutputConfig,
+    RecordOutputConfig,
+    apply_overrides,
+    load_config,
+)
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 
 # The repository's config/ folder, installed as the package ``vadbridge.presets``.
 DEFAULT_CONFIG = Path(str(importlib.resources.files("vadbridge.presets").joinpath("default.yaml")))
 log = logging.getLogger("vadbridge")
+BANNER_MAX_OUTPUTS = 8  # a crowd has thousands of outputs: the banner names the first few
+
+if TYPE_CHECKING:
+    from vadbridge.daemon import Bridge
 
 
 def add_parser(subparsers: Any) -> None:
@@ -41,7 +55,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--realtime", action="store_true",
                         help="ask for the SCHED_FIFO real-time policy (root or CAP_SYS_NICE), "
                              "so other processes cannot delay frames")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, with a line per accepted input (at most one per "
+                             "input kind per second)")
     parser.set_defaults(func=run_command)
 
 
@@ -65,6 +81,8 @@ def run_command(args: argparse.Namespace) -> int:
     label = str(path) if path is not None else "built-in defaults"
     level = logging.DEBUG if args.verbose else getattr(logging, config.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # -v is for vadbridge's lines, not asyncio's ("Using selector: ...")
+        logging.getLogger("asyncio").setLevel(logging.INFO)
     if args.check:
         return _check(config, label)
     # The frame loop is one thread: a multi-threaded BLAS only fights it for the cores.
@@ -88,7 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
     freeze_startup_objects()
     try:
-        asyncio.run(_serve(bridge, reloader))
+        asyncio.run(_serve(bridge, reloader, banner=lambda: banner_lines(config, label, bridge)))
     except OSError as error:  # a listener could not bind
         print(f"vadbridge run: {error}", file=sys.stderr)
         return 1
@@ -98,7 +116,10 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(bridge: Any, reloader: Any = None) -> None:
+async def _serve(bridge: Any, reloader: Any = None,
+                 banner: Callable[[], list[str]] | None = None) -> None:
+    """Bind the listeners, log the banner (``banner()``, called once they are bound, so it
+    shows the bound ports), stream until a signal."""
     for source in bridge.sources:
         start = getattr(source, "start", None)
         if start is not None:
@@ -109,12 +130,65 @@ async def _serve(bridge: Any, reloader: Any = None) -> None:
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     if reloader is not None and sighup is not None:
         asyncio.get_running_loop().add_signal_handler(sighup, reloader.request)
-    log.info("streaming at %d fps to %d output(s)", round(1 / bridge.pacer.period_s),
-             len(bridge.bindings))
+    for line in banner() if banner is not None else []:
+        log.info("%s", line)
     try:
         await bridge.run()
     except asyncio.CancelledError:
         log.info("stopped: sent a neutral frame to every output")
+
+
+def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
+                 pid: int | None = None) -> list[str]:
+    """The startup banner: what this process runs and where its inputs and outputs are.
+
+    ``label`` is the config file (or "built-in defaults"); inputs come from the bridge's sources
+    (bound ports, MQTT subscriptions), outputs from its bindings (this shard's outputs only).
+    Every address appears once. The last line starts with "streaming at" (tests wait for it).
+    """
+    from vadbridge.inputs.mqtt import MqttSource
+    from vadbridge.inputs.osc import OscSource
+    from vadbridge.outputs.mqtt import resolve_topic
+    from vadbridge.wiring import checkpoint_path
+
+    lines = [
+        f"vadbridge {vadbridge.__version__}, pid {os.getpid() if pid is None else pid}",
+        f"config: {label}",
+        f"model: {checkpoint_path(config)} (engine {config.model.engine})",
+    ]
+    for source in bridge.sources:
+        if isinstance(source, OscSource):
+            senders = source.allow_list
+            only = "" if senders is None else ", only from " + ", ".join(map(str, senders.networks))
+            lines.append(f"input osc: listening on {source.host}:{source.port}{only}")
+        elif isinstance(source, MqttSource):
+            lines.append(f"input mqtt: broker {source.host}:{source.port}, "
+                         f"topics {source.topics_summary}")
+        else:  # pragma: no cover - wiring builds only the two above
+            lines.append(f"input {source.name}")
+    if not bridge.sources:
+        lines.append("inputs: none")
+    for binding in bridge.bindings[:BANNER_MAX_OUTPUTS]:
+        output = binding.config
+        if isinstance(output, RecordOutputConfig):
+            where = f"file {output.path}"
+        elif isinstance(output, MqttOutputConfig):
+            where = (f"broker {output.host}:{output.port}, "
+                     f"topic {resolve_topic(output.topic, output.avatar)}")
+        else:  # the UDP outputs: vmc, osc, livelink
+            where = f"to {output.host}:{output.port}"
+        lines.append(f"output {output.type}: {where}, avatar {output.avatar}")
+    hidden = len(bridge.bindings) - BANNER_MAX_OUTPUTS
+    if hidden > 0:
+        lines.append(f"... and {hidden} more output{_plural(hidden)}")
+    count = len(bridge.bindings)
+    lines.append(f"streaming at {config.frame_rate} fps to {count} output{_plural(count)} "
+                 "(Ctrl+C to stop)")
+    return lines
+
+
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def _stop_on_signals(task: asyncio.Task[Any]) -> None:

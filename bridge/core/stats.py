@@ -1,26 +1,45 @@
-"""Input counters and the rate-limited rejection log (docs/DESIGN.md, "Core types").
+"""Input counters, the rate-limited input log lines and the stats line (docs/DESIGN.md, "Core
+types"; README, "Reading the log").
 
-Pure bookkeeping: no I/O besides the log line, and the clock is injectable so tests can step it.
+Pure bookkeeping: no I/O besides the log lines, and the clock is injectable so tests can step it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["DEFAULT_LOG_INTERVAL_S", "InputStats"]
+from vadbridge.core.types import VadSample
+
+__all__ = [
+    "ACCEPTED_LOG_INTERVAL_S",
+    "DEFAULT_LOG_INTERVAL_S",
+    "InputStats",
+    "format_stats_line",
+    "interval_counts",
+]
 
 _log = logging.getLogger("vadbridge.inputs")
 
 
 DEFAULT_LOG_INTERVAL_S = 10.0  # seconds between two log lines of one kind of rejection
+ACCEPTED_LOG_INTERVAL_S = 1.0  # debug level: seconds between two "accepted" lines of one source
+_AXES = ("valence", "arousal", "dominance")
+
 
 class InputStats:
     """Accepted inputs per source, rejected per kind, clipped per source.
 
     A rejection is logged at most once per kind per ``log_interval_s``; the next line for that
     kind says how many were suppressed in between, so a flood costs one line per interval.
+
+    At debug level (``vadbridge run -v``) an accepted input is logged too, at most once per
+    source per ``ACCEPTED_LOG_INTERVAL_S``, with its avatar and values and how many that source
+    accepted since its previous line (this one included), so a user sees at once that an input
+    arrived. With
+    debug off that costs one ``isEnabledFor`` (a cached dict lookup) per accepted input.
     """
 
     def __init__(
@@ -40,9 +59,33 @@ class InputStats:
         self._clipped: dict[str, int] = {}
         self._last_logged_s: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        self._accept_logged_s: dict[str, float] = {}
+        self._accepts_unlogged: dict[str, int] = {}
 
-    def accept(self, source: str) -> None:
+    def accept(self, source: str, sample: VadSample | None = None) -> None:
+        """Count one accepted input from ``source``; ``sample`` is what the debug line shows."""
         self._accepted[source] = self._accepted.get(source, 0) + 1
+        # Asked per input, not cached: a SIGHUP reload may change the level while we run.
+        if sample is not None and self._logger.isEnabledFor(logging.DEBUG):
+            self._log_accepted(source, sample)
+
+    def _log_accepted(self, source: str, sample: VadSample) -> None:
+        unlogged = self._accepts_unlogged.get(source, 0) + 1
+        now_s = self._clock()
+        last_s = self._accept_logged_s.get(source)
+        if last_s is not None and now_s - last_s < ACCEPTED_LOG_INTERVAL_S:
+            self._accepts_unlogged[source] = unlogged
+            return
+        self._accept_logged_s[source] = now_s
+        self._accepts_unlogged[source] = 0
+        values = ", ".join(
+            f"{axis} {'unchanged' if value is None else format(value, '.3f')}"
+            for axis, value in zip(_AXES, sample.vad, strict=True)
+        )
+        since = "" if last_s is None else f" ({unlogged} accepted since the previous line)"
+        self._logger.debug(
+            "accepted %s input: avatar %s, %s%s", source, sample.avatar, values, since
+        )
 
     def clipped(self, source: str) -> None:
         """Count one accepted input from ``source`` that had an axis clipped to [-1, 1]."""
@@ -79,3 +122,64 @@ class InputStats:
             "rejected": dict(self._rejected),
             "clipped": dict(self._clipped),
         }
+
+
+# --- the stats line ------------------------------------------------------------------------------
+
+_FRAME_COUNTERS = ("frames", "late", "skipped")
+
+
+def interval_counts(now: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """The counts of one stats interval from two ``Bridge.stats_snapshot()`` totals.
+
+    Frames, late, skipped, every input counter and every output's send errors become the
+    difference; the other entries (``avatars``, lateness) are taken from ``now``. A counter
+    smaller than before was started again (an output a reload replaced): all of it is new.
+    """
+    counts = dict(now)
+    for key in _FRAME_COUNTERS:
+        counts[key] = _since(now[key], before.get(key, 0))
+    before_inputs = before.get("inputs", {})
+    counts["inputs"] = {
+        kind: _difference(by_key, before_inputs.get(kind, {}))
+        for kind, by_key in now["inputs"].items()
+    }
+    counts["send_errors"] = _difference(now["send_errors"], before.get("send_errors", {}))
+    return counts
+
+
+def _since(now: int, before: int) -> int:
+    return now - before if now >= before else now
+
+
+def _difference(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    return {key: _since(value, before.get(key, 0)) for key, value in now.items()}
+
+
+def format_stats_line(counts: Mapping[str, Any], interval_s: float, *,
+                      max_outputs: int = 5) -> str:
+    """One readable line from ``interval_counts``: what happened in the last ``interval_s``
+    seconds. Zero counters are left out, and only the first few failing outputs are named (a
+    crowd has thousands of outputs). The README ("Reading the log") says what each field means."""
+
+    def named(mapping: Mapping[str, int]) -> str:
+        shown = [f"{key}={value}" for key, value in sorted(mapping.items()) if value]
+        return " ".join(shown) if shown else "0"
+
+    inputs = counts["inputs"]
+    failing = {name: n for name, n in counts["send_errors"].items() if n}
+    worst = dict(sorted(failing.items(), key=lambda item: -item[1])[:max_outputs])
+    errors = named(worst) + (f" (+{len(failing) - len(worst)} more outputs)"
+                             if len(failing) > len(worst) else "")
+    fps = counts["frames"] / interval_s if interval_s > 0 else 0.0
+    return (
+        f"stats (last {_seconds(interval_s)} s): {counts['frames']} frames ({fps:.1f} fps), "
+        f"late {counts['late']}, skipped {counts['skipped']}, avatars {counts['avatars']}; "
+        f"inputs accepted {named(inputs['accepted'])}, rejected {named(inputs['rejected'])}, "
+        f"clipped {named(inputs['clipped'])}; send errors {errors}"
+    )
+
+
+def _seconds(value_s: float) -> str:
+    """``10``, ``0.5``, ``2.5``: the measured interval to a tenth, without a trailing ``.0``."""
+    return f"{value_s:.1f}".removesuffix(".0")

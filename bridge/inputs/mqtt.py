@@ -1,9 +1,9 @@
 """MQTT in (aiomqtt 2.5, MQTT 3.1.1 or 5): ``<prefix>/<avatar>/{vad,emotion}`` -> ``parse_mqtt``.
 
 aiomqtt does not reconnect by itself: ``run`` keeps the connection up through
-``bridge.mqtt_session`` (jittered exponential backoff, ../shared/reference/protocols.md,
-"MQTT"). Payloads are parsed inline as they are taken from aiomqtt's queue, which is bounded so
-a flood cannot grow memory.
+``vadbridge.mqtt_session`` (jittered exponential backoff, docs/references.md, "MQTT"). Payloads
+are parsed inline as they are taken from aiomqtt's queue, which is bounded so a flood cannot
+grow memory.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ class MqttSource:
         self._session = MqttSession(config, log=log, max_queued_messages=max_queued_messages)
 
     @property
+    def topics_summary(self) -> str:
+        """The subscribed topics, for a log line (a shard's long list is abbreviated)."""
+        return _summary(self.topics)
+
+    @property
     def connected(self) -> bool:
         """True while connected and subscribed."""
         return self._session.connected
@@ -94,7 +99,7 @@ class MqttSource:
             else:
                 log.info(
                     "MQTT connected to %s:%d (MQTT %s), subscribed to %s",
-                    self.host, self.port, self._session.protocol_name, _summary(self.topics),
+                    self.host, self.port, self._session.protocol_name, self.topics_summary,
                 )  # fmt: skip
             # aiomqtt's iterator raises MqttError when the connection drops: never ends by itself.
             async for message in client.messages:
@@ -138,7 +143,7 @@ class MqttSource:
         except InputError as error:
             self.stats.reject(error.kind, error.reason)
             return
-        self.stats.accept(SOURCE)
+        self.stats.accept(SOURCE, sample)
         if clipped:
             self.stats.clipped(SOURCE)
         on_sample(sample)

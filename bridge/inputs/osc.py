@@ -2,7 +2,7 @@
 
 Deliberately not python-osc's server: its dispatcher is called synchronously, sleeps on bundles
 time-tagged in the future (blocking the event loop) and swallows parse errors
-(../shared/reference/protocols.md, "OSC in Python"). We decode ourselves and count every drop.
+(docs/references.md, "OSC in Python"). We decode ourselves and count every drop.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ class OscSource:
         self._failure = loop.create_future()
         self.port = transport.get_extra_info("sockname")[1]
         self.name = f"osc {self.host}:{self.port}"
-        if _is_loopback(self.host):
-            log.info("OSC input listening on %s:%d", self.host, self.port)
+        if _is_loopback(self.host):  # `vadbridge run` says it in its banner: no line of its own
+            log.debug("OSC input listening on %s:%d", self.host, self.port)
         elif self.allow_list is None:
             log.warning(
                 "OSC input listening on %s:%d, not a loopback address: anyone who can reach "
@@ -189,7 +189,7 @@ class OscSource:
             except InputError as error:
                 stats.reject(error.kind, error.reason)
                 continue
-            stats.accept(SOURCE)
+            stats.accept(SOURCE, sample)
             if clipped:
                 stats.clipped(SOURCE)
             try:
