@@ -165,6 +165,17 @@ def test_bad_arguments_exit_2_with_a_one_line_reason(
     assert "Traceback" not in err
 
 
+def test_an_unknown_emotion_points_at_the_list_of_names(
+    capsys: pytest.CaptureFixture[str], checkpoint: Path
+) -> None:
+    code, _, err = run_cli(capsys, "infer", "--checkpoint", str(checkpoint), "--emotion", "glee")
+    assert code == 2
+    assert err == (
+        "vadbridge infer: error: unknown emotion 'glee' (no close match; "
+        "`vadbridge infer --list-emotions` lists them all)\n"
+    )
+
+
 def test_a_missing_checkpoint_exits_2_naming_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

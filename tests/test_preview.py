@@ -265,11 +265,13 @@ def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     [
         (["--map", "mouthSmil"], "did you mean mouthSmileLeft"),
         (["--map", "smile", "--dominance", "0"], "unknown blendshape 'smile'"),
+        (["--map", "nope"], "unknown blendshape 'nope' (see `vadbridge infer --list-shapes`)"),
         (["--emotion", "happiness", "--dominance", "0.5"], "--dominance applies to --map only"),
         (["--map", "jawOpen", "--dominance", "2"], "--dominance must be in [-1, 1]"),
         (["--vad", "0", "0", "0", "--intensity", "0.5"], "--intensity applies to"),
         (["--emotion", "happiness", "--intensity", "1.5"], "--intensity must be in [0, 1]"),
         (["--emotion", "hapiness"], "unknown emotion 'hapiness'"),
+        (["--emotion", "glee"], "`vadbridge infer --list-emotions` lists them all"),
         (["--emotion", "happiness", "--out", "face.jpg"], "--out must end in .png"),
         (["--emotion", "happiness", "--dpi", "5000"], "--dpi must be in"),
         (["--vad", "nan", "0", "0"], "--vad values must be finite"),

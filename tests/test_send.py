@@ -188,6 +188,7 @@ def test_an_unknown_emotion_exits_2_with_the_close_matches(
     assert cli_main(["send", "--emotion", "hapiness"]) == 2
     err = _one_line_error(capsys)
     assert "unknown emotion 'hapiness'" in err and "happiness" in err
+    assert "`vadbridge infer --list-emotions` lists them all" in err
 
 
 @pytest.mark.parametrize(

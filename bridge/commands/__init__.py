@@ -12,6 +12,9 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from vadbridge import __version__
 
 DESCRIPTION = ("Emotion in, faces out: valence/arousal/dominance from OSC or MQTT become ARKit "
                "blendshapes for VMC, OSC and Live Link receivers.")
@@ -27,8 +30,28 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help when X means something.
+
+    None (the option is simply absent) and a flag's False would only add noise; an option whose
+    None stands for a computed default says so in its own help text.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments exit 2 with a one-line reason (argparse would print the whole usage)."""
+    """Bad arguments exit 2 with a one-line reason (argparse would print the whole usage).
+
+    Every subparser is one of these (``parser_class``), so every ``--help`` shows the defaults.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -36,7 +59,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vadbridge", description=DESCRIPTION)
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--version", action="version", version=f"vadbridge {__version__}",
+        help="print the version and exit",
+    )  # fmt: skip
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+        title="commands", help="run `vadbridge COMMAND --help` for its options",
+    )  # fmt: skip
     for module_name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -50,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Inside the try: --list-emotions and --list-shapes print while parsing.
+        args = parser.parse_args(argv)
         result: int = args.func(args)
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as Unix tools do (see the
@@ -59,4 +90,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return result
-

@@ -3,7 +3,8 @@
 Every subcommand answers a bad argument with exit status 2 and one line on stderr
 (docs/DESIGN.md, "Packages", ``bridge/commands/``): argparse ``type=`` functions here raise
 ``argparse.ArgumentTypeError``, checks made after parsing raise ``UsageError``, and ``fail``
-prints ``vadbridge <command>: error: <reason>``.
+prints ``vadbridge <command>: error: <reason>``. A message that points somewhere points at what
+an installed user has: a command (``vadbridge infer --list-emotions``), not a repository file.
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
+from vadbridge.model.emotions import UnknownEmotionError, emotion_to_vad
+
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_USAGE",
+    "LIST_EMOTIONS",
+    "LIST_SHAPES",
     "NEEDS_TORCH",
     "UsageError",
     "check_finite",
     "check_range",
+    "emotion_vad",
     "fail",
     "host_port",
     "integer",
@@ -35,6 +44,9 @@ EXIT_FAILURE: Final = 1
 NEEDS_TORCH: Final = (
     "needs torch: pip install 'vadbridge[train]' (CPU build: pip install torch==2.13.0 first)"
 )
+# Where an error sends a user for the vocabulary (``vadbridge infer`` prints both lists).
+LIST_EMOTIONS: Final = "vadbridge infer --list-emotions"
+LIST_SHAPES: Final = "vadbridge infer --list-shapes"
 
 
 def torch_installed() -> bool:
@@ -54,6 +66,24 @@ def fail(command: str, error: BaseException | str, code: int = EXIT_USAGE) -> in
     message = " ".join(str(error).split()) or type(error).__name__
     print(f"vadbridge {command}: error: {message}", file=sys.stderr)
     return code
+
+
+def emotion_vad(spec: str, intensity: float = 1.0) -> npt.NDArray[np.float32]:
+    """``emotion_to_vad`` for a command-line value; bad input raises ``UsageError``.
+
+    An unknown name's message keeps the closest names and points at ``LIST_EMOTIONS`` for the
+    rest (the model's own message names a repository document an installed user lacks).
+    """
+    try:
+        return emotion_to_vad(spec, intensity)
+    except UnknownEmotionError as error:
+        close = error.close_matches
+        hint = f"closest known names: {', '.join(close)}" if close else "no close match"
+        raise UsageError(
+            f"unknown emotion {error.name!r} ({hint}; `{LIST_EMOTIONS}` lists them all)"
+        ) from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def host_port(text: str) -> tuple[str, int]:

@@ -16,8 +16,10 @@ from vadbridge.commands.args import NEEDS_TORCH, fail, torch_installed
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="run the performance benchmarks and print a table",
-        description="Measure the frame path beside the naive path (docs/performance.md).",
+        help="run the performance benchmarks and print a table (needs torch)",
+        description="Measure what a frame costs (inference, encoding, pacing, latency, idle "
+        "load) beside a naive implementation, and print one table with the targets (needs "
+        "torch).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds per benchmark (smoke run, noisy)"

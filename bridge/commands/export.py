@@ -32,6 +32,7 @@ from vadbridge.model.lut import (
     save_lut_npz,
     save_lut_raw,
 )
+from vadbridge.model.onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS
 
 FORMATS: tuple[str, ...] = ("onnx", "lut", "npz")
 DEFAULT_LUT_SIZE = 33
@@ -43,13 +44,19 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export",
         help="export the model as ONNX, a baked VAD lookup grid, or a torch-free .npz",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Export the model for engines and tools: ONNX (Unity Sentis, Unreal NNE), "
+        "a lookup grid of precomputed weights over the VAD cube, or a .npz checkpoint that "
+        "needs no torch.",
     )
-    parser.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    parser.add_argument(
+        "--format", required=True, choices=FORMATS,
+        help="what to write: onnx (checked with onnxruntime when installed), lut (the grid; "
+        "prints its worst interpolation error) or npz",
+    )  # fmt: skip
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="a .npz or .pt checkpoint (default: the bundled model/weights/vadbridge-v1.npz)",
+        help="a .npz or .pt checkpoint (default: the bundled vadbridge-v1 model)",
     )
     parser.add_argument(
         "--out",
@@ -61,14 +68,15 @@ def add_parser(subparsers: Any) -> None:
         "--lut-size",
         type=int,
         metavar="N",
-        help=f"lut: grid points per axis, {MIN_SIZE}..{MAX_SIZE} (default {DEFAULT_LUT_SIZE}; "
-        "odd sizes put neutral on the grid)",
+        help=f"lut: grid points per axis, {MIN_SIZE}..{MAX_SIZE}; odd sizes put neutral on the "
+        f"grid (default: {DEFAULT_LUT_SIZE})",
     )
     parser.add_argument(
         "--opset",
         type=int,
-        choices=(15, 17),
-        help="onnx: opset 17 (default, has LayerNormalization) or 15 (older Sentis versions)",
+        choices=SUPPORTED_OPSETS,
+        help=f"onnx: opset 17 has LayerNormalization, 15 suits older Sentis versions "
+        f"(default: {DEFAULT_OPSET})",
     )
     parser.set_defaults(func=run)
 
@@ -83,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("export", error, EXIT_USAGE)
     try:
         if args.format == "onnx":
-            _export_onnx(out, engine, meta, args.opset or 17)
+            _export_onnx(out, engine, meta, args.opset or DEFAULT_OPSET)
         elif args.format == "lut":
             _export_lut(out, engine, meta, args.lut_size or DEFAULT_LUT_SIZE)
         else:

@@ -1,45 +1,53 @@
 """``vadbridge infer``: one VAD or emotion in, the blendshape weights out (a table or JSON).
 
-The flags are the model card's ``inference.py`` ones (../shared/reference/model-card.md, "Public
-interface of the original"): ``--checkpoint``, ``--emotion`` (mixes such as
-``happiness:0.7+surprise:0.3``), ``--intensity``, ``--vad V A D``, ``--enforce-symmetry``; plus
-``--json``. Bad arguments exit 2 with a one-line reason on stderr.
+The flags are the model card's ``inference.py`` ones: ``--checkpoint``, ``--emotion`` (mixes
+such as ``happiness:0.7+surprise:0.3``), ``--intensity``, ``--vad V A D``,
+``--enforce-symmetry``; plus ``--json``, and the vocabulary: ``--list-emotions`` (every name
+``--emotion`` accepts, with its VAD) and ``--list-shapes`` (the 52 outputs in model order),
+which print while parsing, as ``--help`` does, and need neither a VAD nor a checkpoint. Bad
+arguments exit 2 with a one-line reason on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from vadbridge.commands.args import UsageError, check_finite, check_range, fail
+from vadbridge.commands.args import UsageError, check_finite, check_range, emotion_vad, fail
 from vadbridge.model.api import load_model, predict
 from vadbridge.model.arkit import ARKIT_NAMES, enforce_symmetry
-from vadbridge.model.emotions import emotion_to_vad
+from vadbridge.model.emotions import ALIASES, EMOTIONS, emotion_to_vad, known_emotion_names
 
 SHOWN_MIN_WEIGHT = 0.005  # the table hides weights below this: invisible on a face
 BAR_WIDTH = 20
+DESCRIPTION = (
+    "Print the 52 ARKit blendshape weights the model gives one emotion (or mix of emotions) "
+    "or one valence/arousal/dominance value, as a table or as JSON."
+)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "infer",
-        help="predict ARKit blendshapes for one emotion or VAD",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        help="predict ARKit blendshapes for one emotion or VAD; list the emotions and shapes",
+        description=DESCRIPTION,
     )
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="a .npz or .pt checkpoint (default: the bundled model/weights/vadbridge-v1.npz)",
+        help="a .npz or .pt checkpoint (default: the bundled vadbridge-v1 model)",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--emotion",
         metavar="NAME[+NAME...]",
-        help="an emotion name or mix, e.g. happiness or happiness:0.7+surprise:0.3",
+        help="an emotion name or mix, e.g. happiness or happiness:0.7+surprise:0.3 "
+        "(--list-emotions shows the names)",
     )
     source.add_argument(
         "--vad",
@@ -52,7 +60,7 @@ def add_parser(subparsers: Any) -> None:
         "--intensity",
         type=float,
         metavar="F",
-        help="with --emotion: 0 (neutral) .. 1 (full emotion, the default)",
+        help="with --emotion: 0 (neutral) .. 1 (the full emotion) (default: 1)",
     )
     parser.add_argument(
         "--enforce-symmetry",
@@ -60,7 +68,55 @@ def add_parser(subparsers: Any) -> None:
         help="make each left/right pair exactly equal (their mean)",
     )
     parser.add_argument("--json", action="store_true", help="print all 52 weights as JSON")
+    parser.add_argument(
+        "--list-emotions", action=_PrintAndExit, render=emotion_listing,
+        help="list every emotion name --emotion accepts (aliases too) with its VAD, and exit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--list-shapes", action=_PrintAndExit, render=shape_listing,
+        help="list the 52 ARKit blendshapes in the model's output order, and exit",
+    )  # fmt: skip
     parser.set_defaults(func=run)
+
+
+class _PrintAndExit(argparse.Action):
+    """A flag that prints ``render()`` and exits 0 while parsing, like ``--version``: the
+    required ``--emotion``/``--vad`` choice does not apply and no checkpoint is loaded."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, render: Callable[[], str], help: str
+    ) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help
+        )
+        self._render = render
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(self._render())
+        parser.exit()
+
+
+def emotion_listing() -> str:
+    """Every accepted name (sorted) with its VAD and where the numbers come from."""
+    names = known_emotion_names()
+    width = max(len("name"), *(len(name) for name in names))
+    lines = [f"{'name':<{width}}  valence  arousal  dominance  source"]
+    for name in names:
+        v, a, d = (float(x) for x in emotion_to_vad(name))
+        source = f"alias of {ALIASES[name]}" if name in ALIASES else EMOTIONS[name].source
+        lines.append(f"{name:<{width}}  {v:+7.2f}  {a:+7.2f}  {d:+9.2f}  {source}")
+    return "\n".join(lines)
+
+
+def shape_listing() -> str:
+    """``index  name`` for the 52 blendshapes, in the order of the model's outputs."""
+    return "\n".join(f"{index:2d}  {name}" for index, name in enumerate(ARKIT_NAMES))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +138,7 @@ def _vad_from_args(args: argparse.Namespace) -> npt.NDArray[np.float32]:
     if args.emotion is not None:
         intensity = 1.0 if args.intensity is None else args.intensity
         check_range("--intensity", intensity, 0.0, 1.0)
-        return emotion_to_vad(args.emotion, intensity)
+        return emotion_vad(args.emotion, intensity)
     if args.intensity is not None:
         raise UsageError("--intensity applies to --emotion only")
     check_finite("--vad", args.vad)

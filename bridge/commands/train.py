@@ -36,37 +36,61 @@ _seed = integer(0)
 def add_parser(subparsers: Any) -> None:
     dataset = subparsers.add_parser(
         "dataset",
-        help="write the built-in prior-derived dataset (.csv or .npz)",
-        description="Write the built-in dataset: EMFACS prototypes at the card's VAD, with noise.",
+        help="write the built-in training dataset (.csv or .npz)",
+        description="Write the built-in training dataset: VAD points paired with faces blended "
+        "from the basic emotions' expression prototypes, with capture-like noise.",
     )
-    dataset.add_argument("--out", required=True, metavar="FILE", help="output .csv or .npz")
-    dataset.add_argument("--n", type=_positive_int, default=DEFAULT_PAIRS, help="pairs to write")
-    dataset.add_argument("--seed", type=_seed, default=0, help="generator seed")
+    dataset.add_argument("--out", required=True, metavar="FILE", help="output .csv or .npz file")
+    dataset.add_argument(
+        "--n", type=_positive_int, default=DEFAULT_PAIRS, metavar="N",
+        help="number of (VAD, blendshapes) pairs to write",
+    )  # fmt: skip
+    dataset.add_argument(
+        "--seed", type=_seed, default=0, metavar="SEED",
+        help="random seed: the same seed and --n write the same data",
+    )  # fmt: skip
     dataset.set_defaults(func=run_dataset)
 
     train = subparsers.add_parser(
         "train",
-        help="train a checkpoint with the model card's recipe",
-        description="Train the VAD -> ARKit MLP: writes NAME.pt, NAME.npz, metrics.json and "
-        "loss_curve.png in DIR.",
+        help="train a model checkpoint (needs torch)",
+        description="Train the VAD-to-blendshape model on a dataset file or the built-in data; "
+        "writes NAME.pt, NAME.npz, metrics.json and loss_curve.png into DIR (needs torch).",
     )
     train.add_argument(
-        "--data", required=True, metavar="FILE|builtin", help="dataset file or 'builtin'"
-    )
+        "--data", required=True, metavar="FILE|builtin",
+        help="a dataset file (.csv or .npz; an Emo3D table with --format emo3d), or 'builtin' "
+        "to generate the built-in data",
+    )  # fmt: skip
     train.add_argument(
-        "--format", choices=("csv", "npz", "emo3d"), help="default: from the extension"
-    )
-    train.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        "--format", choices=("csv", "npz", "emo3d"),
+        help="the dataset file's format (default: from its extension)",
+    )  # fmt: skip
     train.add_argument(
-        "--name", default=DEFAULT_NAME, help="checkpoint file stem (default: vadbridge-v1)"
+        "--out", required=True, metavar="DIR", help="output directory (created if missing)"
     )
-    train.add_argument("--epochs", type=_positive_int, default=100)
-    train.add_argument("--batch-size", type=_positive_int, default=512)
-    train.add_argument("--seed", type=_seed, default=0, help="split, init and shuffle seed")
-    train.add_argument("--lr", type=positive_float, default=1e-3)
+    train.add_argument("--name", default=DEFAULT_NAME, help="file name stem of the checkpoints")
     train.add_argument(
-        "--n", type=_positive_int, default=DEFAULT_PAIRS, help="pairs for builtin data"
-    )
+        "--epochs", type=_positive_int, default=100, metavar="N",
+        help="passes over the training data; the epoch with the best validation error is kept",
+    )  # fmt: skip
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=512, metavar="N",
+        help="samples per optimiser step",
+    )  # fmt: skip
+    train.add_argument(
+        "--seed", type=_seed, default=0, metavar="SEED",
+        help="seed of the train/validation split, the initial weights and the shuffling "
+        "(and of the built-in data)",
+    )  # fmt: skip
+    train.add_argument(
+        "--lr", type=positive_float, default=1e-3, metavar="F",
+        help="AdamW learning rate (cosine-annealed to 0 over the epochs)",
+    )  # fmt: skip
+    train.add_argument(
+        "--n", type=_positive_int, default=DEFAULT_PAIRS, metavar="N",
+        help="with --data builtin: number of pairs to generate",
+    )  # fmt: skip
     train.set_defaults(func=run_train)
 
 

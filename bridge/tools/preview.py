@@ -24,9 +24,11 @@ import numpy.typing as npt
 from vadbridge.commands.args import (
     EXIT_FAILURE,
     EXIT_USAGE,
+    LIST_SHAPES,
     UsageError,
     check_finite,
     check_range,
+    emotion_vad,
     fail,
 )
 from vadbridge.model.api import load_model
@@ -51,29 +53,45 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "preview",
         help="draw a face, an emotion grid or a VAD map as a PNG (needs matplotlib)",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Draw what the model does as a PNG, no avatar app needed: a face for one "
+        "emotion or VAD, a sheet of the basic emotions, or one blendshape's weight over "
+        "valence x arousal (needs matplotlib).",
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--emotion", metavar="NAME", help="an emotion name or mix (as for infer)")
     what.add_argument(
-        "--vad", nargs=3, type=float, metavar=("V", "A", "D"), help="valence arousal dominance"
-    )
+        "--emotion", metavar="NAME",
+        help="an emotion name or mix, as for infer (`vadbridge infer --list-emotions` shows "
+        "the names)",
+    )  # fmt: skip
+    what.add_argument(
+        "--vad", nargs=3, type=float, metavar=("V", "A", "D"),
+        help="valence, arousal, dominance in [-1, 1] (values outside are clipped)",
+    )  # fmt: skip
     what.add_argument("--grid", action="store_true", help="all basic emotions in one sheet")
-    what.add_argument("--map", metavar="SHAPE", help="a blendshape's weight over valence x arousal")
+    what.add_argument(
+        "--map", metavar="SHAPE",
+        help=f"a blendshape's weight over valence x arousal (`{LIST_SHAPES}` shows the names)",
+    )  # fmt: skip
     parser.add_argument(
-        "--intensity", type=float, metavar="F", help="with --emotion or --grid: 0..1 (default 1)"
-    )
+        "--intensity", type=float, metavar="F",
+        help="with --emotion or --grid: 0 (neutral) .. 1 (the full emotion) (default: 1)",
+    )  # fmt: skip
     parser.add_argument(
-        "--dominance", type=float, metavar="D", help="with --map: the slice's dominance (default 0)"
-    )
-    parser.add_argument("--checkpoint", metavar="PATH", help="default: the bundled model")
+        "--dominance", type=float, metavar="D",
+        help="with --map: the dominance of the slice, in [-1, 1] (default: 0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", metavar="PATH",
+        help="a .npz or .pt checkpoint (default: the bundled vadbridge-v1 model)",
+    )  # fmt: skip
     parser.add_argument(
         "--out",
         metavar="PATH",
-        help="the PNG to write (default face.png, emotions.png or map-SHAPE.png)",
+        help="the PNG to write (default: face.png, emotions.png or map-SHAPE.png)",
     )
+    low, high = DPI_RANGE
     parser.add_argument(
-        "--dpi", type=int, default=DEFAULT_DPI, help=f"pixels per inch (default {DEFAULT_DPI})"
+        "--dpi", type=int, default=DEFAULT_DPI, help=f"pixels per inch, {low}..{high}"
     )
     parser.set_defaults(func=run)
 
@@ -124,7 +142,7 @@ def _shape_name(text: str) -> str:
     found = by_lower.get(text.strip().lower())
     if found is None:
         close = difflib.get_close_matches(text.strip(), ARKIT_NAMES, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else " (see `vadbridge infer --help`)"
+        hint = f"; did you mean {', '.join(close)}?" if close else f" (see `{LIST_SHAPES}`)"
         raise UsageError(f"--map: unknown blendshape {text!r}{hint}")
     return found
 
@@ -148,7 +166,7 @@ def _intensity(args: argparse.Namespace) -> float:
 def _single_vad(args: argparse.Namespace) -> tuple[npt.NDArray[np.float32], str]:
     if args.emotion is not None:
         intensity = _intensity(args)
-        vad = emotion_to_vad(args.emotion, intensity)
+        vad = emotion_vad(args.emotion, intensity)
         label = args.emotion.strip() + (f" x{intensity:g}" if intensity != 1.0 else "")
     else:
         vad = np.clip(np.asarray(args.vad, dtype=np.float32), -1.0, 1.0)

@@ -253,17 +253,18 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("take", help="the CSV file")
     parser.add_argument(
-        "--vmc-out", type=host_port, metavar="HOST:PORT", help="VMC receiver (VSeeFace: 39539)"
-    )
+        "--vmc-out", type=host_port, metavar="HOST:PORT",
+        help="VMC receiver (VSeeFace listens on port 39539)",
+    )  # fmt: skip
     parser.add_argument("--osc-out", type=host_port, metavar="HOST:PORT", help="OSC receiver")
     parser.add_argument(
         "--osc-mode", choices=("per_shape", "array"), default="per_shape",
-        help="OSC layout: one bundle of /blendshape/<name> f (per_shape, default) or one "
-        "/blendshape message with 52 floats (array)",
+        help="OSC layout: one bundle of /blendshape/<name> f (per_shape) or one /blendshape "
+        "message with 52 floats (array)",
     )  # fmt: skip
     parser.add_argument(
         "--livelink-out", type=host_port, metavar="HOST:PORT",
-        help="Unreal Live Link Face receiver (default port 11111)",
+        help="Unreal Live Link Face receiver (Unreal listens on port 11111)",
     )  # fmt: skip
     parser.add_argument(
         "--speed", type=positive_float, default=1.0, metavar="F", help="play F times faster"
@@ -271,7 +272,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--loop", action="store_true", help="repeat until interrupted (Ctrl-C)")
     parser.add_argument(
         "--timecode-fps", type=integer(1, 1000), default=TIMECODE_FPS, metavar="N",
-        help=f"frame rate of the Timecode column's FF field (default {TIMECODE_FPS}, as the "
-        "Live Link Face app and vadbridge write it)",
+        help="frame rate of the Timecode column's FF field (the Live Link Face app and "
+        "vadbridge write it at the default)",
     )  # fmt: skip
     parser.set_defaults(func=run_replay)

@@ -22,7 +22,14 @@ import aiomqtt
 import numpy as np
 import numpy.typing as npt
 
-from vadbridge.commands.args import UsageError, fail, host_port, number_in, positive_float
+from vadbridge.commands.args import (
+    UsageError,
+    emotion_vad,
+    fail,
+    host_port,
+    number_in,
+    positive_float,
+)
 from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
 from vadbridge.core.osc_codec import encode_message
 from vadbridge.model.emotions import BASIC_EMOTIONS, emotion_to_vad
@@ -236,10 +243,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.emotion is not None:
         args.emotion = args.emotion.strip()
         args.intensity = 1.0 if args.intensity is None else args.intensity
-        try:
-            emotion_to_vad(args.emotion, args.intensity)
-        except ValueError as error:  # names the close matches for an unknown emotion
-            raise UsageError(str(error)) from None
+        emotion_vad(args.emotion, args.intensity)  # names the close matches for an unknown one
     if args.mqtt is not None:
         if args.avatar is None:
             raise UsageError("--mqtt needs --avatar ID (the topic is <prefix>/<avatar>/...)")
@@ -281,7 +285,7 @@ def add_parser(subparsers: Any) -> None:
         help="send VAD or an emotion to a running bridge (hand testing)",
         description=(
             "Send one VAD value or emotion, or a sweep through the basic emotions, to a running "
-            "bridge over OSC (default 127.0.0.1:9000) or MQTT."
+            "bridge over OSC or MQTT."
         ),
     )
     what = parser.add_mutually_exclusive_group(required=True)
@@ -289,31 +293,40 @@ def add_parser(subparsers: Any) -> None:
         "--vad", nargs=3, type=_axis_value, metavar=("V", "A", "D"),
         help="valence, arousal, dominance, each in [-1, 1]",
     )  # fmt: skip
-    what.add_argument("--emotion", metavar="NAME", help="an emotion name or mix (a+b, a:0.7+b:0.3)")
+    what.add_argument(
+        "--emotion", metavar="NAME",
+        help="an emotion name or mix (a+b, a:0.7+b:0.3); `vadbridge infer --list-emotions` "
+        "shows the names",
+    )  # fmt: skip
     what.add_argument(
         "--sweep", action="store_true",
         help=f"tour the basic emotions: {SWEEP_HOLD_S:g} s holds, {SWEEP_TRANSITION_S:g} s eased "
         f"transitions, VAD streamed at {SWEEP_RATE_HZ:g} Hz",
     )  # fmt: skip
     parser.add_argument(
-        "--intensity", type=float, metavar="F", help="emotion intensity in [0, 1] (default 1)"
-    )
+        "--intensity", type=float, metavar="F",
+        help="with --emotion: intensity in [0, 1] (default: 1)",
+    )  # fmt: skip
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--osc", type=host_port, default=host_port(DEFAULT_OSC), metavar="HOST:PORT",
-        help=f"the bridge's OSC input (default {DEFAULT_OSC})",
+        # A string default goes through type= like a typed value, and shows as typed in --help.
+        "--osc", type=host_port, default=DEFAULT_OSC, metavar="HOST:PORT",
+        help="the bridge's OSC input",
     )  # fmt: skip
-    where.add_argument("--mqtt", type=host_port, metavar="HOST:PORT", help="an MQTT broker")
+    where.add_argument(
+        "--mqtt", type=host_port, metavar="HOST:PORT",
+        help="send over MQTT through this broker instead of OSC",
+    )  # fmt: skip
     parser.add_argument(
         "--avatar", type=_avatar, metavar="ID",
         help="avatar id (OSC: /avatar/ID/...; required with --mqtt)",
     )  # fmt: skip
     parser.add_argument(
         "--topic-prefix", default=DEFAULT_TOPIC_PREFIX, metavar="PREFIX",
-        help=f"MQTT topic prefix (default {DEFAULT_TOPIC_PREFIX})",
+        help="with --mqtt: the topics' prefix (PREFIX/ID/vad, PREFIX/ID/emotion)",
     )  # fmt: skip
     parser.add_argument(
         "--speed", type=positive_float, default=1.0, metavar="F",
-        help="play the sweep F times faster (default 1)",
+        help="with --sweep: play the sweep F times faster",
     )  # fmt: skip
     parser.set_defaults(func=run_send)
