@@ -55,7 +55,8 @@ class UnknownEmotionError(ValueError):
         if close_matches:
             hint = f"closest known names: {', '.join(close_matches)}"
         super().__init__(
-            f"unknown emotion {name!r} ({hint}; see docs/emotions.md for the known names)"
+            f"unknown emotion {name!r} "
+            f"({hint}; `vadbridge infer --list-emotions` lists the known names)"
         )
         self.name = name
         self.close_matches = close_matches

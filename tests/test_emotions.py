@@ -284,7 +284,8 @@ def test_unknown_name_without_close_match_points_to_the_list() -> None:
     with pytest.raises(ValueError) as info:
         emotion_to_vad("qqqqqqqq")
     assert str(info.value) == (
-        "unknown emotion 'qqqqqqqq' (no close match; see docs/emotions.md for the known names)"
+        "unknown emotion 'qqqqqqqq' "
+        "(no close match; `vadbridge infer --list-emotions` lists the known names)"
     )
 
 
@@ -293,7 +294,7 @@ def test_unknown_name_with_close_matches_also_points_to_the_docs() -> None:
         emotion_to_vad("suprise")
     assert "surprise" in info.value.close_matches
     assert str(info.value).startswith("unknown emotion 'suprise' (closest known names: surprise")
-    assert str(info.value).endswith("; see docs/emotions.md for the known names)")
+    assert str(info.value).endswith("; `vadbridge infer --list-emotions` lists the known names)")
 
 
 @pytest.mark.parametrize(

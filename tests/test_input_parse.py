@@ -226,7 +226,7 @@ def test_unknown_emotion_reason_points_to_the_docs(payload: bytes) -> None:
         mqtt("vadbridge/a/emotion", payload)
     assert caught.value.kind == "emotion.unknown"
     assert caught.value.reason == (
-        "unknown emotion 'glee' (see docs/emotions.md for the known names)"
+        "unknown emotion 'glee' (`vadbridge infer --list-emotions` lists the known names)"
     )
 
 

@@ -107,7 +107,8 @@ def test_osc_port_in_use_fails_at_start_with_exit_1(tmp_path: Path) -> None:
         finally:
             vmc.close()
     assert process.returncode == 1
-    assert f"OSC input 127.0.0.1:{port}: Address already in use" in stderr
+    assert f"vadbridge run: OSC input 127.0.0.1:{port}: Address already in use" in stderr
+    assert "Errno" not in stderr
     assert "Traceback" not in stderr
 
 

@@ -107,8 +107,8 @@ def run_command(args: argparse.Namespace) -> int:
     freeze_startup_objects()
     try:
         asyncio.run(_serve(bridge, reloader, banner=lambda: banner_lines(config, label, bridge)))
-    except OSError as error:  # a listener could not bind
-        print(f"vadbridge run: {error}", file=sys.stderr)
+    except OSError as error:  # a listener could not bind; its message names it (no "[Errno N]")
+        print(f"vadbridge run: {error.strerror or error}", file=sys.stderr)
         return 1
     except OutputTaskError as error:
         print(f"vadbridge run: {error}", file=sys.stderr)

@@ -121,7 +121,8 @@ def check_known(name: str) -> None:
     if key and key not in _KNOWN_NAMES:  # empty names: model.emotions explains those
         raise InputError(
             "emotion.unknown",
-            f"unknown emotion {show(name.strip())} (see docs/emotions.md for the known names)",
+            f"unknown emotion {show(name.strip())} "
+            "(`vadbridge infer --list-emotions` lists the known names)",
         )
 
 
