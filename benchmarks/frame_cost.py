@@ -54,6 +54,9 @@ def naive_frame_us(
 ) -> float:
     """Median µs per avatar-frame of the naive path over ``frames`` frames of ``avatars``."""
     build = REFERENCES[kind]
+    module = models.module
+    if module is None:
+        raise ValueError("the naive frame path runs the torch module: needs torch")
     alpha = smoothing_alpha(FRAME_DT_S, TAU_S)
     rng = np.random.default_rng(1)
     states = [np.zeros(3, dtype=np.float32) for _ in range(avatars)]
@@ -65,7 +68,7 @@ def naive_frame_us(
             start = time.perf_counter()
             for state, target in zip(states, targets, strict=True):
                 state += alpha * (target - state)
-                weights = enforce_symmetry(predict(models.module, state))
+                weights = enforce_symmetry(predict(module, state))
                 for datagram in build(Frame(weights, frame, frame * FRAME_DT_S)):
                     sock.sendto(datagram, address)
             if frame:

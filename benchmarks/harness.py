@@ -129,23 +129,29 @@ def median_time_s(fn: Callable[[], object], repeat: int) -> float:
 
 @dataclass
 class Models:
-    """The same weights twice: the torch module (the naive reference) and the numpy engine."""
+    """The same weights twice: the torch module (the naive reference; None without torch) and
+    the numpy engine."""
 
     engine: NumpyMLP
-    module: nn.Module
+    module: nn.Module | None
     checkpoint: Path  # an .npz that ``vadbridge run`` can load
     source: str  # "bundled" or "random (seed N)"
 
 
-def load_models(workdir: Path, seed: int = 0) -> Models:
+def load_models(workdir: Path, seed: int = 0, *, torch_module: bool = True) -> Models:
     """The bundled checkpoint if it exists, else a seeded random ``VADBlendshapeMLP``.
 
-    Timing does not depend on the weights' values, only on the architecture.
+    Timing does not depend on the weights' values, only on the architecture. Without
+    ``torch_module`` (no torch installed) only the numpy engine of the bundled checkpoint.
     """
-    import torch
-
     from vadbridge.model.api import DEFAULT_CHECKPOINT
     from vadbridge.model.checkpoint import export_npz, load_engine, make_meta
+
+    if not torch_module:
+        engine, _meta = load_engine(DEFAULT_CHECKPOINT)
+        return Models(engine=engine, module=None, checkpoint=DEFAULT_CHECKPOINT, source="bundled")
+    import torch
+
     from vadbridge.model.network import VADBlendshapeMLP
 
     torch.set_num_threads(1)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
+# frame_cost's naive reference runs the torch module; the others need numpy alone.
+NEEDS_TORCH: frozenset[str] = frozenset({"frame_cost"})
 
 
 def _progress(message: str) -> None:
@@ -29,7 +31,9 @@ def run_benchmarks(
     quick: bool,
     realtime: bool = False,
     out: Callable[[str], None] = print,
+    torch_module: bool = True,
 ) -> int:
+    """Run ``names`` (in BENCHMARKS order); ``torch_module`` False: none of NEEDS_TORCH."""
     from vadbridge.benchmarks import encoders, frame_cost, idle, latency, pacing
     from vadbridge.benchmarks.harness import (
         Result,
@@ -44,6 +48,8 @@ def run_benchmarks(
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+    if not torch_module and NEEDS_TORCH & set(names):
+        raise ValueError(f"{sorted(NEEDS_TORCH & set(names))} need torch")
     pinned = limit_blas_threads(1)
     scheduling = "default scheduling"
     if realtime:
@@ -51,7 +57,7 @@ def run_benchmarks(
     started = time.monotonic()
     results: list[Result] = []
     with scratch_dir() as workdir:
-        models = load_models(workdir)
+        models = load_models(workdir, torch_module=torch_module)
         lut = bake_lut(models.engine, 17 if quick else 33)
         out(
             f"vadbridge bench{' --quick' if quick else ''}: {platform.python_implementation()} "
