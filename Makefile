@@ -9,7 +9,8 @@ BROKER_PORT ?= 1883
 PACKAGE_FILES := $(shell find bridge model training benchmarks config -type f \
 	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \) \
 	-not -path '*/__pycache__/*' 2>/dev/null)
-EDITABLE := -e . --config-settings editable_mode=strict
+# setuptools is installed first, so the builds need no isolated environment of their own.
+EDITABLE := --no-build-isolation -e . --config-settings editable_mode=strict
 
 .PHONY: run test lint venv clean system-deps broker
 
@@ -31,7 +32,7 @@ $(DEV): $(BASE)
 # card's folders (bridge/ model/ training/ benchmarks/ config/) to their `vadbridge.*` names,
 # exactly as the wheel lays them out, so tests and mypy see what users install.
 $(LINKS): $(BASE) $(PACKAGE_FILES)
-	$(PY) -m pip install -q --no-deps --no-build-isolation $(EDITABLE) >$(VENV)/links.log 2>&1 \
+	$(PY) -m pip install -q --no-deps $(EDITABLE) >$(VENV)/links.log 2>&1 \
 		|| { cat $(VENV)/links.log; exit 1; }
 	touch $(LINKS)
 
