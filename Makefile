@@ -10,7 +10,7 @@ PACKAGE_FILES := $(shell find bridge model training benchmarks config -type f \
 	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \) \
 	-not -path '*/__pycache__/*' 2>/dev/null)
 # setuptools is installed first, so the builds need no isolated environment of their own.
-EDITABLE := --no-build-isolation -e . --config-settings editable_mode=strict
+EDITABLE := --no-build-isolation --config-settings editable_mode=strict -e
 
 .PHONY: run test lint venv clean system-deps broker
 
@@ -18,21 +18,21 @@ EDITABLE := --no-build-isolation -e . --config-settings editable_mode=strict
 $(BASE): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
-	$(PY) -m pip install -q $(EDITABLE)
+	$(PY) -m pip install -q $(EDITABLE) .
 	touch $(BASE)
 
 # What the tests and training need on top.
 $(DEV): $(BASE)
 	# The CPU build of torch from this machine's disk; a plain `torch` could pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q $(EDITABLE)'[train,dev]'
+	$(PY) -m pip install -q $(EDITABLE) '.[train,dev]'
 	touch $(DEV)
 
 # The package installed "strict" editable: a link tree under build/ that maps the design
 # card's folders (bridge/ model/ training/ benchmarks/ config/) to their `vadbridge.*` names,
 # exactly as the wheel lays them out, so tests and mypy see what users install.
 $(LINKS): $(BASE) $(PACKAGE_FILES)
-	$(PY) -m pip install -q --no-deps $(EDITABLE) >$(VENV)/links.log 2>&1 \
+	$(PY) -m pip install -q --no-deps $(EDITABLE) . >$(VENV)/links.log 2>&1 \
 		|| { cat $(VENV)/links.log; exit 1; }
 	touch $(LINKS)
 
