@@ -77,6 +77,7 @@ class MqttSession:
         *,
         log: logging.Logger,
         max_queued_messages: int | None = None,
+        queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
         log_prefix: str = "",
         outage_note: str = "",
     ) -> None:
@@ -86,6 +87,7 @@ class MqttSession:
         self.protocol_name = MQTT_PROTOCOL_NAMES[connection.protocol]
         self._tls_context = tls_context(connection.tls) if connection.tls is not None else None
         self.max_queued_messages = max_queued_messages
+        self._queue_type = queue_type  # aiomqtt's incoming queue class (None: asyncio.Queue)
         self.reconnect_initial_s = connection.reconnect_initial_s
         self.reconnect_max_s = connection.reconnect_max_s
         self._log = log
@@ -153,6 +155,7 @@ class MqttSession:
             keepalive=connection.keepalive_s,
             tls_context=self._tls_context,
             max_queued_incoming_messages=self.max_queued_messages,
+            queue_type=self._queue_type,
         )
 
     def _log_failure(self, error: aiomqtt.MqttError) -> None:

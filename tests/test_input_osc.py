@@ -292,3 +292,61 @@ def test_binding_loopback_logs_no_warning(caplog: pytest.LogCaptureFixture) -> N
 def test_invalid_options_are_refused(options: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         OscSource("127.0.0.1", stats=InputStats(), **options)
+
+
+# --- every OSC type tag is read per message; input in log lines is escaped (issue 12) --------
+
+
+def test_a_bundle_with_a_char_message_still_delivers_its_vad() -> None:
+    char = b"/vad/valence\x00\x00\x00\x00,c\x00\x00\x00\x00\x00a"  # decodes; not a VAD value
+    unknown = b"/vad\x00\x00\x00\x00,x\x00\x00\x00\x00\x00\x00"  # not OSC: this message only
+    vad = message("/vad", ("f", 0.25), ("f", -0.5), ("f", 0.75))
+    # By hand: python-osc's bundle parser does not know 'c'.
+    elements = b"".join(struct.pack(">i", len(m)) + m for m in (char, unknown, vad))
+    datagram = b"#bundle\x00" + struct.pack(">Q", 1) + elements
+
+    async def body(source: OscSource, collector: Collector, sender: socket.socket) -> None:
+        send_all(sender, source.port, [datagram])
+        assert await collector.wait_for(1) == [VadSample("default", vad3(0.25, -0.5, 0.75))]
+        await until(lambda: source.stats.rejected_total == 2)
+
+    stats = run_and_return(body)
+    assert stats.snapshot()["rejected"] == {"osc.type": 1, "osc.decode": 1}
+
+
+def test_an_emotion_sent_as_a_symbol_moves_to_its_vad() -> None:
+    # liblo's `oscsend localhost <port> /emotion S happiness`
+    symbol = b"/emotion\x00\x00\x00\x00,S\x00\x00happiness\x00\x00\x00"
+    happy = tuple(float(x) for x in emotion_to_vad("happiness"))
+
+    async def body(source: OscSource, collector: Collector, sender: socket.socket) -> None:
+        send_all(sender, source.port, [symbol])
+        assert await collector.wait_for(1) == [VadSample("default", happy)]  # type: ignore[arg-type]
+
+    run_and_return(body)
+
+
+FORGED = "/vad\n2026-01-01 ERROR vadbridge: forged"
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        message(FORGED, ("f", 0.0)),  # decodes; the parser rejects the address
+        message(FORGED, ("f", 0.0))[:-8] + b",x\x00\x00",  # the decoder rejects the message
+    ],
+    ids=["unknown-address", "undecodable"],
+)
+def test_a_forged_newline_in_an_address_leaves_one_escaped_log_line(
+    datagram: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(source: OscSource, collector: Collector, sender: socket.socket) -> None:
+        send_all(sender, source.port, [datagram])
+        await until(lambda: source.stats.rejected_total == 1)
+
+    with caplog.at_level(logging.DEBUG, logger="vadbridge"):
+        run_and_return(body)
+    (record,) = [r for r in caplog.records if r.name == "vadbridge.inputs"]
+    text = record.getMessage()
+    assert "\n" not in text and "\r" not in text
+    assert "\\n2026-01-01 ERROR vadbridge: forged" in text

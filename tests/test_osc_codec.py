@@ -15,9 +15,15 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.core.osc_codec import (
+    INFINITUM,
     SLOT,
+    OscChar,
     OscDecodeError,
+    OscMidi,
+    OscRgba,
+    OscTimeTag,
     PacketTemplate,
+    decode_datagram,
     decode_packet,
     encode_bundle,
     encode_message,
@@ -242,6 +248,77 @@ def test_decode_error_carries_its_reason() -> None:
     with pytest.raises(OscDecodeError) as caught:
         decode_packet(b"")
     assert caught.value.reason == "empty packet"
+
+
+# --- every OSC 1.0 / 1.1 type tag, from golden bytes built by hand ------------------------------
+
+_A = b"/a\x00\x00"
+
+GOLDEN = [
+    (b",S\x00\x00" b"hi\x00\x00", ("hi",)),  # symbol: a string, as liblo's `oscsend ... S`
+    (b",c\x00\x00" b"\x00\x00\x00a", (OscChar(97),)),
+    (b",r\x00\x00" b"\x01\x02\x03\x04", (OscRgba(1, 2, 3, 4),)),
+    (b",m\x00\x00" b"\x00\x90\x3c\x7f", (OscMidi(0, 0x90, 60, 127),)),
+    (b",t\x00\x00" b"\x00\x00\x00\x01\x80\x00\x00\x00", (OscTimeTag(1, 2**31),)),
+    (b",I\x00\x00", (INFINITUM,)),
+    (b",h\x00\x00" + struct.pack(">q", -(2**40)), (-(2**40),)),
+    (b",d\x00\x00" + struct.pack(">d", 0.1), (0.1,)),
+    (b",[if]\x00\x00\x00" + struct.pack(">if", 1, 0.5), ((1, 0.5),)),
+    (b",[[i]s]\x00" + struct.pack(">i", 7) + b"x\x00\x00\x00", (((7,), "x"),)),
+    (b",[]I\x00\x00\x00\x00", ((), INFINITUM)),
+    (b",cIf\x00\x00\x00\x00\x00\x00\x00b" + struct.pack(">f", 2.0), (OscChar(98), INFINITUM, 2.0)),
+]
+
+
+_TAGS = [tail.split(b"\x00")[0].decode() for tail, _ in GOLDEN]
+
+
+@pytest.mark.parametrize(("tail", "args"), GOLDEN, ids=_TAGS)
+def test_every_osc_type_tag_decodes_from_golden_bytes(tail: bytes, args: tuple[Any, ...]) -> None:
+    assert decode_packet(_A + tail) == [("/a", args)]
+
+
+def test_python_osc_rgba_midi_and_arrays_decode_to_the_same_values() -> None:
+    packet = python_osc("/a", ("r", 0x01020304), ("m", (0, 0x90, 60, 127)), (["i", "f"], [1, 0.5]))
+    assert decode_packet(packet) == [
+        ("/a", (OscRgba(1, 2, 3, 4), OscMidi(0, 0x90, 60, 127), (1, 0.5)))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typetags", "reason"),
+    [(b",]\x00\x00", "closes no array"), (b",[i\x00" + bytes(4), "are not closed")],
+)
+def test_unbalanced_arrays_are_decode_errors(typetags: bytes, reason: str) -> None:
+    with pytest.raises(OscDecodeError, match=reason):
+        decode_packet(_A + typetags)
+
+
+def test_a_bad_message_in_a_bundle_leaves_its_neighbours_decoded() -> None:
+    unknown = _A + b",xf\x00" + struct.pack(">f", 1.0)  # 'x': not OSC, size unknown
+    truncated = _A + b",t\x00\x00" + bytes(4)
+    vad = encode_message("/vad", "fff", [0.5, 0.0, 0.0])
+    items = decode_datagram(encode_bundle([unknown, vad, truncated, vad]))
+    assert [type(item) for item in items] == [OscDecodeError, tuple, OscDecodeError, tuple]
+    assert items[1] == items[3] == ("/vad", (0.5, 0.0, 0.0))
+    assert "unknown type tag 'x'" in items[0].reason  # type: ignore[union-attr]
+    with pytest.raises(OscDecodeError, match="unknown type tag 'x'"):
+        decode_packet(encode_bundle([unknown, vad]))
+
+
+def test_a_broken_bundle_structure_still_fails_the_whole_datagram() -> None:
+    vad = encode_message("/vad", "fff", [0.5, 0.0, 0.0])
+    with pytest.raises(OscDecodeError, match="element size"):
+        decode_datagram(encode_bundle([vad]) + struct.pack(">i", 64) + bytes(4))
+
+
+def test_decode_errors_show_the_address_escaped_and_cut() -> None:
+    address = "/a\n2026-01-01 ERROR vadbridge: forged" + "x" * 200
+    packet = encode_message(address, "", [])[:-4] + b",x\x00\x00"
+    (error,) = decode_datagram(packet)
+    assert isinstance(error, OscDecodeError)
+    assert "\n" not in error.reason and "\\n2026" in error.reason
+    assert "…" in error.reason and len(error.reason) < 140
 
 
 # --- properties -------------------------------------------------------------------------------

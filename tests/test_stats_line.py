@@ -12,6 +12,8 @@ from vadbridge.core.stats import (
     InputStats,
     format_stats_line,
     interval_counts,
+    printable,
+    show,
 )
 from vadbridge.core.types import VadSample
 
@@ -131,3 +133,32 @@ def test_with_debug_off_an_accepted_input_is_only_counted() -> None:
     for _ in range(3):
         stats.accept("osc", VadSample("default", (0.5, 0.5, 0.5)))
     assert stats.snapshot()["accepted"] == {"osc": 3}
+
+
+# --- input text in log lines (issue 12, log forging) ---------------------------------------------
+
+
+def test_show_escapes_control_characters_like_repr() -> None:
+    assert show("/a\n2026 ERROR x\r\x00\u2028") == "'/a\\n2026 ERROR x\\r\\x00\\u2028'"
+
+
+def test_show_cuts_long_input_to_80_chars_and_an_ellipsis() -> None:
+    shown = show("x" * 65_000)
+    assert shown == "'" + "x" * 79 + "…"
+    assert show("x" * 10) == "'xxxxxxxxxx'"
+
+
+def test_a_rejection_reason_with_a_raw_newline_is_logged_escaped_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = InputStats()
+    with caplog.at_level(logging.WARNING, logger="vadbridge.inputs"):
+        stats.reject("mqtt.topic", "vb/a\n2026-01-01 ERROR vadbridge: forged" + "y" * 1000)
+    (record,) = caplog.records
+    text = record.getMessage()
+    assert "\n" not in text and "vb/a\\n2026-01-01 ERROR" in text
+    assert len(text) < 500 and text.endswith("…")
+
+
+def test_printable_leaves_printable_text_alone() -> None:
+    assert printable("unknown address '/x': expected /vad") == "unknown address '/x': expected /vad"

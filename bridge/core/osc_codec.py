@@ -6,28 +6,39 @@ precompiles a packet whose per-frame numbers are the only thing that changes: ad
 tags are written once, a frame writes its floats with one numpy assignment.
 
 Decoding is for the input side. It follows python-osc's internal style — private readers return
-``(value, next_index)`` — and raises only ``OscDecodeError``, whatever the bytes. Bundle time tags
-are ignored (never sleep on them: docs/references.md, "OSC in Python").
+``(value, next_index)`` — and raises only ``OscDecodeError``, whatever the bytes. It reads every
+OSC 1.0 type tag (and 1.1's common ones), so a message whose arguments no input can use is
+rejected by the parser alone; ``decode_datagram`` keeps a bad message's error in its place so the
+rest of a bundle still delivers. Bundle time tags are ignored (never sleep on them:
+docs/references.md, "OSC in Python"). Error texts show the address through ``stats.show``.
 """
 
 from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from vadbridge.core.stats import show
+
 __all__ = [
     "BUNDLE_PREFIX",
     "IMMEDIATELY",
+    "INFINITUM",
     "SLOT",
     "DecodedMessage",
     "MessageSpec",
+    "OscChar",
     "OscDecodeError",
+    "OscMidi",
+    "OscRgba",
+    "OscTimeTag",
     "PacketTemplate",
+    "decode_datagram",
     "decode_packet",
     "encode_bundle",
     "encode_message",
@@ -250,46 +261,136 @@ def _read_blob(data: bytes, index: int, what: str) -> tuple[bytes, int]:
     return data[index : index + size], index + size + (-size % 4)
 
 
-_FIXED_ARGS: Final = {"i": (">i", 4), "f": (">f", 4), "d": (">d", 8), "h": (">q", 8)}
-_CONSTANT_ARGS: Final = {"T": True, "F": False, "N": None}
+class OscChar(NamedTuple):
+    """OSC ``c``: a 32-bit (ASCII) character, kept as its code."""
+
+    code: int
+
+
+class OscRgba(NamedTuple):
+    """OSC ``r``: a 32-bit RGBA colour."""
+
+    red: int
+    green: int
+    blue: int
+    alpha: int
+
+
+class OscMidi(NamedTuple):
+    """OSC ``m``: a 4-byte MIDI message (port id, status byte, two data bytes)."""
+
+    port: int
+    status: int
+    data1: int
+    data2: int
+
+
+class OscTimeTag(NamedTuple):
+    """OSC ``t``: an NTP time tag (seconds since 1900, fraction of a second in 2**-32 s)."""
+
+    seconds: int
+    fraction: int
+
+
+class _Infinitum:
+    """OSC 1.0's ``I`` (infinitum / impulse): no data."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INFINITUM"
+
+
+INFINITUM: Final = _Infinitum()
+
+# Tag -> (layout, constructor); None keeps the single unpacked number as it is. The types no VAD
+# input uses (c r m t, like b and the constants) still decode, so the parser can reject such a
+# message by itself and its neighbours in a bundle still deliver.
+_FIXED_ARGS: Final[dict[str, tuple[struct.Struct, Callable[..., Any] | None]]] = {
+    "i": (struct.Struct(">i"), None),
+    "f": (struct.Struct(">f"), None),
+    "d": (struct.Struct(">d"), None),
+    "h": (struct.Struct(">q"), None),
+    "c": (struct.Struct(">I"), OscChar),
+    "r": (struct.Struct(">4B"), OscRgba),
+    "m": (struct.Struct(">4B"), OscMidi),
+    "t": (struct.Struct(">II"), OscTimeTag),
+}
+_STRING_TAGS: Final = frozenset("sS")  # S (symbol) is a string on the wire and to us
+_CONSTANT_ARGS: Final = {"T": True, "F": False, "N": None, "I": INFINITUM}
 
 
 def _decode_message(data: bytes) -> DecodedMessage:
     address, index = _read_string(data, 0, "address")
     if not address.startswith("/"):
-        raise OscDecodeError(f"address {address[:40]!r} does not start with '/'")
+        raise OscDecodeError(f"address {show(address)} does not start with '/'")
+    try:
+        return address, _decode_arguments(data, index)
+    except OscDecodeError as error:
+        # The address is input: escaped and cut (docs/security.md, log forging).
+        raise OscDecodeError(f"{show(address)}: {error.reason}") from None
+
+
+def _decode_arguments(data: bytes, index: int) -> tuple[Any, ...]:
     if index == len(data):
-        return address, ()  # OSC 1.0 lets old senders omit the type tag string
-    typetags, index = _read_string(data, index, f"{address}: type tag string")
+        return ()  # OSC 1.0 lets old senders omit the type tag string
+    typetags, index = _read_string(data, index, "type tag string")
     if not typetags.startswith(","):
-        raise OscDecodeError(f"{address}: type tag string does not start with ','")
+        raise OscDecodeError("type tag string does not start with ','")
     args: list[Any] = []
+    current = args  # the innermost open array ('[' ... ']'), or the arguments themselves
+    outer: list[list[Any]] = []
     for number, tag in enumerate(typetags[1:], start=1):
-        what = f"{address}: argument {number} ({tag!r})"
-        if tag in _FIXED_ARGS:
-            fmt, size = _FIXED_ARGS[tag]
-            value, index = _read_fixed(data, index, fmt, size, what)
-        elif tag == "s":
-            value, index = _read_string(data, index, what)
+        value: Any
+        fixed = _FIXED_ARGS.get(tag)
+        if fixed is not None:
+            layout, make = fixed
+            if index + layout.size > len(data):
+                raise OscDecodeError(
+                    f"argument {number} ({tag!r}) truncated: needs {layout.size} bytes at "
+                    f"offset {index}"
+                )
+            raw = layout.unpack_from(data, index)
+            index += layout.size
+            value = raw[0] if make is None else make(*raw)
+        elif tag in _STRING_TAGS:
+            value, index = _read_string(data, index, f"argument {number} ({tag!r})")
         elif tag == "b":
-            value, index = _read_blob(data, index, what)
+            value, index = _read_blob(data, index, f"argument {number} ({tag!r})")
         elif tag in _CONSTANT_ARGS:
             value = _CONSTANT_ARGS[tag]
+        elif tag == "[":
+            outer.append(current)
+            current = []
+            continue
+        elif tag == "]":
+            if not outer:
+                raise OscDecodeError(f"type tag {number} (']') closes no array")
+            value = tuple(current)
+            current = outer.pop()
         else:
-            raise OscDecodeError(f"{address}: unknown type tag {tag!r}")
-        args.append(value)
+            # Not in OSC 1.0/1.1: its size is unknown, so nothing after it can be read.
+            raise OscDecodeError(f"unknown type tag {tag!r}")
+        current.append(value)
+    if outer:
+        raise OscDecodeError(f"{len(outer)} array(s) opened with '[' are not closed")
     if index != len(data):
-        raise OscDecodeError(f"{address}: {len(data) - index} bytes after the last argument")
-    return address, tuple(args)
+        raise OscDecodeError(f"{len(data) - index} bytes after the last argument")
+    return tuple(args)
 
 
-def _decode(data: bytes, depth: int, max_depth: int, out: list[DecodedMessage]) -> None:
+def _decode(
+    data: bytes, depth: int, max_depth: int, out: list[DecodedMessage | OscDecodeError]
+) -> None:
     if not data:
         raise OscDecodeError("empty packet")
     if len(data) % 4:
         raise OscDecodeError(f"length {len(data)} is not a multiple of 4")
     if not data.startswith(BUNDLE_PREFIX):
-        out.append(_decode_message(data))
+        try:
+            out.append(_decode_message(data))
+        except OscDecodeError as error:
+            out.append(error)  # one message: a bundle's other elements are length-prefixed
         return
     if depth >= max_depth:
         raise OscDecodeError(f"bundles nested deeper than {max_depth}")
@@ -307,17 +408,40 @@ def _decode(data: bytes, depth: int, max_depth: int, out: list[DecodedMessage]) 
         index += size
 
 
+def decode_datagram(
+    data: bytes | bytearray | memoryview, *, max_depth: int = 4
+) -> list[DecodedMessage | OscDecodeError]:
+    """Every message of a datagram, bundles flattened in order: ``(address, args)``, or the
+    ``OscDecodeError`` of a message that cannot be decoded (an unknown type tag, a truncated
+    argument), so the other messages of its bundle still count.
+
+    Raises ``OscDecodeError`` (and nothing else) when the datagram as a whole is unusable: empty,
+    misaligned, a broken bundle header or element size, bundles nested deeper than
+    ``max_depth`` (a top-level bundle is depth 1).
+
+    Type tags: i f d h s S b T F N I c r m t and arrays ``[`` ... ``]`` (a tuple). ``S`` is a
+    str like ``s``; ``I`` is ``INFINITUM``; ``c r m t`` are ``OscChar``, ``OscRgba``,
+    ``OscMidi``, ``OscTimeTag``. Non-finite floats are returned as they are; callers decide.
+    """
+    if not 0 <= max_depth <= _MAX_NESTING:
+        raise ValueError(f"max_depth must be in 0..{_MAX_NESTING}, got {max_depth}")
+    out: list[DecodedMessage | OscDecodeError] = []
+    _decode(bytes(data), 0, max_depth, out)
+    return out
+
+
 def decode_packet(
     data: bytes | bytearray | memoryview, *, max_depth: int = 4
 ) -> list[DecodedMessage]:
     """All messages of a datagram as ``(address, args)``, bundles flattened in order.
 
-    Accepts the type tags i f d h s b T F N. ``max_depth`` bounds bundle nesting (a top-level
-    bundle is depth 1). Non-finite floats are returned as they are; callers decide. Raises
-    ``OscDecodeError`` (and nothing else) for anything malformed.
+    The strict form of ``decode_datagram`` (same type tags and ``max_depth``): any message that
+    cannot be decoded fails the whole datagram. Raises ``OscDecodeError`` (and nothing else) for
+    anything malformed.
     """
-    if not 0 <= max_depth <= _MAX_NESTING:
-        raise ValueError(f"max_depth must be in 0..{_MAX_NESTING}, got {max_depth}")
     out: list[DecodedMessage] = []
-    _decode(bytes(data), 0, max_depth, out)
+    for item in decode_datagram(data, max_depth=max_depth):
+        if isinstance(item, OscDecodeError):
+            raise item
+        out.append(item)
     return out

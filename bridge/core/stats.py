@@ -19,6 +19,8 @@ __all__ = [
     "InputStats",
     "format_stats_line",
     "interval_counts",
+    "printable",
+    "show",
 ]
 
 _log = logging.getLogger("vadbridge.inputs")
@@ -27,6 +29,39 @@ _log = logging.getLogger("vadbridge.inputs")
 DEFAULT_LOG_INTERVAL_S = 10.0  # seconds between two log lines of one kind of rejection
 ACCEPTED_LOG_INTERVAL_S = 1.0  # debug level: seconds between two "accepted" lines of one source
 _AXES = ("valence", "arousal", "dominance")
+
+
+# --- input text in log lines ---------------------------------------------------------------------
+
+LOG_TEXT_CHARS = 80  # one piece of input (an address, a topic, a name) as a log line shows it
+_REASON_CHARS = 400  # a whole rejection reason: a few pieces and the words around them
+_CUT = "…"
+
+
+def show(value: object, limit: int = LOG_TEXT_CHARS) -> str:
+    """A piece of input as a log line may show it: ``repr``-escaped and at most ``limit`` chars.
+
+    The single way input text reaches a log line (issue 12, log forging): ``repr`` escapes
+    newlines, control and other non-printable characters, so a sender cannot start a line of its
+    own; the cut keeps attacker-sized input from making log lines huge. A cut text ends in "…".
+    """
+    cut = False
+    if isinstance(value, str | bytes | bytearray) and len(value) > limit:
+        value, cut = value[:limit], True  # repr of the head only: no O(n) work on 64 KB inputs
+    text = repr(value)
+    if len(text) > limit:
+        text, cut = text[:limit], True
+    return text + _CUT if cut else text
+
+
+def printable(text: str, limit: int = _REASON_CHARS) -> str:
+    """``text`` (a whole log message built elsewhere) with non-printable characters escaped as
+    ``repr`` would and cut to ``limit`` chars: the last guard before a rejection is logged."""
+    if len(text) > limit:
+        text = text[:limit] + _CUT
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class InputStats:
@@ -100,6 +135,8 @@ class InputStats:
             return
         self._last_logged_s[kind] = now_s
         suppressed = self._suppressed.pop(kind, 0)
+        # Reasons show input through ``show``; this catches any piece that was not.
+        reason = printable(reason)
         if suppressed:
             self._logger.warning(
                 "rejected input (%s): %s (%d more since)", kind, reason, suppressed

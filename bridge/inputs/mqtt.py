@@ -2,19 +2,23 @@
 
 aiomqtt does not reconnect by itself: ``run`` keeps the connection up through
 ``vadbridge.mqtt_session`` (jittered exponential backoff, docs/references.md, "MQTT"). Payloads
-are parsed inline as they are taken from aiomqtt's queue, which is bounded so a flood cannot
-grow memory.
+are parsed inline as they are taken from aiomqtt's incoming queue, a ``_NewestWinsQueue``: bounded
+so a flood cannot grow memory, and when full it drops older values, not newer ones
+(docs/reliability.md, "MQTT bursts").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
 import aiomqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from vadbridge.config import MqttInputConfig
-from vadbridge.core.stats import InputStats
+from vadbridge.core.stats import InputStats, show
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.parse_mqtt import parse_mqtt
@@ -26,6 +30,72 @@ log = logging.getLogger("vadbridge.inputs.mqtt")
 
 SOURCE = "mqtt"
 _TOPICS_PER_SUBSCRIBE = 100  # one SUBSCRIBE packet per chunk when sharding by avatar
+SUPERSEDED = "mqtt.superseded"  # an unread message replaced by a newer one of its topic
+OVERFLOW = "mqtt.overflow"  # the queue full of distinct topics: the new message is dropped
+CLEARED = "mqtt.cleared"  # an empty retained message: the topic's retained value was cleared
+_DROP_REASONS = {
+    SUPERSEDED: "an unread message was replaced by a newer one of its topic (newest value wins)",
+    OVERFLOW: "dropped: the incoming queue is full of messages of as many distinct topics",
+}
+
+
+class _NewestWinsQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue (its ``queue_type``): first in, first out while there is room.
+
+    When full, a new message takes the place of the oldest unread one of its own topic, or else
+    of a topic that has a newer message waiting, so a burst loses old values and keeps the
+    newest one of every topic (a VAD stream is a state, not a log), while a reader that keeps
+    up still gets every message (partial updates such as ``{"v": 0.5}`` stay whole). Only when
+    every waiting message is its topic's only one (``maxsize`` distinct topics) is the new
+    message dropped. Every loss goes to ``_dropped(kind, topic)``; ``put_nowait`` never raises
+    ``QueueFull``, so aiomqtt's per-message "Message queue is full" warning cannot happen.
+    """
+
+    _queue: OrderedDict[int, aiomqtt.Message]  # by arrival number: O(1) removal anywhere
+
+    def _init(self, maxsize: int) -> None:
+        self._queue = OrderedDict()
+        self._numbers_by_topic: dict[str, deque[int]] = {}
+        self._crowded: dict[str, None] = {}  # topics with 2+ waiting messages (an ordered set)
+        self._next_number = 0
+
+    def _put(self, item: aiomqtt.Message) -> None:
+        number = self._next_number
+        self._next_number += 1
+        self._queue[number] = item
+        topic = item.topic.value
+        numbers = self._numbers_by_topic.setdefault(topic, deque())
+        numbers.append(number)
+        if len(numbers) == 2:
+            self._crowded[topic] = None
+
+    def _get(self) -> aiomqtt.Message:
+        _number, item = self._queue.popitem(last=False)
+        self._forget_oldest(item.topic.value)  # the oldest of all is the oldest of its topic
+        return item
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.full():
+            topic = item.topic.value
+            victim = topic if topic in self._numbers_by_topic else next(iter(self._crowded), None)
+            if victim is None:
+                self._dropped(OVERFLOW, topic)
+                return
+            del self._queue[self._forget_oldest(victim)]
+            self._dropped(SUPERSEDED, victim)
+        super().put_nowait(item)
+
+    def _forget_oldest(self, topic: str) -> int:
+        numbers = self._numbers_by_topic[topic]
+        number = numbers.popleft()
+        if not numbers:
+            del self._numbers_by_topic[topic]
+        elif len(numbers) == 1:
+            self._crowded.pop(topic, None)
+        return number
+
+    def _dropped(self, kind: str, topic: str) -> None:
+        """Told of each lost message; a source's subclass counts it."""
 
 
 class MqttSource:
@@ -63,6 +133,8 @@ class MqttSource:
         self.topic_prefix = config.topic_prefix
         self.max_payload_bytes = max_payload_bytes
         self.rate_limiter = rate_limiter
+        # MQTT 5 can keep the retain flag on live messages: it tells a cleared value (item 14).
+        self._retain_as_published = config.protocol == 5
         leaves = ("vad", "emotion")
         prefix = config.topic_prefix
         self.topics: tuple[str, ...] = (
@@ -70,7 +142,15 @@ class MqttSource:
             if avatars is None
             else tuple(f"{prefix}/{a}/{leaf}" for a in sorted(avatars) for leaf in leaves)
         )
-        self._session = MqttSession(config, log=log, max_queued_messages=max_queued_messages)
+        source = self
+
+        class Queue(_NewestWinsQueue):
+            def _dropped(self, kind: str, topic: str) -> None:
+                source.stats.reject(kind, f"MQTT {show(topic)}: {_DROP_REASONS[kind]}")
+
+        self._session = MqttSession(
+            config, log=log, max_queued_messages=max_queued_messages, queue_type=Queue
+        )
 
     @property
     def topics_summary(self) -> str:
@@ -103,14 +183,20 @@ class MqttSource:
                 )  # fmt: skip
             # aiomqtt's iterator raises MqttError when the connection drops: never ends by itself.
             async for message in client.messages:
-                self._message(str(message.topic), message.payload, on_sample)
+                self._message(
+                    message.topic.value, message.payload, on_sample, retained=message.retain
+                )
 
         await self._session.run(serve)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         for start in range(0, len(self.topics), _TOPICS_PER_SUBSCRIBE):
             chunk = self.topics[start : start + _TOPICS_PER_SUBSCRIBE]
-            granted = await client.subscribe([(topic, 0) for topic in chunk])
+            granted = await client.subscribe(
+                [(topic, SubscribeOptions(qos=0, retainAsPublished=True)) for topic in chunk]
+                if self._retain_as_published
+                else [(topic, 0) for topic in chunk]
+            )
             for topic, code in zip(chunk, granted, strict=False):
                 # 3.1.1 answers a granted QoS (0x80 = refused), 5 a ReasonCode.
                 refused = (
@@ -124,7 +210,14 @@ class MqttSource:
         topic: str,
         payload: bytes | bytearray | str | int | float | None,
         on_sample: Callable[[VadSample], None],
+        *,
+        retained: bool = False,
     ) -> None:
+        if retained and not payload:
+            # How MQTT clears a topic's retained value: not input, and nothing to warn about.
+            # Counted where no line is logged (InputStats has no quiet rejection).
+            self.stats.accept(CLEARED)
+            return
         limiter = self.rate_limiter
         if limiter is not None and not limiter.allow(topic.rpartition("/")[0]):
             self.stats.reject(

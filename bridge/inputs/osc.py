@@ -1,4 +1,4 @@
-"""OSC over UDP in: datagrams -> ``core.osc_codec.decode_packet`` -> ``parse_osc_message``.
+"""OSC over UDP in: datagrams -> ``core.osc_codec.decode_datagram`` -> ``parse_osc_message``.
 
 Deliberately not python-osc's server: its dispatcher is called synchronously, sleeps on bundles
 time-tagged in the future (blocking the event loop) and swallows parse errors
@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from vadbridge.config import PORT_RANGE
-from vadbridge.core.osc_codec import OscDecodeError, decode_packet
+from vadbridge.core.osc_codec import OscDecodeError, decode_datagram
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
@@ -179,13 +179,16 @@ class OscSource:
             )
             return
         try:
-            messages = decode_packet(data)
+            messages = decode_datagram(data)
         except OscDecodeError as error:
             stats.reject("osc.decode", f"datagram from {sender}: {error.reason}")
             return
-        for address, args in messages:
+        for message in messages:
+            if isinstance(message, OscDecodeError):  # this message only: a bundle goes on
+                stats.reject("osc.decode", f"message from {sender}: {message.reason}")
+                continue
             try:
-                sample, clipped = parse_osc_message(address, args)
+                sample, clipped = parse_osc_message(*message)
             except InputError as error:
                 stats.reject(error.kind, error.reason)
                 continue

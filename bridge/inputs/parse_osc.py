@@ -84,7 +84,7 @@ def parse_osc_message(address: str, args: tuple[Any, ...]) -> Parsed:
 
     ``/vad f f f``, ``/vad/{valence,arousal,dominance} f``, ``/emotion s [f]`` address the
     ``default`` avatar; the same under ``/avatar/<id>/`` address avatar ``<id>``. Ints and
-    doubles count as floats.
+    doubles count as floats; ``S`` (a symbol) arrives decoded as a string, so counts as ``s``.
     """
     handler = _OSC_HANDLERS.get(address)
     if handler is not None:

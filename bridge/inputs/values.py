@@ -13,6 +13,7 @@ import re
 from typing import NamedTuple
 
 from vadbridge.config import AVATAR_ID_PATTERN, AVATAR_ID_RULE
+from vadbridge.core.stats import show  # the one escape for input text in log lines
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.model.emotions import emotion_to_vad, known_emotion_names
 
@@ -42,15 +43,6 @@ class Parsed(NamedTuple):
 
 
 AXES = ("valence", "arousal", "dominance")
-_REASON_TEXT_CHARS = 80
-
-
-def show(value: object) -> str:
-    """A short repr for log reasons: attacker-sized input must not make log lines huge."""
-    text = repr(value)
-    if len(text) > _REASON_TEXT_CHARS:
-        return text[: _REASON_TEXT_CHARS - 3] + "..."
-    return text
 
 
 def parse_number(value: object, what: str, type_kind: str) -> float:
