@@ -19,9 +19,11 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.benchmarks.harness import Result
+from vadbridge.config import LiveLinkOutputConfig
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
 from vadbridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder, OscEncoder, VmcEncoder
+from vadbridge.outputs.timecode import frame_time
 
 ReferenceBuilder = Callable[[Frame], list[bytes]]
 Encode = Callable[[Frame], Sequence[memoryview | bytes]]
@@ -63,14 +65,17 @@ def python_osc_array(frame: Frame) -> list[bytes]:
 
 
 def struct_live_link(frame: Frame) -> list[bytes]:
-    """Live Link Face v6 packed per frame (LiveLinkEncoder's defaults: 60 fps, 'vadbridge')."""
+    """Live Link Face v6 packed per frame (LiveLinkEncoder's defaults: 60 fps, subject
+    'vadbridge' and its derived device id; the clock pinned at midnight, so the timecode is
+    ``time_s`` in frames)."""
     values = frame.weights.tolist()
     ordered = [values[_LIVE_LINK_SOURCE[name]] for name in LIVE_LINK_NAMES[:52]] + [0.0] * 9
     name = b"vadbridge"
-    layout = f">Bi{len(name)}si{len(name)}sifiiB61f"
+    device = LiveLinkOutputConfig.default_device_id("vadbridge").encode()
+    number, subframe = frame_time(frame.time_s, 60)
+    layout = f">Bi{len(device)}si{len(name)}sifiiB61f"
     packet = struct.pack(
-        layout, 6, len(name), name, len(name), name, frame.number % 2**31, 0.0, 60, 1, 61,
-        *ordered,
+        layout, 6, len(device), device, len(name), name, number, subframe, 60, 1, 61, *ordered,
     )
     return [packet]
 
@@ -80,7 +85,8 @@ PAIRS: tuple[tuple[str, Callable[[], Encode], ReferenceBuilder], ...] = (
     ("VMC bundle (52 Val + Apply + OK + T)", lambda: VmcEncoder().encode, python_osc_vmc),
     ("OSC per_shape bundle", lambda: OscEncoder("per_shape").encode, python_osc_per_shape),
     ("OSC array message", lambda: OscEncoder("array").encode, python_osc_array),
-    ("Live Link v6 packet", lambda: LiveLinkEncoder().encode, struct_live_link),
+    ("Live Link v6 packet", lambda: LiveLinkEncoder(time_of_day=lambda: 0.0).encode,
+     struct_live_link),
 )
 
 

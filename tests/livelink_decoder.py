@@ -86,3 +86,44 @@ def decode_livelink(packet: bytes) -> LiveLinkFrame:
         rate=(numerator, denominator),
         values=dict(zip(VALUE_NAMES, values, strict=True)),
     )
+
+
+@dataclass(frozen=True)
+class PyLiveLinkFaceView:
+    """What PyLiveLinkFace's decoder makes of a packet (see ``decode_like_pylivelinkface``)."""
+
+    version: int
+    uuid: str
+    name: str
+    frame_number: int
+    sub_frame: float
+    fps: int
+    denominator: int
+    blend_shapes: tuple[float, ...]
+
+
+def decode_like_pylivelinkface(packet: bytes) -> PyLiveLinkFaceView:
+    """Reads a packet the way PyLiveLinkFace does, fixed offsets and all.
+
+    Written from the reading pattern of ``PyLiveLinkFace.decode`` in JimWest/PyLiveLinkFace
+    (``pylivelinkface/pylivelinkface.py``), which the NeuroSync player copies: the version is a
+    little-endian int32 over bytes 0-3 (the u8 version plus the top three bytes of the device
+    id's length, zero for a short id); the device id is bytes 4-40 read as UTF-8 (the length's
+    low byte, ``$`` for 36, then exactly 36 id bytes); the subject's length is a big-endian
+    int32 at 41; then ``!if2ib`` (frame number, subframe, rate, count) and ``!61f`` over the
+    rest, which must be exactly 244 bytes. Any id not 36 bytes long shifts every later read.
+    """
+    (version,) = struct.unpack("<i", packet[0:4])
+    uuid = packet[4:41].decode("utf-8")
+    (name_length,) = struct.unpack("!i", packet[41:45])
+    name_end = 45 + name_length
+    name = packet[45:name_end].decode("utf-8")
+    frame_number, sub_frame, fps, denominator, count = struct.unpack(
+        "!if2ib", packet[name_end : name_end + 17]
+    )
+    if count != 61:
+        raise ValueError(f"blend shape count {count}, PyLiveLinkFace expects 61")
+    blend_shapes = struct.unpack("!61f", packet[name_end + 17 :])
+    return PyLiveLinkFaceView(
+        version, uuid, name, frame_number, sub_frame, fps, denominator, blend_shapes
+    )

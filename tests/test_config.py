@@ -86,7 +86,8 @@ def test_vseeface_example_sends_perfect_sync_vmc_and_listens_for_osc() -> None:
 def test_unreal_example_sends_live_link_to_11111() -> None:
     config = load_config(CONFIG_DIR / "unreal-livelink.yaml", environ={})
     assert config.outputs == (
-        LiveLinkOutputConfig(port=11111, subject="vadbridge", device_id="vadbridge"),)
+        LiveLinkOutputConfig(port=11111, subject="vadbridge"),)
+    assert len(config.outputs[0].device_id) == 36  # derived from the subject
 
 
 def test_unity_example_sends_per_shape_osc_to_uosc_default_port() -> None:
@@ -137,7 +138,8 @@ BAD = [
     ("frame_rate_high", "\nframe_rate: 241\n", "frame_rate", 2, "an integer 1..240", "241"),
     ("frame_rate_float", "frame_rate: 60.5\n", "frame_rate", 1, "an integer 1..240", "60.5"),
     ("frame_rate_bool", "frame_rate: true\n", "frame_rate", 1, "an integer 1..240", "true"),
-    ("stats_string", "stats_interval_s: '10'\n", "stats_interval_s", 1, "a number >= 0", "'10'"),
+    ("stats_string", "stats_interval_s: '10'\n", "stats_interval_s", 1,
+     "0 (off) or a number >= 0.1", "'10'"),
     ("log_level", "log_level: verbose\n", "log_level", 1, "one of debug, info", "'verbose'"),
     ("unknown_top_key", "frame_rat: 60\n", "frame_rat", 1, "one of the keys avatars,",
      "did you mean 'frame_rate'"),
@@ -202,7 +204,8 @@ BAD = [
     ("password_env_unset", "inputs:\n  - {type: mqtt, username: u, password_env: NOPE_UNSET}\n",
      "inputs[0].password_env", 2, "environment variable NOPE_UNSET to be set", "unset"),
     ("password_env_name", "inputs:\n  - {type: mqtt, username: u, password_env: 1BAD}\n",
-     "inputs[0].password_env", 2, "an environment variable name", "'1BAD'"),
+     "inputs[0].password_env", 2, "an environment variable name",
+     "not a valid environment variable name (the value is not shown"),
     ("password_without_user", "inputs:\n  - {type: mqtt, password: p}\n",
      "inputs[0].password", 2, "username to be set", "no username"),
     ("tls_scalar", "inputs:\n  - {type: mqtt, tls: yes}\n", "inputs[0].tls", 2, "a mapping",
@@ -239,8 +242,12 @@ BAD = [
      2, "no trailing '/'", "'/blend/'"),
     ("livelink_subject_empty", "outputs:\n  - {type: livelink, subject: ''}\n",
      "outputs[0].subject", 2, "at most 255 UTF-8 bytes", "''"),
-    ("livelink_subject_long", f"outputs:\n  - {{type: livelink, device_id: {'é' * 128}}}\n",
-     "outputs[0].device_id", 2, "at most 255 UTF-8 bytes", "'éééé"),
+    ("livelink_subject_long", f"outputs:\n  - {{type: livelink, subject: {'é' * 128}}}\n",
+     "outputs[0].subject", 2, "at most 255 UTF-8 bytes", "'éééé"),
+    ("livelink_device_id_short", "outputs:\n  - {type: livelink, device_id: vadbridge}\n",
+     "outputs[0].device_id", 2, "exactly 36 printable ASCII characters", "'vadbridge'"),
+    ("livelink_device_id_non_ascii", f"outputs:\n  - {{type: livelink, device_id: {'é' * 36}}}\n",
+     "outputs[0].device_id", 2, "read exactly 36 bytes", "'éééé"),
     ("checkpoint_suffix", "model: {checkpoint: x.yaml}\n", "model.checkpoint", 1,
      "(.npz or .pt)", "x.yaml"),
     ("yaml_syntax", "frame_rate: 60\nmodel: {engine: mlp\n", "", 3, "valid YAML", ""),
@@ -368,13 +375,15 @@ def test_every_output_type_reads_all_its_keys() -> None:
         " split: true, send_ok_and_time: false}\n"
         "  - {type: osc, host: '::1', port: 3333, avatar: a.b-c_1, mode: array, prefix: /face/bs,"
         " naming: perfect_sync}\n"
-        "  - {type: livelink, subject: iPhoneXFaceAR, device_id: 'Ünïcode'}\n")
+        "  - {type: livelink, subject: iPhoneXFaceAR,"
+        " device_id: 6F9619FF-8B86-D011-B42D-00C04FC964FF}\n")
     assert config.outputs == (
         VmcOutputConfig(host="10.0.0.2", port=39540, avatar="bob", naming="arkit", split=True,
                         send_ok_and_time=False),
         OscOutputConfig(host="::1", port=3333, avatar="a.b-c_1", mode="array",
                         prefix="/face/bs", naming="perfect_sync"),
-        LiveLinkOutputConfig(subject="iPhoneXFaceAR", device_id="Ünïcode"),
+        LiveLinkOutputConfig(subject="iPhoneXFaceAR",
+                             device_id="6F9619FF-8B86-D011-B42D-00C04FC964FF"),
     )
     assert [output.type for output in config.outputs] == ["vmc", "osc", "livelink"]
 

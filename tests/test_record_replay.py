@@ -363,6 +363,35 @@ def test_columns_match_by_name_in_any_case_and_order_extra_columns_ignored(
     np.testing.assert_allclose(take.weights[0], weights, rtol=FLOAT32_RTOL, atol=CSV_ATOL)
 
 
+@pytest.mark.parametrize("count_column", ["BlendShapeCount", "BlendshapeCount"])
+def test_both_spellings_of_the_apps_count_column_load(tmp_path: Path, count_column: str) -> None:
+    # Older Live Link Face takes write BlendShapeCount, newer ones BlendshapeCount.
+    header = APP_HEADER.replace("BlendShapeCount", count_column).split(",")
+    assert header[1] == count_column
+    weights = weights_of(11)
+    by_name = {upper_camel(name): f"{w:.10f}" for name, w in zip(ARKIT_NAMES, weights, strict=True)}
+    row = ["12:27:47:47.169", "61", *(by_name[name] for name in header[2:-9]), *["0"] * 9]
+    path = tmp_path / "app.csv"
+    _write_csv(path, header, [row, ["12:27:47:49.169", *row[1:]]])
+    take = load_take(path)
+    np.testing.assert_allclose(take.weights[1], weights, rtol=FLOAT32_RTOL, atol=CSV_ATOL)
+    assert take.times_s.tolist() == pytest.approx([0.0, 2 / 60])
+
+
+@pytest.mark.parametrize("count_column", ["BlendShapeCount", "BlendshapeCount"])
+def test_replay_command_plays_a_take_with_either_count_spelling(
+    tmp_path: Path, receivers: dict[str, socket.socket], count_column: str
+) -> None:
+    path = tmp_path / "app.csv"
+    zeros = ["0"] * 61
+    _write_csv(path, APP_HEADER.replace("BlendShapeCount", count_column).split(","),
+               [["00:00:00:00.000", "61", *zeros], ["00:00:00:01.000", "61", *zeros]])
+    assert _run_replay(["replay", str(path), "--livelink-out", _port(receivers["livelink"])]) == 0
+    frames = [decode_livelink(receivers["livelink"].recv(65536)) for _ in range(3)]
+    assert len(frames) == 3  # two rows, then the neutral frame
+    assert len(frames[0].device_id) == 36  # the default id, readable by PyLiveLinkFace
+
+
 def test_a_missing_shape_column_is_an_error_naming_it(tmp_path: Path) -> None:
     header = APP_HEADER.split(",")
     header.remove("TongueOut")

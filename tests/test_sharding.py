@@ -16,12 +16,16 @@ REPO = Path(__file__).resolve().parent.parent
 AVATARS = [f"npc-{i:02d}" for i in range(20)]
 
 
+def instance_id(instance: int) -> str:
+    return f"{instance:036d}"  # Live Link device ids are 36 characters, like the app's UUIDs
+
+
 def shard_config(path: Path, shard: str, broker_port: int, receiver_port: int) -> Path:
     # Both instances list every avatar's output (one Live Link subject each, all to one
     # receiver); the device id tells the instances apart on the wire.
     outputs = "\n".join(
         f"  - {{type: livelink, port: {receiver_port}, avatar: {avatar}, subject: {avatar}, "
-        f"device_id: instance-{shard[0]}}}"
+        f"device_id: '{instance_id(int(shard[0]))}'}}"
         for avatar in AVATARS
     )
     path.write_text(f"""
@@ -78,7 +82,7 @@ def test_two_instances_each_own_their_avatars(mosquitto, tmp_path: Path) -> None
     # Each avatar's frames come from exactly one instance: the one whose shard owns it.
     for avatar, instances in senders.items():
         owner = 1 if Shard(1, 2).owns(avatar) else 2
-        assert instances == {f"instance-{owner}"}, (avatar, instances)
+        assert instances == {instance_id(owner)}, (avatar, instances)
     assert 0 < sum(Shard(1, 2).owns(a) for a in AVATARS) < len(AVATARS)
     assert "Traceback" not in "".join(stderr)
 

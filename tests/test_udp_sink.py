@@ -69,7 +69,7 @@ def test_hostname_is_resolved_once(receiver: socket.socket) -> None:
     sink = UdpSink(LiveLinkEncoder(), "localhost", _port(receiver), name="livelink")
     try:
         sink.send(Frame(WEIGHTS, 9, 0.0))
-        assert len(receiver.recv(65536)) == 270 + 2 * len("vadbridge")
+        assert len(receiver.recv(65536)) == 270 + 36 + len("vadbridge")  # 36: the device id
     finally:
         sink.close()
 
@@ -79,10 +79,13 @@ def test_ipv6_receiver() -> None:
         receiver = _receiver(socket.AF_INET6, "::1")
     except OSError:
         pytest.skip("no IPv6 loopback on this machine")
-    sink = UdpSink(LiveLinkEncoder(), "::1", _port(receiver), name="livelink6")
+    def encoder() -> LiveLinkEncoder:  # one fixed clock: both stamp the same timecode
+        return LiveLinkEncoder(time_of_day=lambda: 1000.0)
+
+    sink = UdpSink(encoder(), "::1", _port(receiver), name="livelink6")
     try:
         sink.send(Frame(WEIGHTS, 3, 0.0))
-        assert receiver.recv(65536) == bytes(LiveLinkEncoder().encode(Frame(WEIGHTS, 3, 0.0))[0])
+        assert receiver.recv(65536) == bytes(encoder().encode(Frame(WEIGHTS, 3, 0.0))[0])
     finally:
         sink.close()
         receiver.close()

@@ -5,8 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from vadbridge.config.loader import MAX_CONFIG_BYTES
 from vadbridge.config.schema import BridgeConfig
-from vadbridge.config.specs import Optional, Section, TypedList, doc_of, spec_of
+from vadbridge.config.specs import (
+    MAX_NUMBER_MAGNITUDE,
+    Optional,
+    Section,
+    TypedList,
+    doc_of,
+    spec_of,
+)
 from vadbridge.config.values import FRAME_RATE_RANGE, PORT
 
 __all__ = ["render_markdown"]
@@ -26,9 +34,13 @@ equal `config/default.yaml`). The whole file is validated before any socket open
   line naming the file, the line, the key path and what was expected, and `vadbridge run` exits
   with status 2:
   `config/x.yaml:12: outputs[1].port: expected {PORT.expected}, got 70000`
+- Numbers are finite and at most {MAX_NUMBER_MAGNITUDE:g} in magnitude; strings are UTF-8 text
+  (no lone surrogates such as `"\\ud800"`); the file is a regular file of at most
+  {MAX_CONFIG_BYTES // 2**20} MiB, without control characters such as NUL.
 - Relative file paths (checkpoint, TLS files) are relative to the config file's directory.
 - Secrets: give the MQTT password as `password_env: NAME` to read it from the environment at
-  start (an unset variable is an error). Passwords never appear in logs or reprs.
+  start (an unset variable is an error). Passwords never appear in logs, reprs or error
+  messages (an error says only what kind of value it found).
 - Strings that YAML would read as something else (`007`, `yes`, `1.0`) must be quoted.
 
 Examples: `config/vseeface.yaml`, `config/unreal-livelink.yaml`, `config/unity-osc.yaml`,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ConfigError", "Invalid", "describe"]
+__all__ = ["ConfigError", "Invalid", "describe", "describe_kind", "lone_surrogate_at"]
 
 
 class ConfigError(Exception):
@@ -74,3 +74,30 @@ def describe(value: object, limit: int = _MAX_SHOWN_CHARS) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return f"a value of type {type(value).__name__}"
+
+
+def describe_kind(value: object) -> str:
+    """The ``got`` part for a secret: what kind of value it is, never the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a value of type {type(value).__name__}"
+
+
+def lone_surrogate_at(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (YAML's ``"\\ud800"`` escapes make
+    them), which no UTF-8 encoder accepts; None when ``text`` encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None

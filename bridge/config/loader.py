@@ -13,19 +13,24 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vadbridge.config.errors import ConfigError, Invalid, describe
+from vadbridge.config.errors import ConfigError, Invalid, describe, lone_surrogate_at
 from vadbridge.config.schema import BridgeConfig
 from vadbridge.config.specs import Context, ListOf, Optional, Section, Spec, TypedList, spec_of
 
-__all__ = ["format_config_error", "load_config", "parse_config"]
+__all__ = ["MAX_CONFIG_BYTES", "format_config_error", "load_config", "parse_config"]
 
 _NULL_TAG = "tag:yaml.org,2002:null"
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config larger than this is refused unread: room for ~15,000 one-line outputs, while a
+runaway (``/dev/zero``, a log file named by mistake) fails at once instead of filling memory."""
 
 
 def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> BridgeConfig:
@@ -33,15 +38,56 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
     if path is None:
         return BridgeConfig()
     source = str(path)
+    data = _read_config_file(path, source)
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(source, "", None, "UTF-8 text", f"an undecodable byte at offset "
                           f"{error.start}") from None
+    return parse_config(text, source, environ=environ)
+
+
+def _read_config_file(path: Path, source: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``MAX_CONFIG_BYTES`` of them.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked with ``fstat`` on the
+    open file, so ``/dev/zero``, a FIFO or a directory is refused instead of read forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        reason = error.strerror if isinstance(error, OSError) else "a NUL byte in the path"
+        raise ConfigError(source, "", None, "a readable config file",
+                          reason or type(error).__name__) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(source, "", None, "a regular config file", _file_kind(info))
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(source, "", None, f"a config of at most {MAX_CONFIG_BYTES} bytes",
+                              f"{info.st_size} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, MAX_CONFIG_BYTES + 1 - size)):
+            chunks.append(chunk)  # the file may have grown since fstat: read one byte past
+            size += len(chunk)
+        data = b"".join(chunks)
     except OSError as error:
         raise ConfigError(source, "", None, "a readable config file",
                           error.strerror or type(error).__name__) from None
-    return parse_config(text, source, environ=environ)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", None, f"a config of at most {MAX_CONFIG_BYTES} bytes",
+                          "a file that grew beyond it while read")
+    return data
+
+
+def _file_kind(info: os.stat_result) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(info.st_mode)), "not a regular file")
 
 
 def parse_config(text: str, source: str = "<string>", *,
@@ -59,6 +105,10 @@ def parse_config(text: str, source: str = "<string>", *,
         problem = ", ".join(part for part in (error.context, error.problem) if part)
         raise ConfigError(source, "", line, "valid YAML",
                           "a YAML error: " + " ".join(problem.split())) from None
+    except yaml.reader.ReaderError as error:  # a control character such as NUL
+        line = text.count("\n", 0, error.position) + 1
+        raise ConfigError(source, "", line, "text without control characters",
+                          f"the character U+{error.character:04X}") from None
     except yaml.YAMLError as error:
         raise ConfigError(source, "", None, "valid YAML", " ".join(str(error).split())) from None
     except RecursionError:
@@ -104,12 +154,22 @@ class _Reader:
         # PyYAML's scalar constructors leak ValueError, AttributeError (bad !!timestamp) and
         # friends on explicitly tagged garbage; whatever it is, the value is not acceptable.
         except Exception:
+            shown = "a value" if spec.secret else describe(node.value)
             raise self.error(node, path, spec.expected,
-                             f"{describe(node.value)} (unreadable as {node.tag})") from None
+                             f"{shown} (unreadable as {node.tag})") from None
+        if isinstance(value, str) and (at := lone_surrogate_at(value)) is not None:
+            # Only a YAML escape ("\ud800") makes one; every sink would fail to encode it.
+            where = "" if spec.secret else f" at character {at}"
+            raise self.error(node, path, spec.expected,
+                             f"{spec.show(value)} with a lone surrogate{where} (not UTF-8 text)")
         try:
             return spec.check(value, self.ctx)
         except Invalid as invalid:
             raise self.error(node, path, invalid.expected, invalid.got) from None
+        # A spec that trips over an odd value must still yield a one-line error.
+        except (ArithmeticError, ValueError, TypeError) as error:
+            raise self.error(node, path, spec.expected,
+                             f"{spec.show(value)} ({type(error).__name__})") from None
 
     def items(self, node: yaml.Node, path: str, expected: str) -> list[yaml.Node]:
         if _is_null(node):  # `inputs:` with every entry commented out

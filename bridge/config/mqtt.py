@@ -10,10 +10,11 @@ docs/references.md, "MQTT".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from vadbridge.config.errors import Invalid
+from vadbridge.config.errors import Invalid, lone_surrogate_at
 from vadbridge.config.specs import (
     Choice,
     Context,
@@ -62,6 +63,7 @@ class TlsConfig:
             raise Invalid("cert_file to be set when key_file is", "no cert_file", ("key_file",))
 
 
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _MAX_KEEPALIVE_S = 65535  # the protocol's keep-alive is a two-byte count of seconds
 # The first reconnect delay, unless the cap (reconnect_max_s) is lower.
 _RECONNECT_INITIAL_S = 0.5
@@ -126,9 +128,18 @@ class MqttConnectionConfig:
             if values.get("password") is not None:
                 raise Invalid("only one of password and password_env", "both", ("password_env",))
             if env_name not in ctx.environ:
-                raise Invalid(f"environment variable {env_name} to be set", "unset",
-                              ("password_env",))
-            values["password"] = ctx.environ[env_name]
+                # Named as given only when it looks like one (upper case): a pasted password
+                # can be a valid name too, and must not be echoed.
+                expected = (f"environment variable {env_name} to be set"
+                             if _CONVENTIONAL_ENV_NAME.fullmatch(env_name) else
+                             "the environment variable it names to be set (the name is not "
+                             "shown: not upper case, it may be a pasted secret)")
+                raise Invalid(expected, "unset", ("password_env",))
+            password = ctx.environ[env_name]
+            if lone_surrogate_at(password) is not None:  # undecodable bytes in the environment
+                raise Invalid(f"environment variable {env_name} to hold UTF-8 text",
+                              "a value that is not (not shown: it is a secret)", ("password_env",))
+            values["password"] = password
         if values.get("password") is not None and values.get("username") is None:
             # paho only sends a password along with a user name: it would be dropped silently.
             where = "password_env" if env_name is not None else "password"

@@ -7,8 +7,10 @@ A new output is one dataclass with a ``type`` ClassVar plus one entry in ``OUTPU
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from vadbridge.config.errors import Invalid
 from vadbridge.config.mqtt import MqttConnectionConfig, mqtt_reconnect_max
@@ -18,6 +20,7 @@ from vadbridge.config.specs import (
     Context,
     NewFilePath,
     Number,
+    Text,
     default_of,
     setting,
 )
@@ -42,6 +45,19 @@ __all__ = [
 ]
 
 _RECORDING = NewFilePath("recording")
+
+# Live Link Face's device id: the app always sends a 36-character UUID, and widely used decoders
+# (PyLiveLinkFace, the NeuroSync player, blender_livelinkface) read exactly 36 bytes there.
+LIVE_LINK_DEVICE_ID_LENGTH: Final = 36
+_LIVE_LINK_DEVICE_ID = Text(
+    f"exactly {LIVE_LINK_DEVICE_ID_LENGTH} printable ASCII characters, like the app's UUID "
+    "device id (e.g. 4F8E2A51-0C8D-5B7A-9E36-1D2C3B4A5F60): decoders such as PyLiveLinkFace "
+    f"read exactly {LIVE_LINK_DEVICE_ID_LENGTH} bytes",
+    lambda text: len(text) == LIVE_LINK_DEVICE_ID_LENGTH and text.isascii()
+    and text.isprintable(),
+)
+# Fixed forever: the default device id of a subject must not change between versions.
+_DEVICE_ID_NAMESPACE: Final = uuid.UUID("db9e7e28-4b64-59d1-b2b3-8d6c314c864f")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +128,24 @@ class LiveLinkOutputConfig:
     subject: str = setting(
         "vadbridge", LABEL_255,
         "Subject name shown in Unreal's Live Link window (the app's default is iPhoneXFaceAR).")
-    device_id: str = setting("vadbridge", LABEL_255, "Device id sent in every packet.")
+    # "" = derived from the subject in __post_init__ (the YAML cannot give "": it is refused).
+    device_id: str = setting(
+        "", _LIVE_LINK_DEVICE_ID,
+        "Device id sent in every packet. Default: a UUID derived from `subject` (uuid5, upper "
+        "case like the app's), the same on every start. An id of another length is refused "
+        "rather than padded: padding would silently send an id other than the one configured.")
+
+    def __post_init__(self) -> None:
+        if not self.device_id:
+            object.__setattr__(self, "device_id", self.default_device_id(self.subject))
+
+    @staticmethod
+    def default_device_id(subject: str) -> str:
+        """The 36-character UUID (uuid5 of ``subject``, upper case) sent when none is set."""
+        # uuid.uuid5 by hand: a lone surrogate (a YAML escape) must not crash the derivation.
+        name = subject.encode("utf-8", "surrogatepass")
+        digest = hashlib.sha1(_DEVICE_ID_NAMESPACE.bytes + name, usedforsecurity=False).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=5)).upper()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

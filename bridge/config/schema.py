@@ -27,6 +27,7 @@ from vadbridge.config.specs import (
     Int,
     ListOf,
     Number,
+    OffOrAtLeast,
     Optional,
     Section,
     TypedList,
@@ -44,6 +45,8 @@ __all__ = [
     "SmoothingConfig",
     "SmoothingSpace",
 ]
+
+_MIN_STATS_INTERVAL_S = 0.1
 
 SmoothingSpace = Literal["vad", "blendshapes"]
 """Where the animator smooths: the VAD state (``vad``) or the 52 weights (``blendshapes``)."""
@@ -167,7 +170,9 @@ class BridgeConfig:
         "values). 0 = every frame. Keep it >= 2 for Live Link, whose subjects go stale "
         "without packets.")
     stats_interval_s: float = setting(
-        10.0, Number(0.0), "Seconds between stats log lines; 0 = no stats lines.")
+        10.0, OffOrAtLeast(_MIN_STATS_INTERVAL_S),
+        f"Seconds between stats log lines; 0 = no stats lines. At least "
+        f"{_MIN_STATS_INTERVAL_S:g} s: shorter would flood the log.")
     log_level: str = setting(
         "info", Choice("debug", "info", "warning", "error"), "Logging level (`-v` = debug).")
     model: ModelConfig = setting(ModelConfig, Section(ModelConfig), "")  # noqa: RUF009

@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from vadbridge.config.errors import Invalid, describe
+from vadbridge.config.errors import Invalid, describe, describe_kind
 
 __all__ = [
+    "MAX_NUMBER_MAGNITUDE",
     "AnySpec",
     "Bool",
     "Choice",
@@ -31,6 +32,7 @@ __all__ = [
     "ListOf",
     "NewFilePath",
     "Number",
+    "OffOrAtLeast",
     "Optional",
     "Section",
     "Spec",
@@ -52,16 +54,29 @@ class Context:
     environ: Mapping[str, str]
 
 
+MAX_NUMBER_MAGNITUDE: Final = 1e15
+"""No number in the config means anything beyond this (1e15 seconds is 30 million years); a
+larger one, or a 400-digit integer, is refused before any arithmetic can overflow."""
+
+
 class Spec:
-    """What one scalar key accepts. ``check`` returns the (possibly converted) value."""
+    """What one scalar key accepts. ``check`` returns the (possibly converted) value.
+
+    A ``secret`` spec's errors say what kind of value was found ("a number"), never the value.
+    """
 
     expected: str = "a value"
+    secret: bool = False
 
     def check(self, value: object, ctx: Context) -> object:
         raise NotImplementedError
 
+    def show(self, value: object) -> str:
+        """``value`` as an error's ``got`` part (only its kind for a secret)."""
+        return describe_kind(value) if self.secret else describe(value)
+
     def invalid(self, value: object) -> Invalid:
-        return Invalid(self.expected, describe(value))
+        return Invalid(self.expected, self.show(value))
 
 
 class Int(Spec):
@@ -88,11 +103,31 @@ class Number(Spec):
     def check(self, value: object, ctx: Context) -> object:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.invalid(value)
-        number = float(value)
-        if not math.isfinite(number):
+        if isinstance(value, float) and not math.isfinite(value):
             raise self.invalid(value)
+        if abs(value) > MAX_NUMBER_MAGNITUDE:  # before float() of a huge int can overflow
+            raise Invalid(self.expected, f"{describe(value)} (numbers here are at most "
+                          f"{MAX_NUMBER_MAGNITUDE:g} in magnitude)")
+        number = float(value)
         too_low = number <= self.low if self.low_open else number < self.low
         if too_low or (self.high is not None and number > self.high):
+            raise self.invalid(value)
+        return number
+
+
+class OffOrAtLeast(Number):
+    """0 (= off) or a number from ``minimum`` up: an interval too short to mean anything would
+    only flood (e.g. 166k stats lines in 3 s)."""
+
+    def __init__(self, minimum: float) -> None:
+        super().__init__(0.0)
+        self.minimum = minimum
+        self.expected = f"0 (off) or a number >= {minimum:g}"
+
+    def check(self, value: object, ctx: Context) -> object:
+        number = super().check(value, ctx)
+        assert isinstance(number, float)
+        if 0.0 < number < self.minimum:
             raise self.invalid(value)
         return number
 
@@ -122,9 +157,11 @@ class Choice(Spec):
 class Text(Spec):
     """A string accepted by ``rule`` (which returns True when the string is valid)."""
 
-    def __init__(self, expected: str, rule: Callable[[str], bool]) -> None:
+    def __init__(self, expected: str, rule: Callable[[str], bool], *,
+                 secret: bool = False) -> None:
         self.expected = expected
         self.rule = rule
+        self.secret = secret
 
     def check(self, value: object, ctx: Context) -> object:
         if not isinstance(value, str) or not self.rule(value):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeGuard
 
+from vadbridge.config.errors import Invalid, describe_kind
 from vadbridge.config.specs import Context, Int, Spec, Text
 
 __all__ = [
@@ -133,11 +134,22 @@ TOPIC_PREFIX = Text(
     "ending with '/'",
     _is_topic_prefix,
 )
-ENV_NAME = Text(
+
+
+class _EnvName(Text):
+    """``password_env``: users paste the password itself here, so a bad value is not shown."""
+
+    def invalid(self, value: object) -> Invalid:
+        kind = "a string that is" if isinstance(value, str) else f"{describe_kind(value)},"
+        return Invalid(self.expected, f"{kind} not a valid environment variable name (the value "
+                       "is not shown: it may be a secret)")
+
+
+ENV_NAME = _EnvName(
     "an environment variable name (letters, digits and _, not starting with a digit)",
-    lambda text: _ENV_NAME.fullmatch(text) is not None,
+    lambda text: _ENV_NAME.fullmatch(text) is not None, secret=True,
 )
-SECRET = Text("a string", lambda text: True)
+SECRET = Text("a string", lambda text: True, secret=True)
 PUBLISH_TOPIC = Text(
     "an MQTT topic: non-empty, no wildcards '+' or '#', not starting with '$'; `<avatar>` "
     "stands for the avatar id",

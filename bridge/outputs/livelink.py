@@ -5,19 +5,25 @@ subject as int32 byte length + UTF-8 (no NUL); i32 frame number; f32 subframe; i
 numerator and denominator; u8 count 61; 61 f32 values in Apple's ARFaceAnchor order (52
 blendshapes, then head and eye rotations). Size 270 + len(device_id) + len(subject). The values
 are mapped from the model's order by name, never by index.
+
+Like the app, the default device id is a 36-character UUID (decoders such as PyLiveLinkFace
+read exactly 36 bytes there) and the frame number and subframe are timecode: the local time of
+day in frames at the packet's rate (outputs/timecode.py, shared with the CSV recordings).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
 
+from vadbridge.config import LiveLinkOutputConfig
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.layout import PacketLayout
+from vadbridge.outputs.timecode import TimeOfDayAnchor, frame_time, local_time_of_day_s
 
 __all__ = ["LIVE_LINK_NAMES", "LiveLinkEncoder"]
 
@@ -68,20 +74,32 @@ def _length_prefixed(value: str, what: str) -> bytes:
 class LiveLinkEncoder:
     """Encodes one frame of 52 weights (model order) into one Live Link Face datagram.
 
-    Head and eye rotations stay 0. The frame number wraps to a non-negative int32; the frame
-    rate is ``fps``/1 (a zero denominator would break Unreal: docs/references.md,
-    "Live Link Face").
+    Head and eye rotations stay 0. ``device_id`` defaults to the config's UUID derived from
+    ``subject`` (``LiveLinkOutputConfig.default_device_id``); any other non-empty id of at most
+    255 bytes is encoded as given (the config is what insists on 36 characters). The frame
+    number and subframe are the frame's time of day (``TimeOfDayAnchor``: the wall clock
+    ``time_of_day`` read once, at the first frame, then advanced by ``Frame.time_s``) in frames
+    at ``fps``; the frame rate is ``fps``/1 (a zero denominator would break Unreal:
+    docs/references.md, "Live Link Face").
     """
 
     def __init__(
-        self, subject: str = "vadbridge", device_id: str = "vadbridge", fps: int = 60
+        self,
+        subject: str = "vadbridge",
+        device_id: str | None = None,
+        fps: int = 60,
+        *,
+        time_of_day: Callable[[], float] = local_time_of_day_s,
     ) -> None:
         if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps < 2**31:
             raise ValueError(f"Live Link fps must be a positive integer, got {fps!r}")
+        subject_field = _length_prefixed(subject, "subject")
+        if device_id is None:
+            device_id = LiveLinkOutputConfig.default_device_id(subject)
         header = (
             struct.pack(">B", PACKET_VERSION)
             + _length_prefixed(device_id, "device_id")
-            + _length_prefixed(subject, "subject")
+            + subject_field
         )
         self._frame_offset = len(header)
         body = struct.pack(">ifiiB", 0, 0.0, fps, 1, VALUE_COUNT)
@@ -90,6 +108,7 @@ class LiveLinkEncoder:
             self._buffer, dtype=">f4", count=VALUE_COUNT, offset=len(header) + len(body)
         )
         self._datagrams = (memoryview(self._buffer),)
+        self._anchor = TimeOfDayAnchor(time_of_day)
         self.subject = subject
         self.device_id = device_id
         self.fps = fps
@@ -99,7 +118,11 @@ class LiveLinkEncoder:
         return (len(self._buffer),)
 
     def layout(self) -> PacketLayout:
-        """Where the numbers go, for ``BatchedUdpOutputs`` (many Live Link outputs at once)."""
+        """Where the numbers go, for ``BatchedUdpOutputs`` (many Live Link outputs at once).
+
+        That benchmark writes its own frame counter at ``frame_offset`` and leaves the subframe
+        0: it times the numbers' writes, not the timecode ``encode`` computes.
+        """
         values_offset = len(self._buffer) - 4 * VALUE_COUNT
         buffer = bytearray(self._buffer)
         buffer[values_offset:] = bytes(4 * VALUE_COUNT)  # rotations stay 0; weights are rewritten
@@ -116,5 +139,6 @@ class LiveLinkEncoder:
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         self._values[_DESTINATION] = weights
-        struct.pack_into(">i", self._buffer, self._frame_offset, frame.number % 2**31)
+        number, subframe = frame_time(self._anchor.seconds(frame.time_s), self.fps)
+        struct.pack_into(">if", self._buffer, self._frame_offset, number, subframe)
         return self._datagrams

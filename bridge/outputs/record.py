@@ -25,7 +25,6 @@ and sinks").
 
 from __future__ import annotations
 
-import datetime
 import errno
 import logging
 import math
@@ -42,6 +41,7 @@ from vadbridge.config import FRAME_RATE_RANGE
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_NAMES, NUM_BLENDSHAPES, upper_camel
 from vadbridge.outputs.livelink import LIVE_LINK_NAMES
+from vadbridge.outputs.timecode import SECONDS_PER_DAY, TimeOfDayAnchor, local_time_of_day_s
 
 __all__ = [
     "CSV_BLENDSHAPE_NAMES",
@@ -64,7 +64,6 @@ _BUFFER_BYTES: Final = 256 * 1024  # > 1 s of rows at 120 fps (~700 bytes each)
 # 10 s of frames at the highest frame rate: ~1.7 MB of rows.
 MAX_PENDING_ROWS: Final = 10 * FRAME_RATE_RANGE[1]
 CLOSE_TIMEOUT_S: Final = 5.0  # close() waits this long for the writer, then leaves it running
-_SECONDS_PER_DAY: Final = 86400
 
 _CSV_SWAPS: Final = {"JawLeft": "JawRight", "JawRight": "JawLeft",
                      "MouthLeft": "MouthRight", "MouthRight": "MouthLeft"}  # fmt: skip
@@ -112,7 +111,7 @@ def format_timecode(seconds: float, fps: int = TIMECODE_FPS) -> str:
     if thousandths == 1000:
         whole, thousandths = whole + 1, 0
     total_s, frame = divmod(whole, fps)
-    total_s %= _SECONDS_PER_DAY
+    total_s %= SECONDS_PER_DAY
     return (
         f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}:"
         f"{frame:02d}.{thousandths:03d}"
@@ -127,12 +126,6 @@ def format_row(weights: np.ndarray, time_of_day_s: float, fps: int = TIMECODE_FP
     return _ROW_FORMAT % (format_timecode(time_of_day_s, fps), *values)
 
 
-def _local_time_of_day_s() -> float:
-    now = datetime.datetime.now()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return (now - midnight).total_seconds()
-
-
 def _open_csv(path: Path) -> TextIO:
     return path.open("w", encoding="utf-8", newline="", buffering=_BUFFER_BYTES)
 
@@ -142,8 +135,9 @@ class RecordSink:
 
     The timecode is the local time of day, anchored at the first frame (that frame's wall
     clock minus its ``time_s``) and advanced by ``time_s``, so rows keep the frame loop's exact
-    spacing. Opening the file raises ``OSError`` at construction (fail at start); later I/O
-    errors happen in the writer thread and are counted in ``send_errors``, one per row lost.
+    spacing (``TimeOfDayAnchor``, shared with the Live Link packets). Opening the file raises
+    ``OSError`` at construction (fail at start); later I/O errors happen in the writer thread
+    and are counted in ``send_errors``, one per row lost.
     ``frames_written`` counts rows flushed to the file. ``time_of_day``, ``clock`` (flush
     timing), ``opener`` and ``max_pending_rows`` are injectable for tests.
     """
@@ -154,7 +148,7 @@ class RecordSink:
         *,
         avatar: str = "default",
         name: str,
-        time_of_day: Callable[[], float] = _local_time_of_day_s,
+        time_of_day: Callable[[], float] = local_time_of_day_s,
         clock: Callable[[], float] = time.monotonic,
         opener: Callable[[Path], TextIO] = _open_csv,
         max_pending_rows: int = MAX_PENDING_ROWS,
@@ -168,10 +162,9 @@ class RecordSink:
         self.name = name
         self.frames_written = 0  # only the writer thread changes it
         self.send_errors = 0  # changed under _errors_lock: both threads count
-        self._time_of_day = time_of_day
+        self._anchor = TimeOfDayAnchor(time_of_day)
         self._clock = clock
         self._max_pending_rows = max_pending_rows
-        self._origin_s: float | None = None
         self._logged: set[int | str | None] = set()
         self._errors_lock = threading.Lock()
         # One producer (send) and one consumer (the writer): deque append/popleft are atomic,
@@ -198,10 +191,7 @@ class RecordSink:
         if self._closing:
             self._fail("closed", "the recording is already closed")
             return
-        if self._origin_s is None:
-            self._origin_s = self._time_of_day() - frame.time_s
-        seconds = (self._origin_s + frame.time_s) % _SECONDS_PER_DAY
-        row = format_row(frame.weights, seconds)
+        row = format_row(frame.weights, self._anchor.seconds(frame.time_s))
         # Only the writer shrinks the queue meanwhile, so this check can only be pessimistic.
         if len(self._pending) >= self._max_pending_rows:
             self._fail(

@@ -2,10 +2,11 @@
 
 Reads takes written by ``RecordSink`` or by Epic's Live Link Face app (bridge/outputs/record.py
 describes the layout): columns are matched by name, case-insensitively, extra columns (head and
-eye rotations, ``BlendShapeCount``) are ignored, a missing blendshape column is an error naming
-it. Row times come from the ``Timecode`` column (``HH:MM:SS:FF.fff``, ``FF`` at 60 fps by
-default); frames go out on absolute deadlines ``start + t / speed``, so a late frame never
-delays the ones after it. Outputs are the daemon's encoders behind ``UdpSink``.
+eye rotations, ``BlendShapeCount`` or, as newer app versions spell it, ``BlendshapeCount``) are
+ignored, a missing blendshape column is an error naming it. Row times come from the
+``Timecode`` column (``HH:MM:SS:FF.fff``, ``FF`` at 60 fps by default); frames go out on
+absolute deadlines ``start + t / speed``, so a late frame never delays the ones after it.
+Outputs are the daemon's encoders behind ``UdpSink``.
 """
 
 from __future__ import annotations
