@@ -8,7 +8,11 @@ the outputs it adds are supervised by the bridge like those present at start.
 
 What a reload applies:
 - ``outputs``: an output whose settings did not change keeps its sink (it never misses a frame);
-  a new output gets a new sink; a removed output gets one neutral frame and is closed.
+  a new output gets a new sink; a removed output gets one neutral frame and is closed. A
+  ``record`` output whose path a running recording already writes keeps that recording's sink,
+  rebound to its (new) avatar: the take goes on in the same file. Opening a second sink would
+  truncate the file under the old writer (NUL bytes and interleaved rows), and waiting for the
+  old writer to close first would still truncate the take so far.
 - ``smoothing`` (tau_ms, space, idle_timeout_s): the avatar table and its smoothed state stay, so
   a settled face does not move; a space switch keeps the smoothed VAD (``Animator.set_space``).
 - ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
@@ -25,12 +29,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from vadbridge.config import BridgeConfig, ConfigError, load_config
+from vadbridge.config import BridgeConfig, ConfigError, RecordOutputConfig, load_config
 from vadbridge.core.avatars import AvatarLimitError
 from vadbridge.daemon import Binding, Bridge, Sink
 from vadbridge.wiring import WiringError, build_sink, live_settings, owned_outputs
@@ -38,6 +43,7 @@ from vadbridge.wiring import WiringError, build_sink, live_settings, owned_outpu
 __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 
 log = logging.getLogger("vadbridge.reload")
+_T = TypeVar("_T")
 
 RELOADABLE = ("outputs", "smoothing", "idle_refresh_hz", "stats_interval_s", "log_level")
 NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "liveliness")
@@ -101,7 +107,7 @@ class Reloader:
     async def _reload(self) -> ReloadResult:
         old = self.config
         try:
-            new = await asyncio.to_thread(lambda: self.prepare(load_config(self.path)))
+            new = await _off_the_loop(lambda: self.prepare(load_config(self.path)))
         except ConfigError as error:
             raise _Rejected(str(error)) from None
         needs_restart = tuple(n for n in NEEDS_RESTART if getattr(old, n) != getattr(new, n))
@@ -128,19 +134,31 @@ class Reloader:
     async def _build_outputs(
         self, old: BridgeConfig, new: BridgeConfig
     ) -> tuple[dict[int, Binding], dict[int, Sink]]:
-        """New-output index -> reused binding (same config entry), and new-output index ->
-        freshly built sink; only the outputs this instance owns (see wiring.owned_outputs)."""
+        """New-output index -> reused binding (same config entry, or a recording of the same
+        path, to be rebound), and new-output index -> freshly built sink; only the outputs this
+        instance owns (see wiring.owned_outputs)."""
         unused = list(self.bridge.bindings)
         kept: dict[int, Binding] = {}
         to_build = []
-        for index, output in owned_outputs(new):
+        owned = owned_outputs(new)
+        for index, output in owned:
             match = next((b for b in unused if b.config == output), None)
+            if match is not None:
+                kept[index] = match
+                unused.remove(match)
+        for index, output in owned:
+            if index in kept:
+                continue
+            match = next((b for b in unused if _same_recording(b.config, output)), None)
             if match is None:
                 to_build.append((index, output))
             else:
                 kept[index] = match
                 unused.remove(match)
-        return kept, await asyncio.to_thread(_build_sinks, to_build, new, self.path)
+        return kept, await _off_the_loop(
+            lambda: _build_sinks(to_build, new, self.path),
+            discard=lambda built: _close_all(built.values()),
+        )
 
     def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
               built: dict[int, Sink]) -> None:
@@ -148,16 +166,20 @@ class Reloader:
         bridge = self.bridge
         bindings: list[Binding] = []
         for index in sorted((*kept, *built)):
-            if index in kept:
-                bindings.append(kept[index])
-                continue
             output = new.outputs[index]
+            binding = kept.get(index)
+            if binding is not None and binding.config == output:
+                bindings.append(binding)
+                continue
             try:
                 row = bridge.table.row(output.avatar)
             except AvatarLimitError as error:
                 _close_all(built.values())
                 raise _Rejected(f"{self.path}: outputs[{index}].avatar: {error}") from None
-            bindings.append(Binding(built[index], row, output))
+            if binding is None:
+                bindings.append(Binding(built[index], row, output))
+            else:  # a recording rebound to another avatar: same sink, same file, new row
+                bindings.append(Binding(binding.sink, row, output))
         bridge.reconfigure(live_settings(new), bindings)
         if not self.keep_log_level and new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level.upper())
@@ -167,10 +189,48 @@ class Reloader:
         task.add_done_callback(self._tasks.discard)
 
 
+async def _off_the_loop(
+    work: Callable[[], _T], *, discard: Callable[[_T], None] | None = None
+) -> _T:
+    """``work()`` on its own daemon thread, awaited.
+
+    Not ``asyncio.to_thread``: ``asyncio.run`` joins the default executor's threads at exit, so
+    a reload stuck in a slow DNS lookup would keep a SIGTERMed daemon alive; nobody joins a
+    daemon thread. A result that arrives after the await was cancelled goes to ``discard``.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:  # on the loop
+        if future.cancelled():
+            if error is None and discard is not None:
+                discard(cast(_T, result))
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(_T, result))
+
+    def run() -> None:
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as failure:  # handed to the awaiting task
+            error = failure
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: the process is stopping
+            if error is None and discard is not None:
+                discard(cast(_T, result))
+
+    threading.Thread(target=run, name="config reload", daemon=True).start()
+    return await future
+
+
 def _build_sinks(
     outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path
 ) -> dict[int, Sink]:
-    """Runs in a worker thread (resolving a host may block)."""
+    """Runs off the loop (resolving a host may block)."""
     built: dict[int, Sink] = {}
     for index, output in outputs:
         try:
@@ -179,6 +239,12 @@ def _build_sinks(
             _close_all(built.values())
             raise _Rejected(f"{path}: outputs[{index}]: {error}") from None
     return built
+
+
+def _same_recording(old: object, new: object) -> bool:
+    """Both are record outputs of one file (paths are stored resolved)."""
+    return (isinstance(old, RecordOutputConfig) and isinstance(new, RecordOutputConfig)
+            and old.path == new.path)
 
 
 def _close_all(sinks: Any) -> None:

@@ -35,7 +35,7 @@ from vadbridge.model.checkpoint import load_engine
 from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder, VrmVmcEncoder
 from vadbridge.outputs.mqtt import MqttSink
 from vadbridge.outputs.record import RecordSink
-from vadbridge.outputs.udp import UdpSink
+from vadbridge.outputs.udp import UdpOpenError, UdpSink, open_udp_socket
 
 log = logging.getLogger("vadbridge")
 
@@ -88,11 +88,11 @@ def _allowed_addresses(
 
 def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
     """The output for ``config`` (``bridge`` gives what the output shares: the frame rate)."""
+    name = output_name(config)
     if isinstance(config, RecordOutputConfig):
-        return RecordSink(config.path, avatar=config.avatar, name=f"record {config.path}")
+        return RecordSink(config.path, avatar=config.avatar, name=name)
     if isinstance(config, MqttOutputConfig):
-        return MqttSink(config, name=f"mqtt {config.host}:{config.port}")
-    name = f"{config.type} {config.host}:{config.port}"
+        return MqttSink(config, name=name)
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
         encoder = _vmc_encoder(config)
@@ -105,6 +105,37 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
     else:  # pragma: no cover - the config registry and this function grow together
         raise WiringError(f"no sink for output type {config.type!r}")
     return UdpSink(encoder, config.host, config.port, name=name)
+
+
+def output_name(config: OutputConfig) -> str:
+    """How logs and errors name an output: its type and where it goes."""
+    if isinstance(config, RecordOutputConfig):
+        return f"record {config.path}"
+    return f"{config.type} {config.host}:{config.port}"
+
+
+def check_udp_output(
+    index: int, config: VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig
+) -> None:
+    """Open and close the socket a UDP output's sink would use (``--check``): connecting
+    resolves the host and asks the kernel whether it will send there (a broadcast address or
+    an unscoped link-local IPv6 address is refused). WiringError names the output."""
+    try:
+        open_udp_socket(config.host, config.port, output_name(config)).close()
+    except OSError as error:
+        raise _output_error(index, config, error) from None
+
+
+def _build_sink_at(index: int, config: OutputConfig, bridge: BridgeConfig) -> Sink:
+    try:
+        return build_sink(config, bridge)
+    except OSError as error:
+        raise _output_error(index, config, error) from None
+
+
+def _output_error(index: int, config: OutputConfig, error: OSError) -> WiringError:
+    reason = error.reason if isinstance(error, UdpOpenError) else error.strerror or str(error)
+    return WiringError(f"outputs[{index}] ({output_name(config)}): {reason}")
 
 
 def _vmc_encoder(config: VmcOutputConfig) -> Encoder:
@@ -133,7 +164,14 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     )
     sources = [build_source(source, config, stats, shard_avatars=shard_avatars)
                for source in config.inputs]
-    bindings = [Binding(build_sink(output, config), row, output) for output, row in rows]
+    bindings: list[Binding] = []
+    try:
+        for index, output, row in rows:
+            bindings.append(Binding(_build_sink_at(index, output, config), row, output))
+    except WiringError:
+        for binding in bindings:  # a later output failed: the built ones are not used
+            binding.sink.close()
+        raise
     lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
@@ -158,13 +196,15 @@ def build_table(config: BridgeConfig) -> AvatarTable:
                        owns=avatars.owns if avatars.shard is not None else None)
 
 
-def bound_rows(config: BridgeConfig, table: AvatarTable) -> list[tuple[OutputConfig, int]]:
-    """Each owned output with its avatar's row (created if new); WiringError when the table
-    cannot hold an output's avatar."""
+def bound_rows(
+    config: BridgeConfig, table: AvatarTable
+) -> list[tuple[int, OutputConfig, int]]:
+    """Each owned output (with its index in the file) and its avatar's row (created if new);
+    WiringError when the table cannot hold an output's avatar."""
     rows = []
     for index, output in owned_outputs(config):
         try:
-            rows.append((output, table.row(output.avatar)))
+            rows.append((index, output, table.row(output.avatar)))
         except AvatarLimitError as error:
             raise WiringError(f"outputs[{index}].avatar: {error}") from None
     return rows

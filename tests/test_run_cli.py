@@ -172,3 +172,29 @@ def test_check_rejects_outputs_the_avatar_table_cannot_hold(tmp_path: Path, caps
                     "outputs: [{type: vmc, avatar: a}, {type: vmc, avatar: b}]\n")
     assert main(["run", "--config", str(path), "--check"]) == 2
     assert "outputs[1].avatar" in capsys.readouterr().err
+
+
+def test_a_broadcast_output_fails_check_and_run_with_one_line_naming_it(
+    tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("inputs: []\noutputs:\n  - {type: vmc, host: 127.0.0.1, port: 39540}\n"
+                    "  - {type: vmc, host: 255.255.255.255, port: 39539}\n")
+    expected = (f"vadbridge run: {path}: outputs[1] (vmc 255.255.255.255:39539): "
+                "Permission denied (broadcast needs SO_BROADCAST")
+    for extra in (["--check"], []):
+        assert main(["run", "--config", str(path), *extra]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(expected), err
+
+
+def test_an_unscoped_link_local_ipv6_output_fails_check_and_run_naming_it(
+    tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("inputs: []\noutputs:\n  - {type: osc, host: 'fe80::1', port: 9000}\n")
+    expected = (f"vadbridge run: {path}: outputs[0] (osc fe80::1:9000): Invalid argument "
+                "(a link-local IPv6 address needs a scope: fe80::1%<interface>)")
+    for extra in (["--check"], []):
+        assert main(["run", "--config", str(path), *extra]) == 2
+        assert capsys.readouterr().err.splitlines() == [expected]

@@ -62,6 +62,34 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    # First, before anything slow: a SIGHUP while the model loads must not kill the daemon.
+    hangup = _EarlyHangup()
+    try:
+        return _run(args, hangup)
+    finally:
+        hangup.restore()
+
+
+class _EarlyHangup:
+    """Remembers a SIGHUP that arrives before the event loop's reload handler is installed
+    (the default disposition would end the process); ``_serve`` then honours it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._signum = getattr(signal, "SIGHUP", None)  # not on Windows
+        self._previous: Any = None
+        if self._signum is not None:
+            self._previous = signal.signal(self._signum, self._remember)
+
+    def _remember(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._signum is not None and signal.getsignal(self._signum) == self._remember:
+            signal.signal(self._signum, self._previous)
+
+
+def _run(args: argparse.Namespace, hangup: _EarlyHangup) -> int:
     from vadbridge.daemon import OutputTaskError
     from vadbridge.wiring import WiringError, build_bridge
 
@@ -106,7 +134,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     freeze_startup_objects()
     try:
-        asyncio.run(_serve(bridge, reloader, banner=lambda: banner_lines(config, label, bridge)))
+        asyncio.run(_serve(bridge, reloader, banner=lambda: banner_lines(config, label, bridge),
+                           hangup=hangup))
     except OSError as error:  # a listener could not bind; its message names it (no "[Errno N]")
         print(f"vadbridge run: {error.strerror or error}", file=sys.stderr)
         return 1
@@ -117,9 +146,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(bridge: Any, reloader: Any = None,
-                 banner: Callable[[], list[str]] | None = None) -> None:
+                 banner: Callable[[], list[str]] | None = None,
+                 hangup: _EarlyHangup | None = None) -> None:
     """Bind the listeners, log the banner (``banner()``, called once they are bound, so it
-    shows the bound ports), stream until a signal."""
+    shows the bound ports), stream until a signal. A SIGHUP ``hangup`` caught before the
+    reload handler was installed reloads now."""
     for source in bridge.sources:
         start = getattr(source, "start", None)
         if start is not None:
@@ -130,6 +161,8 @@ async def _serve(bridge: Any, reloader: Any = None,
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     if reloader is not None and sighup is not None:
         asyncio.get_running_loop().add_signal_handler(sighup, reloader.request)
+        if hangup is not None and hangup.requested:
+            reloader.request()
     for line in banner() if banner is not None else []:
         log.info("%s", line)
     try:
@@ -206,21 +239,29 @@ def _check(config: Any, label: str) -> int:
     outputs (a record output would truncate its take) or binding listeners; report whether the
     MQTT brokers' ports accept connections (the bridge retries them anyway)."""
     from vadbridge.config import RecordOutputConfig
-    from vadbridge.wiring import WiringError, bound_rows, build_table, load_model_engine
+    from vadbridge.wiring import (
+        WiringError,
+        bound_rows,
+        build_table,
+        check_udp_output,
+        load_model_engine,
+    )
 
     try:
         load_model_engine(config)
-        for output, _row in bound_rows(config, build_table(config)):
+        for index, output, _row in bound_rows(config, build_table(config)):
             if isinstance(output, RecordOutputConfig):
                 folder = Path(output.path).parent
                 if not os.access(folder, os.W_OK):
                     raise OSError(f"record output {output.path}: folder {folder} is not writable")
-                continue
-            try:
-                socket.getaddrinfo(output.host, output.port, type=socket.SOCK_DGRAM)
-            except OSError as error:
-                raise OSError(f"{output.type} output {output.host}:{output.port}: "
-                              f"{error.strerror or error}") from None
+            elif isinstance(output, MqttOutputConfig):
+                try:
+                    socket.getaddrinfo(output.host, output.port, type=socket.SOCK_STREAM)
+                except OSError as error:
+                    raise OSError(f"{output.type} output {output.host}:{output.port}: "
+                                  f"{error.strerror or error}") from None
+            else:  # what the UDP sink will do at start: resolve and connect
+                check_udp_output(index, output)
     except (WiringError, OSError, ValueError) as error:
         print(f"vadbridge run: {label}: {error}", file=sys.stderr)
         return 2

@@ -16,11 +16,14 @@ alexdjulin/LiveLinkFace-CSV-Retarget-For-Motionbuilder ``anim/S07-001.csv``):
 - ``BlendShapeCount`` = 61; values with 10 decimals; head and eye rotations 0.
 
 ``send`` runs in the frame loop, so it only formats the line and appends it to a bounded queue;
-a writer thread owns the file and writes the rows in order, flushing at least once a second and
-on ``close``, so a slow or network disk never stalls frames. A writer more than
+a writer thread owns the file and writes the rows in order, so a slow or network disk never
+stalls frames. The writer wakes per queued row and flushes every batch it drains, so a crash
+(kill -9) loses only the rows still queued, normally the last frame's. A writer more than
 ``max_pending_rows`` behind drops new rows. Dropped rows, disk full or any other ``OSError``
 are counted in ``send_errors`` and logged once per kind, never raised (docs/DESIGN.md, "Sources
-and sinks").
+and sinks"). Once a second the writer checks the file is still at its path: a file (or folder)
+deleted or replaced mid-take is logged once and every row written after that is counted in
+``send_errors`` (it goes to a file nobody can open any more).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -59,8 +63,8 @@ logger = logging.getLogger("vadbridge.outputs")
 
 TIMECODE_FPS: Final = 60  # the app's CSV timecode counts frames 00-59
 BLENDSHAPE_COUNT: Final = 61
-FLUSH_INTERVAL_S: Final = 1.0
-_BUFFER_BYTES: Final = 256 * 1024  # > 1 s of rows at 120 fps (~700 bytes each)
+PATH_CHECK_INTERVAL_S: Final = 1.0  # how often the writer checks its file is still there
+_BUFFER_BYTES: Final = 256 * 1024  # a batch of up to ~370 rows (~700 bytes each) per write
 # 10 s of frames at the highest frame rate: ~1.7 MB of rows.
 MAX_PENDING_ROWS: Final = 10 * FRAME_RATE_RANGE[1]
 CLOSE_TIMEOUT_S: Final = 5.0  # close() waits this long for the writer, then leaves it running
@@ -88,6 +92,12 @@ _ROW_FORMAT: Final = (
     "%s," + str(BLENDSHAPE_COUNT) + ",%.10f" * NUM_BLENDSHAPES
     + ",0.0000000000" * len(HEAD_EYE_COLUMNS) + "\n"
 )  # fmt: skip
+
+
+_GONE_REASON: Final = (
+    "the file was deleted, moved or replaced (or its folder was); rows go to a file no longer "
+    "at that path and are counted as lost"
+)
 
 
 def csv_header() -> str:
@@ -138,8 +148,9 @@ class RecordSink:
     spacing (``TimeOfDayAnchor``, shared with the Live Link packets). Opening the file raises
     ``OSError`` at construction (fail at start); later I/O errors happen in the writer thread
     and are counted in ``send_errors``, one per row lost.
-    ``frames_written`` counts rows flushed to the file. ``time_of_day``, ``clock`` (flush
-    timing), ``opener`` and ``max_pending_rows`` are injectable for tests.
+    ``frames_written`` counts rows flushed to the file. ``time_of_day``, ``clock`` (when to
+    check the file is still at its path), ``opener`` and ``max_pending_rows`` are injectable for
+    tests.
     """
 
     def __init__(
@@ -180,7 +191,7 @@ class RecordSink:
                 f"{error.strerror or error}",
             ) from error  # fmt: skip
         self._unflushed_rows = 0
-        self._last_flush_s = clock()
+        self._detached = False  # the file is no longer at self.path (deleted or replaced)
         self._writer = threading.Thread(
             target=self._run_writer, name=f"vadbridge {name}", daemon=True
         )
@@ -225,28 +236,47 @@ class RecordSink:
 
     def _run_writer(self) -> None:
         self._write_text(csv_header() + "\n", rows=0)
+        self._flush()
+        last_check_s = self._clock()
         while True:
-            woken = self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.wait(PATH_CHECK_INTERVAL_S)
             self._wake.clear()
             closing = self._closing  # read before draining: no row is queued after it is set
             batch: list[str] = []
             while self._pending:
                 batch.append(self._pending.popleft())
             if batch:
+                # One write and one flush per batch: send() wakes the writer per row, so a
+                # batch is normally one frame's row and a crash loses at most what is queued.
                 self._write_text("".join(batch), rows=len(batch))
+                self._flush()
             if closing:
                 break
             now_s = self._clock()
-            if self._unflushed_rows and (
-                not woken or now_s - self._last_flush_s >= FLUSH_INTERVAL_S
-            ):
-                self._last_flush_s = now_s
-                self._flush()
+            if not self._detached and now_s - last_check_s >= PATH_CHECK_INTERVAL_S:
+                last_check_s = now_s
+                self._check_still_at_path()
         self._flush()
         try:
             self._file.close()
         except OSError as error:  # close() flushes again; a still-full disk fails here too
             self._fail(error.errno, error)
+
+    def _check_still_at_path(self) -> None:
+        """Notice a file (or its folder) deleted or replaced mid-take: writes still succeed,
+        into a file nobody can open any more, so from now on every row counts as lost."""
+        try:
+            opened = os.fstat(self._file.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's stand-in)
+            return
+        try:
+            current = os.stat(self.path)
+            same = (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
+        except OSError:
+            same = False
+        if not same:
+            self._detached = True
+            self._fail("gone", _GONE_REASON, count=0)
 
     def _write_text(self, text: str, rows: int) -> None:
         self._unflushed_rows += rows
@@ -261,8 +291,12 @@ class RecordSink:
         except OSError as error:
             self._lose_unflushed(error)
             return
-        self.frames_written += self._unflushed_rows
-        self._unflushed_rows = 0
+        rows, self._unflushed_rows = self._unflushed_rows, 0
+        if self._detached:
+            if rows:
+                self._fail("gone", _GONE_REASON, count=rows)
+            return
+        self.frames_written += rows
 
     def _lose_unflushed(self, error: OSError) -> None:
         rows, self._unflushed_rows = self._unflushed_rows, 0

@@ -10,6 +10,7 @@ event loop is fine.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 
@@ -17,15 +18,28 @@ from vadbridge.config import PORT_RANGE, is_port
 from vadbridge.core.types import Frame
 from vadbridge.outputs.layout import Encoder
 
-__all__ = ["UdpSink", "log_send_failure_once", "open_udp_socket"]
+__all__ = ["UdpOpenError", "UdpSink", "log_send_failure_once", "open_udp_socket"]
 
 logger = logging.getLogger("vadbridge.outputs")
+
+
+class UdpOpenError(OSError):
+    """An output's socket could not be opened: ``name`` is the output, ``reason`` why (without
+    the name, for callers that name the output their own way)."""
+
+    def __init__(self, name: str, reason: str, error_number: int | None = None) -> None:
+        super().__init__(f"output {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+        self.errno = error_number
 
 
 def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
     """A non-blocking UDP socket ``connect()``ed to ``host:port`` (resolved once, here).
 
-    Raises ValueError for a bad port and OSError (naming the output) for an unresolvable host.
+    Raises ValueError for a bad port and UdpOpenError (an OSError naming the output) for a host
+    that does not resolve or that the kernel will not send to (a broadcast address, an unscoped
+    link-local IPv6 address): ``connect()`` checks what every later ``send`` would.
     """
     if not is_port(port):
         low, high = PORT_RANGE
@@ -33,15 +47,32 @@ def open_udp_socket(host: str, port: int, name: str) -> socket.socket:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except socket.gaierror as error:
-        raise OSError(f"output {name!r}: cannot resolve {host!r}: {error}") from error
+        raise UdpOpenError(name, f"cannot resolve {host!r}: {error}", error.errno) from error
     sock = socket.socket(family, kind, proto)
     try:
         sock.setblocking(False)
         sock.connect(address)
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        raise UdpOpenError(name, _connect_failure(error, host), error.errno) from error
     return sock
+
+
+def _connect_failure(error: OSError, host: str) -> str:
+    """``error``'s text plus what to do about the two refusals a valid-looking host can meet."""
+    text = error.strerror or str(error)
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:  # a name: the hint would have to guess what it resolved to
+        return text
+    if error.errno == errno.EACCES and address.version == 4 and (
+        address == ipaddress.IPv4Address("255.255.255.255") or address.packed[-1] == 255
+    ):
+        return (f"{text} (broadcast needs SO_BROADCAST, which outputs do not set: "
+                "send to the receiver's own address)")
+    if error.errno == errno.EINVAL and address.version == 6 and address.is_link_local:
+        return f"{text} (a link-local IPv6 address needs a scope: {address}%<interface>)"
+    return text
 
 
 def log_send_failure_once(

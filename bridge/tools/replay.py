@@ -6,6 +6,8 @@ eye rotations, ``BlendShapeCount`` or, as newer app versions spell it, ``Blendsh
 ignored, a missing blendshape column is an error naming it. Row times come from the
 ``Timecode`` column (``HH:MM:SS:FF.fff``, ``FF`` at 60 fps by default); frames go out on
 absolute deadlines ``start + t / speed``, so a late frame never delays the ones after it.
+A take whose last row is cut off (the recorder was killed or the disk filled mid-row) plays its
+whole rows; ``Take.warning`` says what was dropped and the command prints it once.
 Outputs are the daemon's encoders behind ``UdpSink``.
 """
 
@@ -17,7 +19,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -37,6 +39,7 @@ __all__ = ["Take", "TakeError", "add_parser", "load_take", "parse_timecode", "re
 _SECONDS_PER_DAY: Final = 86400
 _TIMECODE: Final = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2}):(\d{1,3})(?:\.(\d+))?")
 _DEFAULT_RATE_HZ: Final = 60
+_SHOWN_CHARS: Final = 40
 
 
 class TakeError(ValueError):
@@ -61,6 +64,7 @@ class Take:
 
     times_s: npt.NDArray[np.float64]
     weights: npt.NDArray[np.float32]
+    warning: str | None = None  # e.g. a cut-off last row that was left out
 
     def __len__(self) -> int:
         return len(self.times_s)
@@ -85,8 +89,9 @@ class Take:
 def parse_timecode(text: str, fps: int = TIMECODE_FPS) -> float:
     """Seconds since midnight of ``HH:MM:SS:FF[.fff]``; ``.fff`` is a fraction of a frame."""
     match = _TIMECODE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"timecode {text!r} is not HH:MM:SS:FF.fff")
+    if match is None:  # the cell is cut to a readable length (a damaged take may hold KBs)
+        shown = repr(text) if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]!r}..."
+        raise ValueError(f"timecode {shown} is not HH:MM:SS:FF.fff")
     hours, minutes, seconds, frame = (int(match[i]) for i in range(1, 5))
     if minutes >= 60 or seconds >= 60:
         raise ValueError(f"timecode {text!r}: minutes and seconds must be below 60")
@@ -111,9 +116,28 @@ def _columns(header: list[str], where: str) -> tuple[int, list[int]]:
     return index["timecode"], [index[name.lower()] for name in wanted[1:]]
 
 
+def _rows_marking_the_last(
+    rows: Iterator[list[str]], lines: Callable[[], int]
+) -> Iterator[tuple[list[str], int, bool]]:
+    """``(row, line, is_last)`` for each row, reading one row ahead."""
+    previous = next(rows, None)
+    previous_line = lines()
+    for row in rows:
+        assert previous is not None
+        yield previous, previous_line, False
+        previous, previous_line = row, lines()
+    if previous is not None:
+        yield previous, previous_line, True
+
+
 def load_take(path: str | Path, *, timecode_fps: int = TIMECODE_FPS) -> Take:
-    """Read a Live Link Face CSV; raises ``TakeError`` (or ``OSError``) naming what is wrong."""
+    """Read a Live Link Face CSV; raises ``TakeError`` (or ``OSError``) naming what is wrong.
+
+    A bad row is an error, except the last one: a recorder killed or out of disk space leaves
+    a row cut off there, so that row is left out and ``Take.warning`` says so.
+    """
     where = str(path)
+    warning = None
     with Path(path).open(encoding="utf-8-sig", newline="") as file:
         rows = csv.reader(file)
         header = next(rows, None)
@@ -124,32 +148,40 @@ def load_take(path: str | Path, *, timecode_fps: int = TIMECODE_FPS) -> Take:
         times: list[float] = []
         values: list[list[float]] = []
         day_offset_s = 0.0
-        for row in rows:
-            line = rows.line_num
+        for row, line, is_last in _rows_marking_the_last(rows, lambda: rows.line_num):
             if not any(cell.strip() for cell in row):
                 continue
-            if len(row) < needed:
-                raise TakeError(where, line, f"{len(row)} fields, the header names {len(header)}")
             try:
-                t = parse_timecode(row[time_column], timecode_fps) + day_offset_s
-                shapes = [float(row[i]) for i in shape_columns]
-            except ValueError as error:
-                raise TakeError(where, line, str(error)) from None
+                if len(row) < needed:
+                    raise TakeError(
+                        where, line, f"{len(row)} fields, the header names {len(header)}"
+                    )
+                try:
+                    t = parse_timecode(row[time_column], timecode_fps) + day_offset_s
+                    shapes = [float(row[i]) for i in shape_columns]
+                except ValueError as error:
+                    raise TakeError(where, line, str(error)) from None
+                if not all(math.isfinite(x) for x in shapes):
+                    raise TakeError(where, line, "a blendshape value is not finite")
+            except TakeError as error:
+                if not is_last or not times:
+                    raise
+                warning = (f"{error}: the last row is cut off (recording interrupted?); "
+                           f"playing the {len(times)} whole rows before it")
+                break
             if times and t < times[-1]:
                 if times[-1] - t > _SECONDS_PER_DAY / 2:  # the take runs past midnight
                     day_offset_s += _SECONDS_PER_DAY
                     t += _SECONDS_PER_DAY
                 else:
                     raise TakeError(where, line, f"timecode {row[time_column]!r} goes backwards")
-            if not all(math.isfinite(x) for x in shapes):
-                raise TakeError(where, line, "a blendshape value is not finite")
             times.append(t)
             values.append(shapes)
     if not times:
         raise TakeError(where, None, "no frames after the header")
     times_s = np.array(times, dtype=np.float64)
     weights = np.clip(np.array(values, dtype=np.float32), 0.0, 1.0)
-    return Take(times_s - times_s[0], weights)
+    return Take(times_s - times_s[0], weights, warning)
 
 
 def replay(
@@ -219,6 +251,8 @@ def run_replay(args: argparse.Namespace) -> int:
         take = load_take(args.take, timecode_fps=args.timecode_fps)
     except (TakeError, OSError, UnicodeDecodeError, csv.Error) as error:
         return fail("replay", error)
+    if take.warning is not None:
+        print(f"vadbridge replay: warning: {take.warning}", file=sys.stderr)
     try:
         sinks = _sinks(args, take)
     except OSError as error:

@@ -1,0 +1,136 @@
+"""Signals at awkward moments: a SIGTERM while a reload is stuck building outputs, and SIGHUPs
+that arrive before the event loop has installed its reload handler."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from bridge_harness import UdpReceiver
+from conftest import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The real daemon with one fault injected (the only part that is not the shipped code): a
+# reload's output building hangs for 30 s, as a DNS lookup of an unreachable resolver does.
+SLOW_RELOAD_RUN = textwrap.dedent("""
+    import sys
+    import time
+    from vadbridge import reload
+    from vadbridge.commands import main
+
+    def hanging_build_sink(output, config):
+        time.sleep(30)
+
+    reload.build_sink = hanging_build_sink
+    sys.exit(main(["run", "--config", sys.argv[1]]))
+""")
+
+
+def vmc_config(path: Path, vmc_port: int) -> Path:
+    path.write_text(f"stats_interval_s: 0\ninputs: []\noutputs:\n"
+                    f"  - {{type: vmc, host: 127.0.0.1, port: {vmc_port}}}\n")
+    return path
+
+
+def wait_for(predicate: object, timeout_s: float, what: str) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_with_a_stuck_reload(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    config = vmc_config(tmp_path / "bridge.yaml", free_port(socket.SOCK_DGRAM))
+    log = tmp_path / "bridge.log"
+    with log.open("wb") as stderr:
+        daemon = subprocess.Popen([sys.executable, "-c", SLOW_RELOAD_RUN, str(config)],
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+    wait_for(lambda: b"streaming at" in log.read_bytes(), 30, "the daemon to stream")
+    vmc_config(config, free_port(socket.SOCK_DGRAM))  # a new output: the reload builds a sink
+    daemon.send_signal(signal.SIGHUP)
+    time.sleep(0.3)  # the reload is now inside the hanging build
+    return daemon, log
+
+
+def test_sigterm_during_a_stuck_reload_exits_zero_within_1_5_s(tmp_path: Path) -> None:
+    daemon, log = start_with_a_stuck_reload(tmp_path)
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=1.5)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    text = log.read_text()
+    assert code == 0, text
+    assert "stopped: sent a neutral frame" in text
+    assert "config reloaded" not in text and "Traceback" not in text
+
+
+def test_a_second_sigterm_during_a_stuck_reload_still_ends_the_process(tmp_path: Path) -> None:
+    daemon, log = start_with_a_stuck_reload(tmp_path)
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=1.5)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    # The second signal lands either on the running loop (exit 0) or after the loop closed,
+    # where SIGTERM has its default meaning again.
+    assert code in (0, -signal.SIGTERM), log.read_text()
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler for ``signum`` (Linux: the SigCgt mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_sighups_from_the_first_moment_of_run_never_kill_the_daemon(tmp_path: Path) -> None:
+    vmc = UdpReceiver()
+    config = vmc_config(tmp_path / "bridge.yaml", vmc.port)
+    log = tmp_path / "bridge.log"
+    with log.open("wb") as stderr:
+        daemon = subprocess.Popen([sys.executable, "-m", "vadbridge", "run", "--config",
+                                   str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+                                  stderr=stderr)
+    try:
+        # The first moment Python code can act on a signal: the handler run installs first.
+        wait_for(lambda: catches(daemon.pid, signal.SIGHUP), 10, "a SIGHUP handler")
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:  # through model loading and loop start
+            daemon.send_signal(signal.SIGHUP)
+            time.sleep(0.02)
+            assert daemon.poll() is None, log.read_text()
+        wait_for(lambda: b"streaming at" in log.read_bytes(), 30, "the daemon to stream")
+        assert vmc.receive(0.5), "no frames"
+        # A SIGHUP caught before the loop's handler was installed is a reload request too.
+        wait_for(lambda: b"config reloaded" in log.read_bytes(), 5, "a reload")
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        vmc.close()
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text
