@@ -213,3 +213,16 @@ def test_a_folder_deleted_mid_take_is_logged_once_and_counted(
     gone = [r for r in caplog.records if "deleted" in r.getMessage()]
     assert len(gone) == 1 and "takes" in gone[0].getMessage()
     assert not os.path.exists(folder)
+
+
+def test_a_record_path_equal_to_the_config_file_is_refused_at_load(tmp_path: Path) -> None:
+    """Recording would truncate the file the bridge was configured from."""
+    from vadbridge.config import ConfigError, load_config
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("outputs: [{type: record, path: ./bridge.yaml}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert caught.value.key_path == "outputs[0].path"
+    assert "the config file" in str(caught.value)
+    assert config.read_text() == "outputs: [{type: record, path: ./bridge.yaml}]\n"

@@ -114,7 +114,8 @@ def parse_config(text: str, source: str = "<string>", *,
     except RecursionError:
         raise ConfigError(source, "", None, "YAML nested a few levels deep",
                           "nesting too deep to read") from None
-    ctx = Context(base_dir=Path(source).parent, environ=os.environ if environ is None else environ)
+    ctx = Context(base_dir=Path(source).parent, environ=os.environ if environ is None else environ,
+                  config_file=Path(source).resolve())
     reader = _Reader(source, ctx)
     if root is None or _is_null(root):
         return BridgeConfig()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from vadbridge.config.errors import Invalid
@@ -164,6 +165,9 @@ class RecordOutputConfig:
         if "path" not in values:
             # The default is relative to the config file's directory too.
             values["path"] = _RECORDING.check(default_of(cls, "path"), ctx)
+        if ctx.config_file is not None and Path(values["path"]).resolve() == ctx.config_file:
+            raise Invalid("a recording path other than the config file (it would be "
+                          "overwritten)", "the config file itself", ("path",))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

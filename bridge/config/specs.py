@@ -48,10 +48,12 @@ __all__ = [
 @dataclass(frozen=True)
 class Context:
     """What checks may consult: relative paths resolve against ``base_dir``; secrets come from
-    ``environ`` (read once, at load)."""
+    ``environ`` (read once, at load); ``config_file`` is the file being loaded, if any (an
+    output must not write over it)."""
 
     base_dir: Path
     environ: Mapping[str, str]
+    config_file: Path | None = None
 
 
 MAX_NUMBER_MAGNITUDE: Final = 1e15
