@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,9 +62,11 @@ def load_model_engine(config: BridgeConfig) -> Engine:
 
 
 def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
-                 stats: InputStats, *, shard_avatars: frozenset[str] | None = None) -> Source:
+                 stats: InputStats, *, shard_avatars: frozenset[str] | None = None,
+                 admits: Callable[[str], bool] | None = None) -> Source:
     """``shard_avatars``: a shard's avatars (its ids and its outputs'), the only MQTT topics it
-    subscribes to, so no avatar's stream is split between instances; None = every avatar."""
+    subscribes to, so no avatar's stream is split between instances; None = every avatar.
+    ``admits``: which avatars the table takes (asked before parsing); None = all."""
     rate = bridge.limits.rate_limit_per_source
     # One limiter per source: a flood on one input does not spend another input's budget.
     limiter = RateLimiter(rate) if rate > 0 else None
@@ -71,11 +74,11 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
         return OscSource(
             config.host, config.port, stats=stats,
             max_datagram_bytes=min(bridge.limits.max_payload_bytes, MAX_UDP_PAYLOAD_BYTES),
-            allow_hosts=_allowed_addresses(config), rate_limiter=limiter,
+            allow_hosts=_allowed_addresses(config), rate_limiter=limiter, admits=admits,
         )
     return MqttSource(
         config, stats=stats, max_payload_bytes=bridge.limits.max_payload_bytes,
-        avatars=shard_avatars, rate_limiter=limiter,
+        avatars=shard_avatars, rate_limiter=limiter, admits=admits,
     )
 
 
@@ -162,7 +165,8 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     shard_avatars = (
         frozenset(table.ids) if config.avatars.shard is not None and len(table) else None
     )
-    sources = [build_source(source, config, stats, shard_avatars=shard_avatars)
+    sources = [build_source(source, config, stats, shard_avatars=shard_avatars,
+                            admits=table.admits)
                for source in config.inputs]
     bindings: list[Binding] = []
     try:

@@ -25,9 +25,11 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}, avatar: host}}]
             vmc.receive(0.5)
             ids = list(bridge.table.ids)
             rejected = bridge.input_stats.snapshot()["rejected"]
+            accepted = bridge.input_stats.snapshot()["accepted"]
             target = bridge.table.target_vad[bridge.table.index["host"]].tolist()
     finally:
         vmc.close()
     assert ids == ["default", "host"]  # the configured avatar and the output's, nothing else
     assert rejected == {"avatar.limit": 100}
+    assert accepted == {"osc": 1}  # a refused message is counted once, never parsed
     assert target == [0.800000011920929, 0.6000000238418579, 0.5]

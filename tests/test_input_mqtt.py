@@ -16,6 +16,7 @@ from source_harness import TIMEOUT_S, Collector, run, running, until
 from vadbridge.config import ConfigError, MqttInputConfig, TlsConfig, parse_config
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import VadSample
+from vadbridge.inputs import mqtt as mqtt_module
 from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.model.emotions import emotion_to_vad, mix_to_vad
 
@@ -36,7 +37,9 @@ async def connected(source: MqttSource) -> AsyncIterator[Collector]:
     assert not source.connected
 
 
-SOURCE_OPTIONS = ("stats", "avatars", "max_payload_bytes", "max_queued_messages", "rate_limiter")
+SOURCE_OPTIONS = (
+    "stats", "avatars", "max_payload_bytes", "max_queued_messages", "rate_limiter", "admits",
+)
 
 
 def source_for(broker: Mosquitto, **options: Any) -> MqttSource:
@@ -160,6 +163,36 @@ def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> No
         assert source.stats.snapshot()["rejected"] == {}
 
     run(main())
+
+
+def test_refused_avatars_are_counted_once_and_never_parsed(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed_topics: list[str] = []
+    real_parse = mqtt_module.parse_mqtt
+
+    def spy(topic: str, payload: bytes, **options: Any) -> Any:
+        parsed_topics.append(topic)
+        return real_parse(topic, payload, **options)
+
+    monkeypatch.setattr(mqtt_module, "parse_mqtt", spy)
+    stats = InputStats()
+    source = source_for(mosquitto, stats=stats, admits=lambda avatar: avatar == "known")
+    strangers = [(f"vadbridge/stranger{index}/vad", b"0.5 0 0") for index in range(20)]
+
+    async def main() -> None:
+        async with connected(source) as collector:
+            await mosquitto.publish(
+                [*strangers[:10], ("vadbridge/known/vad", b"0.1 0.2 0.3"), *strangers[10:]]
+            )
+            await until(lambda: stats.accepted_total + stats.rejected_total == 21)
+            assert collector.samples == [VadSample("known", (0.1, 0.2, 0.3))]
+
+    run(main())
+    assert parsed_topics == ["vadbridge/known/vad"]
+    snapshot = stats.snapshot()
+    assert snapshot["rejected"] == {"avatar.limit": 20}
+    assert snapshot["accepted"] == {"mqtt": 1}
 
 
 def test_custom_topic_prefix(mosquitto: Mosquitto) -> None:

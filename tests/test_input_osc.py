@@ -19,6 +19,7 @@ from source_harness import TIMEOUT_S, Collector, run, running, until
 
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import VadSample
+from vadbridge.inputs import osc as osc_module
 from vadbridge.inputs.osc import OscSource
 from vadbridge.model.emotions import emotion_to_vad
 
@@ -203,6 +204,38 @@ def test_datagrams_from_hosts_outside_allow_hosts_are_rejected() -> None:
 
     stats = run_and_return(body, allow_hosts=frozenset({"127.0.0.2"}))
     assert stats.snapshot()["rejected"] == {"osc.sender": 1}
+    assert stats.snapshot()["accepted"] == {"osc": 1}
+
+
+def test_messages_for_refused_avatars_are_counted_once_and_never_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+    real_parse = osc_module.parse_osc_message
+
+    def spy(address: str, args: tuple[Any, ...]) -> Any:
+        parsed.append(address)
+        return real_parse(address, args)
+
+    monkeypatch.setattr(osc_module, "parse_osc_message", spy)
+    datagrams = [
+        bundle(
+            message("/avatar/stranger/vad", ("f", 0.5), ("f", 0.0), ("f", 0.0)),
+            message("/avatar/known/vad/valence", ("f", 0.25)),
+            message("/vad/arousal", ("f", 0.5)),  # the default avatar: refused too
+        ),
+        message("/avatar/other/emotion", ("s", "joy")),
+    ]
+
+    async def body(source: OscSource, collector: Collector, sender: socket.socket) -> None:
+        send_all(sender, source.port, datagrams)
+        await until(lambda: source.stats.accepted_total + source.stats.rejected_total == 4)
+        assert collector.samples == [VadSample("known", (0.25, None, None))]
+
+    stats = InputStats()
+    run(with_source(body, stats, admits=lambda avatar: avatar == "known"))
+    assert parsed == ["/avatar/known/vad/valence"]
+    assert stats.snapshot()["rejected"] == {"avatar.limit": 3}
     assert stats.snapshot()["accepted"] == {"osc": 1}
 
 

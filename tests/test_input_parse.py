@@ -11,7 +11,9 @@ import pytest
 
 from vadbridge.core.stats import InputStats
 from vadbridge.core.types import InputError, VadSample
+from vadbridge.inputs import values
 from vadbridge.inputs.parse import MAX_MIX_LABELS, Parsed, parse_mqtt, parse_osc_message
+from vadbridge.inputs.values import MAX_MIX_CHARS, check_mix_size
 from vadbridge.model.emotions import emotion_to_vad, known_emotion_names, mix_to_vad
 
 MAX_BYTES = 4096
@@ -147,6 +149,64 @@ def test_a_long_unknown_name_is_rejected_with_a_short_reason() -> None:
         mqtt("vadbridge/a/emotion", json.dumps([{"label": "q" * 3000, "score": 1}]).encode())
     assert caught.value.kind == "emotion.unknown"
     assert len(caught.value.reason) < 200
+
+
+# --- text mixes: capped before any per-term work ----------------------------------------------
+
+
+def _no_term_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any per-term lookup fail the test: an over-cap mix must never reach them."""
+
+    def forbidden(*_args: object) -> None:
+        raise AssertionError("an over-cap mix reached the per-term parser")
+
+    monkeypatch.setattr(values, "check_known", forbidden)
+    monkeypatch.setattr(values, "emotion_to_vad", forbidden)
+
+
+HUGE_MIX = "+".join(["joy"] * 16_384)[: 64 * 1024]  # 64 KB of joy+joy+...
+
+
+@pytest.mark.parametrize("deliver", ["osc", "mqtt text", "mqtt json"])
+def test_a_64_kb_text_mix_is_rejected_by_its_length_alone(
+    deliver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_term_work(monkeypatch)
+    with pytest.raises(InputError) as caught:
+        if deliver == "osc":
+            parse_osc_message("/emotion", (HUGE_MIX,))
+        elif deliver == "mqtt text":
+            mqtt("vadbridge/a/emotion", HUGE_MIX.encode(), max_bytes=128 * 1024)
+        else:
+            payload = json.dumps({"emotion": HUGE_MIX}).encode()
+            mqtt("vadbridge/a/emotion", payload, max_bytes=128 * 1024)
+    assert caught.value.kind == "emotion.invalid"
+    assert caught.value.reason == (
+        f"emotion name or mix of {len(HUGE_MIX)} characters; at most {MAX_MIX_CHARS} accepted"
+    )
+
+
+def test_a_text_mix_of_more_terms_than_a_label_list_is_rejected_by_counting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_term_work(monkeypatch)
+    spec = "+".join(["joy"] * (MAX_MIX_LABELS + 1))
+    assert len(spec) <= MAX_MIX_CHARS  # the term count, not the length, refuses it
+    with pytest.raises(InputError) as caught:
+        parse_osc_message("/emotion", (spec,))
+    assert caught.value.kind == "emotion.invalid"
+    assert caught.value.reason == (
+        f"emotion mix of {MAX_MIX_LABELS + 1} terms; at most {MAX_MIX_LABELS} accepted"
+    )
+    with pytest.raises(InputError, match="terms; at most") as caught:
+        check_mix_size("+" * 100)  # separators only: no term is ever looked at
+    assert caught.value.kind == "emotion.invalid"
+
+
+def test_a_text_mix_of_exactly_the_cap_is_accepted() -> None:
+    spec = "+".join(["joy:0.5", "sadness:0.25"] * (MAX_MIX_LABELS // 2))
+    sample, _ = mqtt("vadbridge/a/emotion", spec.encode())
+    assert sample.vad == emotion("joy:0.5+sadness:0.25")
 
 
 def test_osc_reason_for_a_huge_address_is_short() -> None:

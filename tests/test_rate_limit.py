@@ -14,6 +14,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from source_harness import TIMEOUT_S, run, running, until
 
 from vadbridge.config import MqttInputConfig
+from vadbridge.core.osc_codec import encode_bundle, encode_message
 from vadbridge.core.stats import InputStats
 from vadbridge.inputs.admission import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource
@@ -113,6 +114,32 @@ def test_eviction_only_forgives() -> None:
     assert allowed(limiter, "a", 5) == 1  # a fresh bucket, never a harsher one
 
 
+def test_a_batch_takes_one_token_per_message_and_passes_only_what_the_tokens_cover() -> None:
+    limiter = RateLimiter(10.0, clock=SteppedClock())
+    assert limiter.take("a", 4) == 4
+    assert limiter.take("a", 30) == 6  # the 6 tokens left
+    assert not limiter.ready("a")
+
+
+def test_an_overrun_batch_puts_the_sender_in_debt_of_at_most_one_seconds_budget() -> None:
+    clock = SteppedClock()
+    limiter = RateLimiter(10.0, clock=clock)
+    assert limiter.take("a", 1000) == 10  # 990 refused: the debt stops at -10
+    clock.advance(1.0)  # back to 0 tokens, not yet one
+    assert not limiter.ready("a")
+    clock.advance(0.1)
+    assert limiter.ready("a")
+    assert limiter.take("a", 3) == 1
+
+
+def test_a_batch_that_fits_leaves_no_debt_and_ready_spends_nothing() -> None:
+    limiter = RateLimiter(5.0, clock=SteppedClock())
+    assert limiter.ready("a") and limiter.ready("a")
+    assert limiter.take("a", 5) == 5
+    assert limiter.take("a", 0) == 0
+    assert allowed(limiter, "a", 3) == 0
+
+
 @pytest.mark.parametrize("rate", [0.0, -1.0, math.inf, math.nan])
 def test_invalid_rates_are_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="rate_per_s must be a finite number > 0"):
@@ -186,6 +213,33 @@ def test_one_sender_ip_shares_its_budget_across_its_sockets() -> None:
     run(main())
     assert len(collector.samples) == 4
     assert stats.snapshot()["rejected"] == {"rate_limit": 6}
+
+
+def test_each_message_of_an_osc_bundle_takes_a_token() -> None:
+    # A bundle used to cost one token, so 2,046 /vad messages passed a limit of 200/s as one.
+    limiter = RateLimiter(100.0, clock=lambda: 0.0)  # frozen: no refill, exact counts
+    stats = InputStats()
+    collector = Collector()
+    big = encode_bundle(
+        [encode_message("/vad", "fff", [index / 300, 0.0, 0.0]) for index in range(300)]
+    )
+
+    async def main() -> None:
+        source = OscSource("127.0.0.1", 0, stats=stats, rate_limiter=limiter)
+        await source.start()
+        async with running(source, collector):
+            await asyncio.sleep(0)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                sender.sendto(big, ("127.0.0.1", source.port))
+                await until(lambda: stats.accepted_total + stats.rejected_total == 300)
+                # The sender is now in debt: its next bundle is dropped undecoded, counted once.
+                sender.sendto(big, ("127.0.0.1", source.port))
+                await until(lambda: stats.accepted_total + stats.rejected_total == 301)
+
+    run(main())
+    assert len(collector.samples) == 100
+    assert collector.samples[0].vad == (0.0, 0.0, 0.0)  # the first messages pass, in order
+    assert stats.snapshot()["rejected"] == {"rate_limit": 201}
 
 
 # --- over a real mosquitto --------------------------------------------------------------------

@@ -57,6 +57,14 @@ class AvatarTable:
     def owns(self, avatar_id: str) -> bool:
         return self._owns is None or self._owns(avatar_id)
 
+    def admits(self, avatar_id: str) -> bool:
+        """Whether ``row(avatar_id)`` would give a row (known, or new and allowed); creates none.
+
+        The inputs ask before parsing, so a message for a refused avatar costs no parse."""
+        return avatar_id in self.index or (
+            self.accept_new and len(self.ids) < self.capacity and self.owns(avatar_id)
+        )
+
     def row(self, avatar_id: str) -> int:
         """The row of ``avatar_id``, created on first use; AvatarLimitError when it cannot be."""
         row = self.index.get(avatar_id)

@@ -1,5 +1,6 @@
 """Admission control for input messages: who may send (an allow-list of networks) and how often
-(a token bucket per sender). Pure bookkeeping: no sockets, the clock is injectable.
+(a token bucket per sender, one token per message). Pure bookkeeping: no sockets, the clock is
+injectable.
 
 Both keep per-sender state in a dict capped at a fixed size. Senders of a real installation are
 few, but UDP source addresses can be spoofed, so a flood from random addresses must not grow
@@ -87,8 +88,10 @@ class RateLimiter:
     (at least one message).
 
     ``allow(key)`` spends a token and returns True, or returns False when the bucket is empty
-    (the message is to be dropped). Keys are whatever identifies a sender (an IP address for
-    OSC, an avatar topic for MQTT). At most ``max_keys`` buckets are kept (see the module doc).
+    (the message is to be dropped). ``take(key, count)`` spends tokens for a batch (an OSC
+    bundle: one token per message) and says how many of it may pass. Keys are whatever
+    identifies a sender (an IP address for OSC, an avatar topic for MQTT). At most ``max_keys``
+    buckets are kept (see the module doc).
     """
 
     def __init__(
@@ -110,22 +113,51 @@ class RateLimiter:
         self._buckets: dict[Hashable, list[float]] = {}
 
     def allow(self, key: Hashable) -> bool:
+        bucket = self._bucket(key)
+        if bucket[0] >= 1.0 - _TOKEN_EPSILON:
+            bucket[0] = max(0.0, bucket[0] - 1.0)
+            return True
+        return False  # a refused message spends nothing
+
+    def ready(self, key: Hashable) -> bool:
+        """True if ``key`` holds at least one token (nothing is spent): whether a datagram is
+        worth decoding at all."""
+        return self._bucket(key)[0] >= 1.0 - _TOKEN_EPSILON
+
+    def take(self, key: Hashable, count: int) -> int:
+        """Spend ``count`` tokens for messages that arrived together (one OSC bundle); returns
+        how many of them, the first ones, may pass: as many as there were whole tokens.
+
+        The messages beyond those are refused but still spent, down to a debt of one second's
+        budget, so a sender whose bundles overrun its budget is not decoded again until the
+        bucket refills to a token (``ready``): a flood of huge bundles costs one decode per
+        second or so, not one per datagram.
+        """
+        if count < 1:
+            return 0
+        bucket = self._bucket(key)
+        tokens = bucket[0]
+        granted = min(count, max(0, int(tokens + _TOKEN_EPSILON)))
+        if granted == count:
+            bucket[0] = max(0.0, tokens - count)
+        else:
+            bucket[0] = max(-self.burst, tokens - count)
+        return granted
+
+    def _bucket(self, key: Hashable) -> list[float]:
+        """``key``'s bucket, refilled up to now (a new key gets a full one)."""
         now_s = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
             buckets = self._buckets
             if len(buckets) >= self.max_keys:
                 del buckets[next(iter(buckets))]
-            buckets[key] = [self.burst - 1.0, now_s]
-            return True
+            bucket = buckets[key] = [self.burst, now_s]
+            return bucket
         elapsed_s = max(0.0, now_s - bucket[1])  # a clock stepping back refills nothing
-        tokens = min(self.burst, bucket[0] + elapsed_s * self.rate_per_s)
+        bucket[0] = min(self.burst, bucket[0] + elapsed_s * self.rate_per_s)
         bucket[1] = now_s
-        if tokens >= 1.0 - _TOKEN_EPSILON:
-            bucket[0] = max(0.0, tokens - 1.0)
-            return True
-        bucket[0] = tokens
-        return False
+        return bucket
 
     def __len__(self) -> int:
         """The number of buckets held (at most ``max_keys``)."""

@@ -21,7 +21,7 @@ from vadbridge.config import MqttInputConfig
 from vadbridge.core.stats import InputStats, show
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import RateLimiter
-from vadbridge.inputs.parse_mqtt import parse_mqtt
+from vadbridge.inputs.parse_mqtt import parse_mqtt, topic_avatar
 from vadbridge.mqtt_session import MqttSession
 
 __all__ = ["MqttSource"]
@@ -110,6 +110,11 @@ class MqttSource:
     emotion together), checked before parsing. MQTT hides the publishing client from
     subscribers, so the avatar is the finest key we have: a client flooding one avatar cannot
     starve the others' updates (docs/security.md).
+
+    ``admits``: if given, asked with a message's avatar before anything else (the rate limit,
+    the payload); a refused avatar's message is counted once as ``avatar.limit`` and never
+    parsed, so a flood on many new avatar topics costs a dict lookup each (the daemon passes
+    its avatar table's check).
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class MqttSource:
         max_payload_bytes: int,
         max_queued_messages: int = 1000,
         rate_limiter: RateLimiter | None = None,
+        admits: Callable[[str], bool] | None = None,
     ) -> None:
         """``config`` (validated at load) is the broker connection and the topic prefix;
         ``avatars`` (None = every avatar) limits the subscription to a shard's avatars."""
@@ -133,6 +139,7 @@ class MqttSource:
         self.topic_prefix = config.topic_prefix
         self.max_payload_bytes = max_payload_bytes
         self.rate_limiter = rate_limiter
+        self.admits = admits
         # MQTT 5 can keep the retain flag on live messages: it tells a cleared value (item 14).
         self._retain_as_published = config.protocol == 5
         leaves = ("vad", "emotion")
@@ -218,6 +225,15 @@ class MqttSource:
             # Counted where no line is logged (InputStats has no quiet rejection).
             self.stats.accept(CLEARED)
             return
+        admits = self.admits
+        if admits is not None:
+            avatar = topic_avatar(topic, self.topic_prefix)
+            if avatar is not None and not admits(avatar):
+                self.stats.reject(
+                    "avatar.limit", f"MQTT {show(topic)}: avatar not admitted "
+                    "(unknown, another shard's, or the table is full)"
+                )
+                return
         limiter = self.rate_limiter
         if limiter is not None and not limiter.allow(topic.rpartition("/")[0]):
             self.stats.reject(

@@ -16,10 +16,10 @@ from typing import Any
 
 from vadbridge.config import PORT_RANGE
 from vadbridge.core.osc_codec import OscDecodeError, decode_datagram
-from vadbridge.core.stats import InputStats
+from vadbridge.core.stats import InputStats, show
 from vadbridge.core.types import InputError, VadSample
 from vadbridge.inputs.admission import IpNetwork, RateLimiter, SenderAllowList
-from vadbridge.inputs.parse_osc import parse_osc_message
+from vadbridge.inputs.parse_osc import address_avatar, parse_osc_message
 
 __all__ = ["MAX_UDP_PAYLOAD_BYTES", "OscSource"]
 
@@ -62,10 +62,16 @@ class OscSource:
     ``allow_hosts``: IP addresses or networks (strings like ``"10.0.0.0/8"`` or parsed
     ``ipaddress`` networks); if given, datagrams from other sender addresses are rejected
     (``osc.sender``). ``rate_limiter``: if given, a token bucket per sender *IP address* (not
-    ip:port: a client opening a new socket per message must not get a new budget each time);
-    datagrams over the budget are rejected (``rate_limit``). A datagram counts once, whether it
-    holds one message or a bundle, because the point is to drop a flood before decoding it.
-    Both checks run before the size check and the decoder (docs/security.md).
+    ip:port: a client opening a new socket per message must not get a new budget each time),
+    one token per message: a bundle of N messages takes N tokens. A datagram arriving with no
+    token left is dropped before it is decoded (counted once as ``rate_limit``: its messages are
+    never looked at); of a decoded one, the messages beyond the sender's tokens are dropped and
+    each counted as ``rate_limit``, and they put the sender in debt (``RateLimiter.take``). Both
+    checks run before the size check and the decoder (docs/security.md).
+
+    ``admits``: if given, asked with the avatar of each message (``default`` for addresses
+    without ``/avatar/<id>``) before its arguments are parsed; a refused avatar's message is
+    counted once as ``avatar.limit`` (the daemon passes its avatar table's check).
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class OscSource:
         max_datagram_bytes: int = MAX_UDP_PAYLOAD_BYTES,
         allow_hosts: Iterable[str | IpNetwork] | None = None,
         rate_limiter: RateLimiter | None = None,
+        admits: Callable[[str], bool] | None = None,
     ) -> None:
         if not 0 <= port <= PORT_RANGE[1]:  # 0 = any free port (tests bind that way)
             raise ValueError(f"OSC input port must be 0..{PORT_RANGE[1]}, got {port}")
@@ -91,6 +98,7 @@ class OscSource:
         self.max_datagram_bytes = max_datagram_bytes
         self.allow_list = SenderAllowList(allow_hosts) if allow_hosts is not None else None
         self.rate_limiter = rate_limiter
+        self.admits = admits
         self._transport: asyncio.DatagramTransport | None = None
         self._on_sample: Callable[[VadSample], None] | None = None
         self._failure: asyncio.Future[None] | None = None
@@ -168,9 +176,11 @@ class OscSource:
             stats.reject("osc.sender", f"datagram from {sender} (not in allow_hosts)")
             return
         limiter = self.rate_limiter
-        if limiter is not None and not limiter.allow(sender):
+        if limiter is not None and not limiter.ready(sender):
             stats.reject(
-                "rate_limit", f"OSC from {sender}: over {limiter.rate_per_s:g} datagrams/s"
+                "rate_limit",
+                # Wording pinned by tests/test_security.py (a one-message datagram's line).
+                f"OSC from {sender}: over {limiter.rate_per_s:g} datagrams/s",
             )
             return
         if len(data) > self.max_datagram_bytes:
@@ -183,10 +193,29 @@ class OscSource:
         except OscDecodeError as error:
             stats.reject("osc.decode", f"datagram from {sender}: {error.reason}")
             return
+        if limiter is not None:
+            granted = limiter.take(sender, len(messages))
+            if granted < len(messages):
+                reason = (
+                    f"OSC from {sender}: {len(messages) - granted} of {len(messages)} messages "
+                    f"of a datagram over {limiter.rate_per_s:g} messages/s"
+                )
+                for _ in range(len(messages) - granted):
+                    stats.reject("rate_limit", reason)
+                del messages[granted:]
+        admits = self.admits
         for message in messages:
             if isinstance(message, OscDecodeError):  # this message only: a bundle goes on
                 stats.reject("osc.decode", f"message from {sender}: {message.reason}")
                 continue
+            if admits is not None:
+                avatar = address_avatar(message[0])
+                if avatar is not None and not admits(avatar):
+                    stats.reject(
+                        "avatar.limit", f"OSC {show(message[0])}: avatar {show(avatar)} "
+                        "not admitted (unknown, another shard's, or the table is full)"
+                    )
+                    continue
             try:
                 sample, clipped = parse_osc_message(*message)
             except InputError as error:

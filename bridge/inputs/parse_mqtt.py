@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from vadbridge.config import AVATAR_ID_PATTERN
 from vadbridge.core.types import InputError
 from vadbridge.inputs.values import (
     AXES,
+    MAX_MIX_LABELS,
     Parsed,
     Vad,
     check_avatar,
@@ -29,7 +31,7 @@ from vadbridge.inputs.values import (
 )
 from vadbridge.model.emotions import mix_to_vad
 
-__all__ = ["MAX_MIX_LABELS", "parse_mqtt"]
+__all__ = ["MAX_MIX_LABELS", "parse_mqtt", "topic_avatar"]
 
 _VAD_KEYS: dict[str, int] = {
     "valence": 0, "arousal": 1, "dominance": 2, "v": 0, "a": 1, "d": 2,
@@ -37,8 +39,6 @@ _VAD_KEYS: dict[str, int] = {
 _EMOTION_KEYS = frozenset({"emotion", "intensity"})
 _LABEL_KEYS = frozenset({"label", "score"})
 _TEXT_VAD_SEPARATORS = re.compile(r"[\s,]+")
-# A classifier emits one entry per label (GoEmotions has 28); more is not a classifier output.
-MAX_MIX_LABELS = 64
 
 
 def _json(text: str, topic: str) -> Any:
@@ -179,6 +179,19 @@ _MQTT_PARSERS: dict[str, Callable[[str, str, str], Parsed]] = {
     "vad": _parse_vad,
     "emotion": _parse_emotion,
 }
+
+
+def topic_avatar(topic: str, topic_prefix: str) -> str | None:
+    """The avatar id of ``<prefix>/<avatar>/<leaf>``, or None if the topic is not of that form
+    with a valid id (``parse_mqtt`` then says what is wrong). Cheap: lets a source refuse an
+    avatar before anything of the payload is read."""
+    prefix_length = len(topic_prefix)
+    if not (topic.startswith(topic_prefix) and topic[prefix_length : prefix_length + 1] == "/"):
+        return None
+    avatar, _sep, leaf = topic[prefix_length + 1 :].partition("/")
+    if leaf not in _MQTT_PARSERS or AVATAR_ID_PATTERN.fullmatch(avatar) is None:
+        return None
+    return avatar
 
 
 def parse_mqtt(topic: str, payload: bytes, *, topic_prefix: str, max_payload_bytes: int) -> Parsed:

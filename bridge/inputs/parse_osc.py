@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from vadbridge.config import AVATAR_ID_PATTERN
 from vadbridge.core.types import InputError
 from vadbridge.inputs.values import (
     DEFAULT_AVATAR,
@@ -21,7 +22,7 @@ from vadbridge.inputs.values import (
     show,
 )
 
-__all__ = ["parse_osc_message"]
+__all__ = ["address_avatar", "parse_osc_message"]
 
 OscHandler = Callable[[str, str, tuple[Any, ...]], Parsed]
 
@@ -77,6 +78,19 @@ _OSC_HANDLERS: dict[str, OscHandler] = {
     "/emotion": _osc_emotion,
 }
 _AVATAR_PREFIX = "/avatar/"
+
+
+def address_avatar(address: str) -> str | None:
+    """The avatar a known address names (``default`` without ``/avatar/<id>``), or None if the
+    address is not one ``parse_osc_message`` accepts (it then says why). Cheap: lets a source
+    refuse an avatar before the arguments are looked at."""
+    if address in _OSC_HANDLERS:
+        return DEFAULT_AVATAR
+    if address.startswith(_AVATAR_PREFIX):
+        avatar, slash, rest = address[len(_AVATAR_PREFIX) :].partition("/")
+        if slash + rest in _OSC_HANDLERS and AVATAR_ID_PATTERN.fullmatch(avatar) is not None:
+            return avatar
+    return None
 
 
 def parse_osc_message(address: str, args: tuple[Any, ...]) -> Parsed:

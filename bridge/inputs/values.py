@@ -20,10 +20,13 @@ from vadbridge.model.emotions import emotion_to_vad, known_emotion_names
 __all__ = [
     "AXES",
     "DEFAULT_AVATAR",
+    "MAX_MIX_CHARS",
+    "MAX_MIX_LABELS",
     "Parsed",
     "Vad",
     "check_avatar",
     "check_known",
+    "check_mix_size",
     "clipped_sample",
     "emotion_error",
     "emotion_sample",
@@ -43,6 +46,13 @@ class Parsed(NamedTuple):
 
 
 AXES = ("valence", "arousal", "dominance")
+
+# A classifier emits one entry per label (GoEmotions has 28); more is not a classifier output.
+# The same cap holds for text mixes (``joy+joy+...``), whose terms each cost a lookup.
+MAX_MIX_LABELS = 64
+# Far past any real name or mix: 64 terms of the longest name (15 characters) with a weight
+# are under 2,000 characters. Checked before anything else looks at the text.
+MAX_MIX_CHARS = 4096
 
 
 def parse_number(value: object, what: str, type_kind: str) -> float:
@@ -144,7 +154,25 @@ def emotion_error(error: ValueError) -> InputError:
 _MAX_CACHED_SPEC_CHARS = 256
 
 
+def check_mix_size(spec: str) -> None:
+    """Reject an emotion name or text mix too long or of too many terms, before any per-term
+    work: the length is known at once and ``str.count`` scans in C, so a 64 KB ``joy+joy+...``
+    costs microseconds, not the milliseconds of splitting and looking up every term. The
+    reason gives the counts, never the text."""
+    if len(spec) > MAX_MIX_CHARS:
+        raise InputError(
+            "emotion.invalid",
+            f"emotion name or mix of {len(spec)} characters; at most {MAX_MIX_CHARS} accepted",
+        )
+    terms = spec.count("+") + 1
+    if terms > MAX_MIX_LABELS:
+        raise InputError(
+            "emotion.invalid", f"emotion mix of {terms} terms; at most {MAX_MIX_LABELS} accepted"
+        )
+
+
 def emotion_sample(avatar: str, spec: str, intensity: float) -> Parsed:
+    check_mix_size(spec)
     if len(spec) > _MAX_CACHED_SPEC_CHARS:
         result = _emotion.__wrapped__(spec, intensity)
     else:
