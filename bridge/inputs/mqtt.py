@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -189,12 +189,33 @@ class MqttSource:
                     self.host, self.port, self._session.protocol_name, self.topics_summary,
                 )  # fmt: skip
             # aiomqtt's iterator raises MqttError when the connection drops: never ends by itself.
-            async for message in client.messages:
-                self._message(
-                    message.topic.value, message.payload, on_sample, retained=message.retain
-                )
+            await self._receive(client.messages, on_sample)
 
         await self._session.run(serve)
+
+    async def _receive(
+        self, messages: AsyncIterator[aiomqtt.Message], on_sample: Callable[[VadSample], None]
+    ) -> None:
+        """Handle ``messages`` until the iterator ends or raises.
+
+        Not ``async for message in messages``: its loop variable would keep the last message,
+        payload and all, alive while waiting for the next one (a 100 MB payload rejected as
+        oversize held 100 MB of RSS until the next message; issue 12, item 3). Each message
+        lives in ``_handle_next``'s frame only, which is gone before the next wait begins.
+        """
+        while await self._handle_next(messages, on_sample):
+            pass
+
+    async def _handle_next(
+        self, messages: AsyncIterator[aiomqtt.Message], on_sample: Callable[[VadSample], None]
+    ) -> bool:
+        """Take and handle one message; False when the iterator has ended."""
+        try:
+            message = await anext(messages)
+        except StopAsyncIteration:
+            return False
+        self._message(message.topic.value, message.payload, on_sample, retained=message.retain)
+        return True
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         for start in range(0, len(self.topics), _TOPICS_PER_SUBSCRIBE):
