@@ -11,7 +11,7 @@ from livelink_decoder import VALUE_NAMES, decode_like_pylivelinkface, decode_liv
 
 from vadbridge.config import LiveLinkOutputConfig
 from vadbridge.core.types import Frame
-from vadbridge.model.arkit import ARKIT_NAMES
+from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
 from vadbridge.outputs import LIVE_LINK_NAMES, LiveLinkEncoder
 
 HEAD_AND_EYES = VALUE_NAMES[52:]
@@ -168,3 +168,19 @@ def test_longest_allowed_names_are_accepted() -> None:
 def test_wrong_weight_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"shape \(52,\)"):
         LiveLinkEncoder().encode(Frame(np.zeros(51, np.float32), 0, 0.0))
+
+
+def test_the_real_pylivelinkface_decoder_reads_the_default_packet() -> None:
+    """PyLiveLinkFace 0.1 (PyPI) reads a fixed-length device id (its ``decode``: bytes 4..41)
+    and the 61 big-endian floats in Apple's order: the default packet must decode with the
+    right subject and every shape's value (float32 written and read verbatim)."""
+    from pylivelinkface import FaceBlendShape, PyLiveLinkFace
+
+    weights = np.linspace(0.0, 1.0, 52, dtype=np.float32)
+    encoder = LiveLinkEncoder(subject="face", fps=60,
+                              device_id=LiveLinkOutputConfig.default_device_id("face"))
+    found, face = PyLiveLinkFace.decode(bytes(encoder.encode(Frame(weights, 1, 0.5))[0]))
+    assert found and face.name == "face"
+    for index, name in enumerate(ARKIT_NAMES):
+        shape = FaceBlendShape[upper_camel(name)]
+        assert face.get_blendshape(shape) == float(weights[index]), name
