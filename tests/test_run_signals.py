@@ -134,3 +134,26 @@ def test_sighups_from_the_first_moment_of_run_never_kill_the_daemon(tmp_path: Pa
     text = log.read_text()
     assert code == 0, text
     assert "Traceback" not in text
+
+
+def test_the_console_script_holds_sighup_before_importing_numpy() -> None:
+    """``vadbridge run`` takes SIGHUP over before anything slow: the command layer's import
+    pulls in no numpy (the package root is lazy), and ``main`` installs the holder before it
+    builds the parser, so only the interpreter's own start-up is left unprotected."""
+    probe = (
+        "import signal, sys\n"
+        "import vadbridge.commands as commands\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported with the command layer'\n"
+        "assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL\n"
+        "try:\n"
+        "    commands.main(['run', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "handler = signal.getsignal(signal.SIGHUP)\n"
+        "assert callable(handler) and handler.__self__.__class__.__name__ == 'EarlyHangup'\n"
+        "print('held')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("held")

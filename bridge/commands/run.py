@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import vadbridge
+from vadbridge.commands.hangup import EarlyHangup, hold
 from vadbridge.config import (
     FRAME_RATE_RANGE,
     BridgeConfig,
@@ -62,34 +63,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    # First, before anything slow: a SIGHUP while the model loads must not kill the daemon.
-    hangup = _EarlyHangup()
+    # main() installed it first thing; called here too for callers that skip main().
+    hangup = hold()
     try:
         return _run(args, hangup)
     finally:
         hangup.restore()
 
 
-class _EarlyHangup:
-    """Remembers a SIGHUP that arrives before the event loop's reload handler is installed
-    (the default disposition would end the process); ``_serve`` then honours it."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._signum = getattr(signal, "SIGHUP", None)  # not on Windows
-        self._previous: Any = None
-        if self._signum is not None:
-            self._previous = signal.signal(self._signum, self._remember)
-
-    def _remember(self, _signum: int, _frame: object) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        if self._signum is not None and signal.getsignal(self._signum) == self._remember:
-            signal.signal(self._signum, self._previous)
-
-
-def _run(args: argparse.Namespace, hangup: _EarlyHangup) -> int:
+def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
     from vadbridge.daemon import OutputTaskError
     from vadbridge.wiring import WiringError, build_bridge
 
@@ -147,7 +129,7 @@ def _run(args: argparse.Namespace, hangup: _EarlyHangup) -> int:
 
 async def _serve(bridge: Any, reloader: Any = None,
                  banner: Callable[[], list[str]] | None = None,
-                 hangup: _EarlyHangup | None = None) -> None:
+                 hangup: EarlyHangup | None = None) -> None:
     """Bind the listeners, log the banner (``banner()``, called once they are bound, so it
     shows the bound ports), stream until a signal. A SIGHUP ``hangup`` caught before the
     reload handler was installed reloads now."""
