@@ -38,6 +38,8 @@ from pathlib import Path
 
 import aiomqtt
 
+from vadbridge.benchmarks.harness import stop_process
+
 HOST = "127.0.0.1"
 STATS_INTERVAL_S = 1
 MIN_FPS = 59.0
@@ -292,13 +294,7 @@ def run_scenario(scenario: Scenario, broker: Broker, directory: Path, seconds: f
         text = log_path.read_bytes()[log_start:].decode(errors="replace")
         flooder.join(60)
     finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        stop_process(daemon)
         receiver.close()
     frames = receiver.frames(start, end)
     windows = [sum(1 for t in frames if start + k <= t < start + k + 1)

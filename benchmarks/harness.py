@@ -224,6 +224,18 @@ while True:
 """
 
 
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """SIGTERM (the daemon sends its neutral frame and exits), SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class ReceiverProcess:
     """Another process draining a loopback UDP port, as VSeeFace would (its CPU is not ours)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadbridge.benchmarks.harness import Models, Result, percentile
+from vadbridge.benchmarks.harness import Models, Result, percentile, stop_process
 from vadbridge.core.osc_codec import decode_packet, encode_message
 from vadbridge.model.arkit import symmetrize_inplace
 
@@ -125,12 +125,7 @@ def measure_latency_s(models: Models, workdir: Path, *, fps: int, samples: int) 
     finally:
         sender.close()
         receiver.close()
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon)
         log_file.close()
     return latencies
 
