@@ -5,9 +5,14 @@ The model card's API (docs/DESIGN.md, "Layers"): ``load_model``, ``predict``,
 the model layer (numpy, no torch, no sockets, no daemon) loads on first use of these names.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+# Not typing.TYPE_CHECKING: importing typing costs the console script ~15 ms before it can
+# hold an early SIGHUP (vadbridge.hangup). mypy treats this name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from vadbridge.model import (
         ARKIT_NAMES,
         emotion_to_vad,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -136,17 +137,22 @@ def test_sighups_from_the_first_moment_of_run_never_kill_the_daemon(tmp_path: Pa
     assert "Traceback" not in text
 
 
-def test_the_console_script_holds_sighup_before_importing_numpy() -> None:
-    """``vadbridge run`` takes SIGHUP over before anything slow: the command layer's import
-    pulls in no numpy (the package root is lazy), and ``main`` installs the holder before it
-    builds the parser, so only the interpreter's own start-up is left unprotected."""
+def test_the_launcher_holds_sighup_before_importing_the_command_layer() -> None:
+    """The console script's launcher (``vadbridge.__main__:main``) takes SIGHUP over before it
+    imports anything slow: the package root and ``vadbridge.hangup`` pull in neither typing nor
+    enum nor numpy, so only the interpreter's own start-up is left at the default disposition."""
     probe = (
-        "import signal, sys\n"
-        "import vadbridge.commands as commands\n"
-        "assert 'numpy' not in sys.modules, 'numpy imported with the command layer'\n"
+        "import sys\n"
+        "sys.argv = ['vadbridge', 'run', '--help']\n"
+        "import vadbridge.__main__ as launcher\n"
+        "loaded = set(sys.modules)\n"
+        "assert not {'typing', 'enum', 'numpy', 'vadbridge.commands'} & loaded, loaded\n"
+        "from vadbridge import hangup\n"
+        "assert not {'typing', 'enum'} & set(sys.modules), 'hangup imports too much'\n"
+        "import signal\n"
         "assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL\n"
         "try:\n"
-        "    commands.main(['run', '--help'])\n"
+        "    launcher.main()\n"
         "except SystemExit:\n"
         "    pass\n"
         "handler = signal.getsignal(signal.SIGHUP)\n"
@@ -157,3 +163,10 @@ def test_the_console_script_holds_sighup_before_importing_numpy() -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("held")
+
+
+def test_the_console_script_is_the_launcher() -> None:
+    """pyproject's entry point is the launcher, not ``vadbridge.commands:main`` (which would
+    import argparse and typing before it could hold a SIGHUP)."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["vadbridge"] == "vadbridge.__main__:main"

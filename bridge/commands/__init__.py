@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from vadbridge import __version__
-from vadbridge.commands.hangup import hold as hold_hangup
 
 DESCRIPTION = ("Emotion in, faces out: valence/arousal/dominance from OSC or MQTT become ARKit "
                "blendshapes for VMC, OSC and Live Link receivers.")
@@ -80,9 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    if next((a for a in arguments if not a.startswith("-")), None) == "run":
-        hold_hangup()  # before the parser imports anything slow: see commands/hangup.py
     parser = build_parser()
     try:
         # Inside the try: --list-emotions and --list-shapes print while parsing.

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import vadbridge
-from vadbridge.commands.hangup import EarlyHangup, hold
 from vadbridge.config import (
     FRAME_RATE_RANGE,
     BridgeConfig,
@@ -25,6 +24,7 @@ from vadbridge.config import (
     apply_overrides,
     load_config,
 )
+from vadbridge.hangup import EarlyHangup, hold
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 
 # The repository's config/ folder, installed as the package ``vadbridge.presets``.
@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    # main() installed it first thing; called here too for callers that skip main().
+    # The launcher (vadbridge.__main__) installed it first thing; this covers other callers.
     hangup = hold()
     try:
         return _run(args, hangup)
