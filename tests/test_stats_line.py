@@ -42,6 +42,20 @@ def test_stats_line_names_nonzero_counters_only() -> None:
     )
 
 
+def test_stats_line_shows_ignored_messages_only_when_there_were_some() -> None:
+    """An empty retained MQTT message is counted as ignored: shown, never warned about."""
+    stats = InputStats()
+    stats.accept("mqtt")
+    stats.ignore("mqtt.cleared")
+    stats.ignore("mqtt.cleared")
+    counts = snapshot()
+    counts["inputs"] = stats.snapshot()
+    line = format_stats_line(counts, 10.0)
+    assert "accepted mqtt=1, rejected 0, clipped 0, ignored mqtt.cleared=2; send errors" in line
+    later = interval_counts(counts, counts)  # an interval with nothing new
+    assert ", ignored" not in format_stats_line(later, 10.0)
+
+
 def test_stats_line_says_the_measured_interval_to_a_tenth_of_a_second() -> None:
     assert format_stats_line(snapshot(frames=30), 0.501).startswith(
         "stats (last 0.5 s): 30 frames (59.9 fps),"

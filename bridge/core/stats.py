@@ -65,7 +65,10 @@ def printable(text: str, limit: int = _REASON_CHARS) -> str:
 
 
 class InputStats:
-    """Accepted inputs per source, rejected per kind, clipped per source.
+    """Accepted inputs per source, rejected per kind, clipped per source, ignored per kind.
+
+    Ignored messages are not input and nothing is wrong with them (an MQTT retained value being
+    cleared): counted, never logged.
 
     A rejection is logged at most once per kind per ``log_interval_s``; the next line for that
     kind says how many were suppressed in between, so a flood costs one line per interval.
@@ -92,6 +95,7 @@ class InputStats:
         self._accepted: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
         self._clipped: dict[str, int] = {}
+        self._ignored: dict[str, int] = {}
         self._last_logged_s: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
         self._accept_logged_s: dict[str, float] = {}
@@ -126,6 +130,10 @@ class InputStats:
         """Count one accepted input from ``source`` that had an axis clipped to [-1, 1]."""
         self._clipped[source] = self._clipped.get(source, 0) + 1
 
+    def ignore(self, kind: str) -> None:
+        """Count one message of ``kind`` that carries no input and is dropped quietly."""
+        self._ignored[kind] = self._ignored.get(kind, 0) + 1
+
     def reject(self, kind: str, reason: str) -> None:
         self._rejected[kind] = self._rejected.get(kind, 0) + 1
         now_s = self._clock()
@@ -153,11 +161,13 @@ class InputStats:
         return sum(self._rejected.values())
 
     def snapshot(self) -> dict[str, dict[str, int]]:
-        """Copies of the counters, for the stats line: ``{"accepted", "rejected", "clipped"}``."""
+        """Copies of the counters, for the stats line: ``{"accepted", "rejected", "clipped",
+        "ignored"}``."""
         return {
             "accepted": dict(self._accepted),
             "rejected": dict(self._rejected),
             "clipped": dict(self._clipped),
+            "ignored": dict(self._ignored),
         }
 
 
@@ -209,11 +219,13 @@ def format_stats_line(counts: Mapping[str, Any], interval_s: float, *,
     errors = named(worst) + (f" (+{len(failing) - len(worst)} more outputs)"
                              if len(failing) > len(worst) else "")
     fps = counts["frames"] / interval_s if interval_s > 0 else 0.0
+    ignored = inputs.get("ignored", {})
+    quiet = f", ignored {named(ignored)}" if any(ignored.values()) else ""
     return (
         f"stats (last {_seconds(interval_s)} s): {counts['frames']} frames ({fps:.1f} fps), "
         f"late {counts['late']}, skipped {counts['skipped']}, avatars {counts['avatars']}; "
         f"inputs accepted {named(inputs['accepted'])}, rejected {named(inputs['rejected'])}, "
-        f"clipped {named(inputs['clipped'])}; send errors {errors}"
+        f"clipped {named(inputs['clipped'])}{quiet}; send errors {errors}"
     )
 
 

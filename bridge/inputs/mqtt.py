@@ -243,8 +243,7 @@ class MqttSource:
     ) -> None:
         if retained and not payload:
             # How MQTT clears a topic's retained value: not input, and nothing to warn about.
-            # Counted where no line is logged (InputStats has no quiet rejection).
-            self.stats.accept(CLEARED)
+            self.stats.ignore(CLEARED)
             return
         admits = self.admits
         if admits is not None:
