@@ -90,7 +90,7 @@ def test_every_accepted_payload_form_arrives(mosquitto: Mosquitto, protocol: str
     assert stats.snapshot() == {
         "accepted": {"mqtt": len(ACCEPTED)},
         "rejected": {},
-        "clipped": {"mqtt": 1},
+        "clipped": {"mqtt": 1}, "ignored": {},
     }
 
 
@@ -138,7 +138,8 @@ def test_malformed_batch_is_counted_exactly_and_good_messages_still_flow(
             ]
 
     run(main())
-    assert stats.snapshot() == {"accepted": {"mqtt": 2}, "rejected": BAD_COUNTS, "clipped": {}}
+    assert stats.snapshot() == {"accepted": {"mqtt": 2}, "rejected": BAD_COUNTS, "clipped": {},
+                                "ignored": {}}
 
 
 def test_avatar_shard_subscribes_only_to_its_avatars(mosquitto: Mosquitto) -> None:

@@ -106,7 +106,7 @@ def test_every_accepted_form_arrives_over_udp() -> None:
     assert stats.snapshot() == {
         "accepted": {"osc": len(expected)},
         "rejected": {},
-        "clipped": {"osc": 1},
+        "clipped": {"osc": 1}, "ignored": {},
     }
 
 
@@ -189,7 +189,7 @@ def test_malformed_batch_is_counted_exactly_and_streaming_continues() -> None:
             "emotion.invalid": 1,
             "osc.address": 3,
         },
-        "clipped": {"osc": 1},
+        "clipped": {"osc": 1}, "ignored": {},
     }
 
 

@@ -435,7 +435,7 @@ def test_stats_count_accepted_rejected_and_clipped() -> None:
     assert stats.snapshot() == {
         "accepted": {"osc": 2, "mqtt": 1},
         "rejected": {"nonfinite": 2, "mqtt.json": 1},
-        "clipped": {"osc": 1},
+        "clipped": {"osc": 1}, "ignored": {},
     }
     assert stats.accepted_total == 3
     assert stats.rejected_total == 3
