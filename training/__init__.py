@@ -7,7 +7,11 @@ Torch-free on import: the loop lives in ``training.train`` (imports torch) and i
 from vadbridge.training.data import load_dataset, save_dataset
 from vadbridge.training.dataset import Dataset, DatasetError
 from vadbridge.training.emo3d import load_emo3d
-from vadbridge.training.generator import generate_dataset, mean_abs_left_right
+from vadbridge.training.generator import (
+    generate_dataset,
+    mean_abs_left_right,
+    mean_abs_left_right_moving,
+)
 
 __all__ = [
     "Dataset",
@@ -16,5 +20,6 @@ __all__ = [
     "load_dataset",
     "load_emo3d",
     "mean_abs_left_right",
+    "mean_abs_left_right_moving",
     "save_dataset",
 ]

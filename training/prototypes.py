@@ -6,6 +6,9 @@ Sources (docs/references.md):
   with intensity letters A-E mapped to 0.2, 0.4, 0.6, 0.8, 1.0.
 - "FACS to ARKit": FACS AU -> ARKit shape table (Meta Unity-Movement ``ARKitFace.cs``, VRCFT,
   ARKit-to-FACS).
+- "Calm states": the low-arousal anchors (boredom, sleepiness, relaxation, contentment), with
+  their VAD from Russell & Mehrabian 1977, Russell 1980 and Gebhard 2005, and faces of lid droop
+  and soft smiles; without them every low-arousal VAD got a sad face.
 
 Where EMFACS names an AU without a letter, the letter here is our choice (stated per emotion) so
 that the emotion's defining AUs are the strongest. A prototype is the face at intensity 1.0.
@@ -62,6 +65,10 @@ AU_TO_ARKIT: Final[MappingProxyType[int, tuple[tuple[str, float], ...]]] = Mappi
         # AU23 (lip tightener) has no ARKit shape; the table approximates it with mouthPress.
         23: (("mouthPressLeft", 0.8), ("mouthPressRight", 0.8)),
         26: (("jawOpen", 1.0),),
+        8: (("mouthClose", 1.0),),
+        # AU41 (lid droop) has no ARKit shape: a droop is a partial closure of the upper lid.
+        41: (("eyeBlinkLeft", 0.8), ("eyeBlinkRight", 0.8)),
+        43: (("eyeBlinkLeft", 1.0), ("eyeBlinkRight", 1.0)),
     }
 )
 
@@ -83,24 +90,61 @@ EMFACS_PROTOTYPES: Final[MappingProxyType[str, tuple[tuple[str, int, str], ...]]
         ),
         # 4+5+7+23: the lowered brow (E) dominates; the glare (5, 7) and pressed lips follow.
         "anger": (("", 4, "E"), ("", 5, "B"), ("", 7, "C"), ("", 23, "C")),
-        # 9+15+16, with the common variant's 10 added weakly (B).
-        "disgust": (("", 9, "D"), ("", 15, "C"), ("", 16, "B"), ("", 10, "B")),
-        # R12A+R14A: unilateral; the generator mirrors half the samples, so the trained
-        # (symmetric) model shows a faint bilateral smirk.
-        "contempt": (("R", 12, "A"), ("R", 14, "A")),
+        # 9+15+16, with the common variant's 10 added weakly (B) and the lowered brow of
+        # "Unmasking the Face" (4B). The nose wrinkle at C, not D: disgust lies 18 degrees from
+        # anger in the card's VAD, and a stronger AU9 would switch on and off in one grid step.
+        "disgust": (("", 9, "C"), ("", 15, "C"), ("", 16, "B"), ("", 10, "B"), ("", 4, "B")),
+        # R12A+R14A is one-sided; a symmetric model can only show it on both sides, and a faint
+        # bilateral smirk could not be told from neutral. So the dimpler is raised to D on both
+        # sides and the lip-corner pull kept at A: the strongest contempt symmetry allows.
+        "contempt": (("", 14, "D"), ("", 12, "A")),
+    })
+)  # fmt: skip
+
+# docs/references.md, "Calm states": low-arousal anchors the training data needs besides the
+# card's basics (the model card has none below arousal -0.4). VAD with its source; the face as
+# (side, AU, letter) like EMFACS_PROTOTYPES.
+CALM_STATE_VAD: Final[MappingProxyType[str, tuple[float, float, float]]] = MappingProxyType({
+    "boredom": (-0.65, -0.62, -0.33),  # Russell & Mehrabian 1977, as widely reproduced
+    "sleepiness": (0.0, -0.8, 0.0),  # Russell 1980: sleepiness at 270 degrees (radius, D ours)
+    "relaxation": (0.57, -0.57, 0.0),  # Russell 1980: relaxation at 315 degrees (same)
+    "contentment": (0.3, -0.2, 0.4),  # Gebhard 2005 (ALMA): satisfaction
+})  # fmt: skip
+CALM_STATE_FACES: Final[MappingProxyType[str, tuple[tuple[str, int, str], ...]]] = (
+    MappingProxyType({
+        # Heavy lids (AU41), a trace of the sad brow and mouth, a slack jaw with lips together.
+        "boredom": (("", 41, "C"), ("", 1, "A"), ("", 15, "A"), ("", 26, "A"), ("", 8, "A")),
+        # Lids mostly closed (AU43), slack jaw, lips together.
+        "sleepiness": (("", 43, "C"), ("", 26, "A"), ("", 8, "A")),
+        # A soft, non-Duchenne smile (12B without 6) and relaxed lids.
+        "relaxation": (("", 12, "B"), ("", 43, "A")),
+        # A soft Duchenne smile: 12B with a trace of 6.
+        "contentment": (("", 12, "B"), ("", 6, "A")),
     })
 )  # fmt: skip
 
 EMOTIONS: Final[tuple[str, ...]] = tuple(name for name in CARD_EMOTION_VAD if name != "neutral")
+CALM_STATES: Final[tuple[str, ...]] = tuple(CALM_STATE_VAD)
+ANCHORS: Final[tuple[str, ...]] = (*EMOTIONS, *CALM_STATES)  # every non-neutral face we blend
+_ACTION_UNITS = MappingProxyType({**EMFACS_PROTOTYPES, **CALM_STATE_FACES})
+_ANCHOR_VAD = MappingProxyType({**CARD_EMOTION_VAD, **CALM_STATE_VAD})
+
+
+def action_unit_shapes(emotion: str) -> frozenset[str]:
+    """The ARKit shapes of ``emotion``'s action units (both sides of a bilateral AU)."""
+    return frozenset(
+        shape for _side, action_unit, _letter in _ACTION_UNITS[emotion]
+        for shape, _factor in AU_TO_ARKIT[action_unit]
+    )
 
 
 def prototype_face(emotion: str) -> npt.NDArray[np.float32]:
-    """The (52,) ARKit face of ``emotion`` at intensity 1.0 from its EMFACS action units."""
-    if emotion not in EMFACS_PROTOTYPES:
-        known = ", ".join(EMFACS_PROTOTYPES)
+    """The (52,) ARKit face of ``emotion`` (a basic emotion or a calm state) at intensity 1.0."""
+    if emotion not in _ACTION_UNITS:
+        known = ", ".join(_ACTION_UNITS)
         raise KeyError(f"unknown emotion {emotion!r}; known: {known}")
     face = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
-    for side, action_unit, letter in EMFACS_PROTOTYPES[emotion]:
+    for side, action_unit, letter in _ACTION_UNITS[emotion]:
         value = INTENSITY_LETTERS[letter]
         for shape, factor in AU_TO_ARKIT[action_unit]:
             if side == "R" and shape.endswith("Left"):
@@ -113,7 +157,7 @@ def prototype_face(emotion: str) -> npt.NDArray[np.float32]:
 
 
 def prototype_matrix() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(K, 3) VAD and (K, 52) faces of the non-neutral emotions, in ``EMOTIONS`` order."""
-    vad = np.array([CARD_EMOTION_VAD[name] for name in EMOTIONS], dtype=np.float32)
-    faces = np.stack([prototype_face(name) for name in EMOTIONS])
+    """(K, 3) VAD and (K, 52) faces of every anchor, in ``ANCHORS`` order."""
+    vad = np.array([_ANCHOR_VAD[name] for name in ANCHORS], dtype=np.float32)
+    faces = np.stack([prototype_face(name) for name in ANCHORS])
     return vad, faces

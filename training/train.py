@@ -27,7 +27,7 @@ from vadbridge.model.arkit import LEFT_INDICES, RIGHT_INDICES, mirror
 from vadbridge.model.config import MLPConfig
 from vadbridge.model.network import VADBlendshapeMLP
 from vadbridge.training.dataset import Dataset
-from vadbridge.training.generator import mean_abs_left_right
+from vadbridge.training.generator import mean_abs_left_right, mean_abs_left_right_moving
 
 SYMMETRY_WEIGHT = 2.0
 SPARSITY_WEIGHT = 1e-3
@@ -218,6 +218,7 @@ def _train(
         "train_samples_mirrored": len(x_train),
         "val_samples_mirrored": len(x_val),
         "raw_mean_abs_left_right": mean_abs_left_right(dataset.blendshapes),
+        "raw_mean_abs_left_right_moving": mean_abs_left_right_moving(dataset.blendshapes),
         "per_epoch": history,
     }
     training_meta: dict[str, Any] = {
