@@ -1,4 +1,6 @@
-"""Emo3D rows -> VAD + ARKit, on a small fixture in the dataset's layout written here.
+"""Emo3D rows -> VAD + ARKit: the VAD rule, and the other score encodings the loader accepts,
+on a small table written here. The published cell format (numpy ``str()``) is in
+test_emo3d_real_format.py, on a fixture typed in the dataset's own layout.
 
 Layout per docs/references.md, "Emo3D dataset", and the dataset card: text, eight intensities,
 images and ``blenshape_score_1..4`` holding MediaPipe scores (``_neutral`` first, no tongueOut).
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from vadbridge.model.arkit import ARKIT_INDEX
+from vadbridge.model.emotions import emotion_to_vad, mix_to_vad
 from vadbridge.training.data import DatasetError, load_dataset
 from vadbridge.training.emo3d import (
     EMOTION_COLUMNS,
@@ -101,15 +104,52 @@ def test_neutral_score_is_dropped_and_tongue_out_is_zero(fixture_file: Path) -> 
     assert not np.isclose(faces, SCORES["_neutral"]).any()
 
 
-def test_single_emotion_intensity_scales_its_card_vad(fixture_file: Path) -> None:
-    vad = load_emo3d(fixture_file).dataset.vad
-    np.testing.assert_allclose(vad[0], 0.6 * np.asarray(CARD_EMOTION_VAD["happiness"]), atol=1e-6)
+def intensities(**named: float) -> list[float]:
+    return [named.get(e, 0.0) for e in EMOTION_COLUMNS]
 
 
-def test_intensities_summing_above_one_give_their_weighted_mean() -> None:
-    weights = [0.5, 0, 0, 0, 0.9, 0.6, 0, 0]  # neutral, anger, disgust
-    expected = (0.9 * np.array([-0.7, 0.8, 0.7]) + 0.6 * np.array([-0.6, 0.3, 0.4])) / 2.0
-    np.testing.assert_allclose(emotion_mix_to_vad(weights), expected)
+def card_vad(name: str) -> np.ndarray:
+    return np.asarray(CARD_EMOTION_VAD[name])
+
+
+def test_a_lone_emotion_is_its_full_card_vad_at_any_intensity(fixture_file: Path) -> None:
+    vad = load_emo3d(fixture_file).dataset.vad  # row 1: happiness 0.6, nothing else
+    np.testing.assert_allclose(vad[0], card_vad("happiness"), atol=1e-6)
+    np.testing.assert_allclose(emotion_mix_to_vad(intensities(fear=0.1)), card_vad("fear"))
+
+
+def test_an_emotion_at_i_with_neutral_one_minus_i_follows_the_card_intensity_rule() -> None:
+    for i in (0.1, 0.3, 0.8):
+        np.testing.assert_allclose(
+            emotion_mix_to_vad(intensities(neutral=1 - i, sadness=i)),
+            emotion_to_vad("sadness", i),
+            atol=1e-6,
+        )
+
+
+def test_intensities_are_normalised_to_a_distribution_neutral_included() -> None:
+    weights = intensities(neutral=0.5, anger=0.9, disgust=0.6)  # sum 2.0
+    expected = (0.9 * card_vad("anger") + 0.6 * card_vad("disgust")) / 2.0
+    np.testing.assert_allclose(emotion_mix_to_vad(weights), expected, atol=1e-6)
+    below_one = intensities(neutral=0.2, happiness=0.5)  # sum 0.7: scaled up, not left short
+    np.testing.assert_allclose(
+        emotion_mix_to_vad(below_one), 0.5 / 0.7 * card_vad("happiness"), atol=1e-6
+    )
+
+
+def test_a_high_neutral_share_pulls_the_vad_toward_the_origin() -> None:
+    mixed = {"happiness": 0.2, "surprise": 0.1, "contempt": 0.1}
+    calm = emotion_mix_to_vad(intensities(neutral=0.7, **mixed))  # Emo3D's sample row 1
+    # The neutral share 0.7 / 1.1 sits at the origin; the rest keeps its direction.
+    without_neutral = emotion_mix_to_vad(intensities(**mixed))
+    np.testing.assert_allclose(calm, 0.4 / 1.1 * without_neutral, atol=1e-6)
+    assert np.abs(calm).max() < 0.25  # in a cube of side 2
+
+
+def test_the_rule_is_the_bridges_rule_for_an_emotion_mix() -> None:
+    row = intensities(neutral=0.5, surprise=0.2, sadness=0.7, anger=0.2, fear=0.4)
+    mix = {e: w for e, w in zip(EMOTION_COLUMNS, row, strict=True) if w}
+    np.testing.assert_allclose(emotion_mix_to_vad(row), mix_to_vad(mix))
 
 
 def test_all_zero_intensities_give_neutral() -> None:

@@ -3,19 +3,29 @@
 Layout (docs/references.md, "Emo3D dataset"; the dataset card's feature list): ``sample_id``,
 ``prompt_type``, ``text_1..3``, eight intensity columns ``neutral, happiness, surprise, sadness,
 anger, disgust, fear, contempt`` (0-1, not normalised), ``img_1..4`` and
-``blenshape_score_1..4`` (sic) holding MediaPipe face-landmarker scores as text. Text and image
-columns are ignored. Each score column with a face gives one sample; empty ones are skipped and
-counted.
+``blenshape_score_1..4`` (sic). Text and image columns are ignored. Each score column with a
+face gives one sample; cells without a face are skipped and counted.
 
-- **VAD rule**: ``vad = sum_e w_e * VAD_e / max(1, sum_e w_e)`` over the eight columns, with
-  VAD_e the card's basic-emotion coordinates ("Model card"; neutral is the origin). One emotion at
-  intensity i alone gives i x VAD_e (the card's intensity rule); when the intensities sum to more
-  than 1 it is their weighted mean, which stays inside the cube.
-- **Blendshapes**: MediaPipe's 52 scores (``_neutral`` first, no ``tongueOut``) are mapped to
-  ARKit **by name** (case-insensitive), never by index; ``_neutral`` is dropped and ``tongueOut``
-  is 0. A bare list of 52 numbers is read in MediaPipe's documented order, by name.
+- **Score cells** as published: numpy's ``str()`` of the 52 MediaPipe scores, e.g.
+  ``[0.    0.271 0.191 ...`` -- space separated, no commas, wrapped over several lines inside
+  the CSV cell (numpy's 75-character line width), ``_neutral`` first, then the 51 ARKit shapes in
+  MediaPipe's order (no ``tongueOut``); ``None`` (or an empty cell) where MediaPipe found no
+  face. The authors read them with ``strip("[]").split()``. Also accepted: a mapping
+  ``{name: score}``, a list of ``{"category_name", "score"}`` records, a comma-separated list
+  of 52 numbers, or MediaPipe's ``Category(...)`` repr text. Scores are mapped to ARKit **by
+  name**, never by index; ``_neutral`` is dropped and ``tongueOut`` is 0.
+- **VAD rule**: the eight intensities are a distribution over the card's eight emotions, as in
+  the Emo3D metric (its code, the authors' ``get_emotion_distribution``, divides the vector by
+  its sum; docs/references.md, "Emo3D dataset"), and VAD is that distribution's mean of the card's
+  basic-emotion coordinates: ``vad = sum_e w_e * VAD_e / sum_e w_e`` -- the same rule as
+  ``mix_to_vad`` for a classifier's scores. Neutral is the origin, so its share pulls the face
+  toward it: neutral 0.7 with happiness 0.3 gives ``0.3 * VAD_happiness``, exactly
+  ``emotion_to_vad("happiness", 0.3)`` (the card's intensity rule). One emotion with no neutral
+  share is that emotion's full VAD at any intensity (a one-hot distribution); all zeros is
+  neutral.
 
-CSV is read with the standard library; parquet needs pyarrow (in the `train` extra).
+CSV is read with the standard library; parquet needs pyarrow (in the `train` extra). Errors name
+the file, the CSV line where the bad cell starts and the column.
 """
 
 from __future__ import annotations
@@ -31,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vadbridge.model.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
+from vadbridge.model.emotions import mix_to_vad
 from vadbridge.training.dataset import Dataset, DatasetError
 from vadbridge.training.prototypes import CARD_EMOTION_VAD
 
@@ -43,7 +55,9 @@ _ARKIT_BY_LOWER = {name.lower(): index for name, index in ARKIT_INDEX.items()}
 _CATEGORY = re.compile(
     r"score\s*=\s*(?P<score>[-+0-9.eE]+)[^)]*?category_name\s*=\s*['\"](?P<name>[^'\"]+)['\"]"
 )
-_VAD_TABLE = np.array([CARD_EMOTION_VAD[name] for name in EMOTION_COLUMNS], dtype=np.float64)
+_NO_FACE = frozenset(("", "[]", "{}", "None", "nan", "NaN", "null"))
+# One number as numpy prints it: "0.", "0.271", "-0.", "1.23e-04", "nan", "inf".
+_NUMPY_NUMBER = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)")
 
 
 @dataclass(frozen=True)
@@ -54,24 +68,28 @@ class Emo3DLoad:
     skipped_no_face: int  # score cells that were empty or held no face
 
 
-def emotion_mix_to_vad(intensities: Iterable[float]) -> np.ndarray:
+def emotion_mix_to_vad(intensities: Iterable[float]) -> npt.NDArray[np.float32]:
     """The module's VAD rule for the eight intensities in ``EMOTION_COLUMNS`` order."""
-    weights = np.asarray(list(intensities), dtype=np.float64)
-    vad = weights @ _VAD_TABLE / max(1.0, float(weights.sum()))
-    return np.clip(vad, -1.0, 1.0)
+    weights = {name: float(w) for name, w in zip(EMOTION_COLUMNS, intensities, strict=True)}
+    if not any(weights.values()):
+        return np.zeros(3, dtype=np.float32)  # nothing rated: neutral (the paper's rule is 0/0)
+    return mix_to_vad(weights)
 
 
-def parse_scores(text: str) -> np.ndarray | None:
+def parse_scores(text: str) -> npt.NDArray[np.float32] | None:
     """ARKit (52,) weights from one score cell, or None when the cell holds no face.
 
-    Accepts a mapping ``{name: score}``, a list of ``{"category_name", "score"}`` records, a
-    list of 52 numbers in MediaPipe order, or MediaPipe's ``Category(...)`` repr text.
-    Raises ``ValueError`` for text that is none of these or names an unknown shape.
+    Reads numpy's ``str()`` of the 52 scores (the published cells), a mapping
+    ``{name: score}``, a list of ``{"category_name", "score"}`` records, a list of 52 numbers in
+    MediaPipe order, or MediaPipe's ``Category(...)`` repr text. Raises ``ValueError`` for text
+    that is none of these or names an unknown shape.
     """
     text = text.strip()
-    if text in ("", "[]", "{}", "None", "nan", "NaN", "null"):
+    if text in _NO_FACE:
         return None
-    pairs = _pairs_from_literal(text)
+    pairs = _pairs_from_numpy_str(text)
+    if pairs is None:
+        pairs = _pairs_from_literal(text)
     if pairs is None:
         pairs = [(m["name"], float(m["score"])) for m in _CATEGORY.finditer(text)]
         if not pairs:
@@ -94,6 +112,29 @@ def parse_scores(text: str) -> np.ndarray | None:
         raise ValueError(f"expected 51 named scores besides _neutral, found {seen}")
     face[ARKIT_INDEX["tongueOut"]] = 0.0
     return face
+
+
+def _pairs_from_numpy_str(text: str) -> list[tuple[str, float]] | None:
+    """Scores from numpy's ``str()`` of a 1-D array (or of one face as a (1, 52) array).
+
+    None when ``text`` is not bracketed, comma-free text, so other formats get their turn.
+    """
+    if not (text.startswith("[") and text.endswith("]")) or "," in text or "(" in text:
+        return None
+    inner = text[1:-1].strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]  # str() of a (1, 52) array
+    if "[" in inner or "]" in inner:
+        raise ValueError("more than one face in one score cell")
+    if "..." in inner:
+        raise ValueError("summarised array ('...'): the cell lost scores when it was printed")
+    tokens = inner.split()
+    if len(tokens) != len(MEDIAPIPE_NAMES):
+        raise ValueError(f"expected {len(MEDIAPIPE_NAMES)} scores, found {len(tokens)}")
+    for name, token in zip(MEDIAPIPE_NAMES, tokens, strict=True):
+        if not _NUMPY_NUMBER.fullmatch(token):
+            raise ValueError(f"score of {name!r} is not a number: {token!r}")
+    return [(name, float(token)) for name, token in zip(MEDIAPIPE_NAMES, tokens, strict=True)]
 
 
 def _pairs_from_literal(text: str) -> list[tuple[str, float]] | None:
@@ -121,12 +162,37 @@ def _pairs_from_literal(text: str) -> list[tuple[str, float]] | None:
     raise ValueError(f"unrecognised blendshape score value of type {type(value).__name__}")
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line where the record starts, {column: cell})``; a score cell spans several lines."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # score cells are long strings
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        for record in reader:
-            yield reader.line_num, record
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        end = reader.line_num
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            if not cells:
+                continue  # a blank line
+            if len(cells) < len(header):
+                raise DatasetError(
+                    path, f"expected {len(header)} cells, found {len(cells)}", row=start
+                )
+            yield start, dict(zip(header, cells, strict=False))
+
+
+def _cell_line(start: int, record: Mapping[str, Any], column: str, is_csv: bool) -> int:
+    """The CSV line where ``column``'s cell starts (the cells before it may hold line breaks);
+    for parquet, the row number ``start``."""
+    if not is_csv:
+        return start
+    line = start
+    for name, cell in record.items():
+        if name == column:
+            break
+        line += str(cell).count("\n")
+    return line
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -148,9 +214,10 @@ def load_emo3d(path: str | Path) -> Emo3DLoad:
     source = Path(path)
     if not source.is_file():
         raise DatasetError(source, "no such file")
-    rows = _parquet_rows(source) if source.suffix.lower() == ".parquet" else _csv_rows(source)
-    vads: list[np.ndarray] = []
-    faces: list[np.ndarray] = []
+    is_csv = source.suffix.lower() != ".parquet"
+    rows = _csv_rows(source) if is_csv else _parquet_rows(source)
+    vads: list[npt.NDArray[np.float32]] = []
+    faces: list[npt.NDArray[np.float32]] = []
     count = skipped = 0
     for line, record in rows:
         if count == 0:
@@ -159,12 +226,13 @@ def load_emo3d(path: str | Path) -> Emo3DLoad:
         intensities = []
         for column in EMOTION_COLUMNS:
             raw = record.get(column)
+            at = _cell_line(line, record, column, is_csv)
             try:
                 value = float(raw) if raw not in (None, "") else 0.0
             except (TypeError, ValueError):
-                raise DatasetError(source, f"not a number: {raw!r}", line, column) from None
+                raise DatasetError(source, f"not a number: {raw!r}", at, column) from None
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise DatasetError(source, f"intensity {raw!r} outside [0, 1]", line, column)
+                raise DatasetError(source, f"intensity {raw!r} outside [0, 1]", at, column)
             intensities.append(value)
         vad = emotion_mix_to_vad(intensities)
         for column in sorted(k for k in record if str(k).startswith(SCORE_COLUMN_PREFIX)):
@@ -175,7 +243,8 @@ def load_emo3d(path: str | Path) -> Emo3DLoad:
             try:
                 face = parse_scores(str(cell))
             except ValueError as error:
-                raise DatasetError(source, str(error), line, column) from None
+                at = _cell_line(line, record, column, is_csv)
+                raise DatasetError(source, str(error), at, column) from None
             if face is None:
                 skipped += 1
                 continue

@@ -1,5 +1,8 @@
 """``vadbridge dataset`` (write the built-in dataset) and ``vadbridge train`` (the card's recipe).
 
+``train --data`` takes a dataset file (format from ``--format`` or the extension), ``emo3d:FILE``
+(an Emo3D table as published, .csv or .parquet) or ``builtin``.
+
 Bad arguments exit 2 with a one-line reason on stderr; a bad dataset file exits 2 naming the
 file, line and column. torch is imported only when ``train`` runs, and ``train`` checks that it
 is installed, and that ``--out`` is a writable directory, before it loads or generates any data.
@@ -28,6 +31,7 @@ from vadbridge.training.emo3d import load_emo3d
 from vadbridge.training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
 BUILTIN = "builtin"
+EMO3D = "emo3d"  # a --format, and the prefix of --data emo3d:FILE
 DEFAULT_NAME = "vadbridge-v1"
 _positive_int = integer(1)
 _seed = integer(0)
@@ -58,13 +62,15 @@ def add_parser(subparsers: Any) -> None:
         "writes NAME.pt, NAME.npz, metrics.json and loss_curve.png into DIR (needs torch).",
     )
     train.add_argument(
-        "--data", required=True, metavar="FILE|builtin",
-        help="a dataset file (.csv or .npz; an Emo3D table with --format emo3d), or 'builtin' "
-        "to generate the built-in data",
+        "--data", required=True, metavar="FILE|emo3d:FILE|builtin",
+        help="a dataset file (.csv or .npz); 'emo3d:FILE' for an Emo3D table as published "
+        "(.csv or .parquet; same as FILE with --format emo3d); or 'builtin' to generate the "
+        "built-in data",
     )  # fmt: skip
     train.add_argument(
         "--format", choices=("csv", "npz", "emo3d"),
-        help="the dataset file's format (default: from its extension)",
+        help="the dataset file's format (default: from its extension, or emo3d for "
+        "--data emo3d:FILE)",
     )  # fmt: skip
     train.add_argument(
         "--out", required=True, metavar="DIR", help="output directory (created if missing)"
@@ -136,37 +142,59 @@ def _os_reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
+def parse_data_arg(data: str, data_format: str | None) -> tuple[str, str | None]:
+    """``--data`` and ``--format`` as ``(file, format)``; ``emo3d:FILE`` names the format.
+
+    Raises ``UsageError`` for ``--format`` with ``builtin``, a prefix that ``--format``
+    contradicts, or an ``emo3d:`` without a file.
+    """
+    if data == BUILTIN:
+        if data_format is not None:
+            raise UsageError("--format does not apply to --data builtin")
+        return data, None
+    prefix, colon, path = data.partition(":")
+    if not colon or prefix != EMO3D:
+        return data, data_format
+    if not path:
+        raise UsageError("--data emo3d: needs a file after the colon (emo3d:emo3d_data.parquet)")
+    if data_format not in (None, EMO3D):
+        raise UsageError(f"--format {data_format} contradicts --data {data!r}")
+    return path, EMO3D
+
+
 def run_train(args: argparse.Namespace) -> int:
-    if args.data == BUILTIN and args.format is not None:
-        return fail("train", "--format does not apply to --data builtin")
+    try:
+        data, data_format = parse_data_arg(args.data, args.format)
+    except UsageError as error:
+        return fail("train", error)
     if not torch_installed():
         return fail("train", NEEDS_TORCH)
     try:
         out_dir = prepare_out_dir(args.out)
     except UsageError as error:
         return fail("train", error)
-    if args.data == BUILTIN:
+    if data == BUILTIN:
         dataset = generate_dataset(args.n, args.seed)
         source = f"builtin(n={args.n}, seed={args.seed})"
     else:
         try:
-            if args.format == "emo3d":
-                loaded = load_emo3d(args.data)
+            if data_format == EMO3D:
+                loaded = load_emo3d(data)
                 dataset = loaded.dataset
                 print(
-                    f"{args.data}: {loaded.rows} rows, {loaded.faces} faces, "
+                    f"{data}: {loaded.rows} rows, {loaded.faces} faces, "
                     f"{loaded.skipped_no_face} score cells without a face skipped",
                     file=sys.stderr,
                 )
             else:
-                dataset = load_dataset(args.data, args.format)
+                dataset = load_dataset(data, data_format)
         except DatasetError as error:
             return fail("train", error)
         except OSError as error:
-            return fail("train", f"{args.data}: cannot read: {_os_reason(error)}")
-        source = f"{args.format or Path(args.data).suffix.lstrip('.')}:{Path(args.data).name}"
+            return fail("train", f"{data}: cannot read: {_os_reason(error)}")
+        source = f"{data_format or Path(data).suffix.lstrip('.')}:{Path(data).name}"
     if len(dataset) < 2:
-        return fail("train", f"{args.data}: need at least 2 samples, found {len(dataset)}")
+        return fail("train", f"{data}: need at least 2 samples, found {len(dataset)}")
 
     # Spinning OpenMP workers stall each other on a shared, busy machine (measured: 2-threaded
     # steps 5-10x slower than with passive waiting). libgomp reads this when torch loads.
