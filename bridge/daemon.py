@@ -21,6 +21,7 @@ from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
+from vadbridge.core.smoothing import TimeConstants
 from vadbridge.core.stats import (
     DEFAULT_LOG_INTERVAL_S,
     InputStats,
@@ -77,7 +78,7 @@ class LiveSettings:
     """What a running bridge changes without a restart (a SIGHUP reload sets them); built from
     the config by ``wiring.live_settings``, whose values and defaults are the config's."""
 
-    tau_s: float
+    tau_s: float | TimeConstants  # attack = release everywhere, or per direction and region
     space: SmoothingSpace
     idle_timeout_s: float
     idle_refresh_hz: float

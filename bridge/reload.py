@@ -13,8 +13,9 @@ What a reload applies:
   rebound to its (new) avatar: the take goes on in the same file. Opening a second sink would
   truncate the file under the old writer (NUL bytes and interleaved rows), and waiting for the
   old writer to close first would still truncate the take so far.
-- ``smoothing`` (tau_ms, space, idle_timeout_s): the avatar table and its smoothed state stay, so
-  a settled face does not move; a space switch keeps the smoothed VAD (``Animator.set_space``).
+- ``smoothing`` (time constants, space, idle_timeout_s): the avatar table and its smoothed state
+  stay, so a settled face does not move; a space switch keeps the smoothed VAD
+  (``Animator.set_space``).
 - ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
@@ -261,8 +262,9 @@ def _describe(old: BridgeConfig, new: BridgeConfig, changed: tuple[str, ...],
         parts.append(f"outputs {kept} kept, {built} new, {removed} removed")
     if "smoothing" in changed:
         s = new.smoothing
-        parts.append(f"smoothing tau_ms={s.tau_ms:g} space={s.space} "
-                     f"idle_timeout_s={s.idle_timeout_s:g}")
+        times = (f"tau_ms={s.tau_ms:g}" if s.tau_ms is not None
+                 else f"attack_ms={s.attack_ms:g} release_ms={s.release_ms:g}")
+        parts.append(f"smoothing {times} space={s.space} idle_timeout_s={s.idle_timeout_s:g}")
     if "stats_interval_s" in changed:
         parts.append(f"stats_interval_s={new.stats_interval_s:g}")
     if "log_level" in changed:

@@ -21,11 +21,13 @@ from vadbridge.config import (
     OscOutputConfig,
     OutputConfig,
     RecordOutputConfig,
+    SmoothingConfig,
     VmcOutputConfig,
 )
 from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.liveliness import Liveliness
+from vadbridge.core.smoothing import AttackRelease, TimeConstants
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
 from vadbridge.inputs import RateLimiter
@@ -188,9 +190,19 @@ def live_settings(config: BridgeConfig) -> LiveSettings:
     """The part of ``config`` a running bridge takes without a restart (start and reload)."""
     smoothing = config.smoothing
     return LiveSettings(
-        tau_s=smoothing.tau_s, space=smoothing.space,
+        tau_s=time_constants(smoothing), space=smoothing.space,
         idle_timeout_s=smoothing.idle_timeout_s, idle_refresh_hz=config.idle_refresh_hz,
         stats_interval_s=config.stats_interval_s,
+    )
+
+
+def time_constants(smoothing: SmoothingConfig) -> TimeConstants:
+    """The animator's time constants from the ``smoothing`` section (``tau_ms`` resolved)."""
+    upper, lower = smoothing.upper_s, smoothing.lower_s
+    return TimeConstants(
+        AttackRelease(smoothing.attack_s, smoothing.release_s),
+        upper=None if upper is None else AttackRelease(*upper),
+        lower=None if lower is None else AttackRelease(*lower),
     )
 
 

@@ -64,7 +64,7 @@ def test_default_config_has_osc_and_mqtt_inputs_and_a_vmc_output() -> None:
     assert [source.host for source in config.inputs] == ["127.0.0.1", "127.0.0.1"]
     assert config.frame_rate == 60
     assert config.frame_period_s == pytest.approx(1 / 60)
-    assert config.smoothing.tau_s == pytest.approx(0.150)
+    assert (config.smoothing.attack_s, config.smoothing.release_s) == (0.12, 0.3)
 
 
 @pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "---\n", "null\n", "~"])
@@ -80,7 +80,7 @@ def test_vseeface_example_sends_perfect_sync_vmc_and_listens_for_osc() -> None:
     config = load_config(CONFIG_DIR / "vseeface.yaml", environ={})
     assert config.outputs == (VmcOutputConfig(port=39539, naming="perfect_sync"),)
     assert [type(source) for source in config.inputs] == [OscInputConfig]
-    assert config.smoothing.tau_ms == 200.0
+    assert (config.smoothing.attack_ms, config.smoothing.release_ms) == (160.0, 400.0)
 
 
 def test_unreal_example_sends_live_link_to_11111() -> None:
@@ -154,6 +154,23 @@ BAD = [
     ("space", "smoothing: {space: rgb}\n", "smoothing.space", 1, "vad, blendshapes", "'rgb'"),
     ("idle_negative", "smoothing: {idle_timeout_s: -0.5}\n", "smoothing.idle_timeout_s", 1,
      "a number >= 0", "-0.5"),
+    ("attack_negative", "smoothing:\n  attack_ms: -5\n", "smoothing.attack_ms", 2,
+     "a number >= 0", "-5"),
+    ("release_text", "smoothing: {release_ms: slow}\n", "smoothing.release_ms", 1,
+     "a number >= 0", "'slow'"),
+    ("tau_with_attack", "smoothing:\n  tau_ms: 150\n  attack_ms: 80\n", "smoothing.attack_ms",
+     3, "either tau_ms (both directions) or attack_ms and release_ms", "attack_ms with tau_ms"),
+    ("tau_with_release", "smoothing: {release_ms: 400, tau_ms: 150}\n", "smoothing.release_ms",
+     1, "either tau_ms", "release_ms with tau_ms"),
+    ("region_in_vad_space", "smoothing:\n  attack_ms: 90\n  upper: {attack_ms: 50}\n",
+     "smoothing.upper", 3, "per-region time constants only with space: blendshapes",
+     "upper with space: vad"),
+    ("region_unknown_key", "smoothing:\n  space: blendshapes\n  lower: {decay_ms: 5}\n",
+     "smoothing.lower.decay_ms", 3, "one of the keys attack_ms, release_ms", "'decay_ms'"),
+    ("region_negative", "smoothing:\n  space: blendshapes\n  upper:\n    release_ms: -1\n",
+     "smoothing.upper.release_ms", 4, "a number >= 0", "-1"),
+    ("region_scalar", "smoothing: {space: blendshapes, lower: 5}\n", "smoothing.lower", 1,
+     "a mapping", "5"),
     ("avatar_id_chars", "avatars: {ids: [ok, 'bad id']}\n", "avatars.ids[1]", 1,
      "1-64 characters of A-Za-z0-9_.-", "'bad id'"),
     ("avatar_id_long", f"avatars: {{ids: [{'a' * 65}]}}\n", "avatars.ids[0]", 1,
@@ -553,8 +570,45 @@ def test_the_first_reconnect_delay_is_half_a_second_unless_the_cap_is_lower() ->
 
 def test_smoothing_gives_tau_in_seconds_and_the_space_as_read() -> None:
     smoothing = parse_config("smoothing: {tau_ms: 250, space: blendshapes}\n").smoothing
-    assert smoothing.tau_s == pytest.approx(0.25)
+    assert (smoothing.attack_s, smoothing.release_s) == (0.25, 0.25)
     assert smoothing.space == "blendshapes"
+
+
+def test_smoothing_defaults_rise_faster_than_they_fall() -> None:
+    smoothing = BridgeConfig().smoothing
+    assert (smoothing.attack_ms, smoothing.release_ms, smoothing.tau_ms) == (120.0, 300.0, None)
+    assert smoothing.attack_s < smoothing.release_s
+    assert smoothing.upper_s is None and smoothing.lower_s is None
+
+
+def test_attack_and_release_are_read_in_milliseconds_and_given_in_seconds() -> None:
+    smoothing = parse_config("smoothing: {attack_ms: 80, release_ms: 0}\n").smoothing
+    assert (smoothing.attack_s, smoothing.release_s) == (0.08, 0.0)
+
+
+def test_one_of_attack_and_release_keeps_the_default_of_the_other() -> None:
+    smoothing = parse_config("smoothing: {release_ms: 500}\n").smoothing
+    assert (smoothing.attack_s, smoothing.release_s) == (0.12, 0.5)
+
+
+def test_a_region_falls_back_to_the_whole_face_key_by_key() -> None:
+    smoothing = parse_config(
+        "smoothing:\n  space: blendshapes\n  attack_ms: 100\n  release_ms: 400\n"
+        "  upper: {attack_ms: 60}\n  lower: {release_ms: 250}\n").smoothing
+    assert smoothing.upper_s == (0.06, 0.4)
+    assert smoothing.lower_s == (0.1, 0.25)
+
+
+def test_regions_follow_tau_ms_where_they_give_no_key() -> None:
+    smoothing = parse_config(
+        "smoothing: {tau_ms: 200, space: blendshapes, upper: {release_ms: 500}}\n").smoothing
+    assert smoothing.upper_s == (0.2, 0.5)
+    assert (smoothing.attack_s, smoothing.release_s) == (0.2, 0.2)
+
+
+def test_tau_ms_null_lets_attack_and_release_apply() -> None:
+    smoothing = parse_config("smoothing: {tau_ms: null, attack_ms: 50}\n").smoothing
+    assert (smoothing.attack_s, smoothing.release_s) == (0.05, 0.3)
 
 
 # ---------------------------------------------------------------- the generated reference
@@ -592,7 +646,9 @@ def test_reference_documents_every_key_with_its_default() -> None:
     for key in keys:
         assert f"| `{key}` |" in text, key
     assert "| `inputs[].tls.key_file` |" in text
-    assert "| `smoothing.tau_ms` | a number >= 0 | `150` |" in text
+    assert "| `smoothing.attack_ms` | a number >= 0 | `120` |" in text
+    assert "| `smoothing.tau_ms` | a number >= 0 or null | `null` |" in text
+    assert "| `smoothing.upper.release_ms` | a number >= 0 or null | `null` |" in text
 
 
 def run_config_module(*args: str) -> subprocess.CompletedProcess[str]:

@@ -68,6 +68,7 @@ def render_markdown() -> str:
         spec = spec_of(f)
         if isinstance(spec, Section):
             parts += [f"## {f.name}\n", _table(spec.cls, f"{f.name}.")]
+            parts += _nested_tables(spec.cls, f"{f.name}.", "###")
     for f in dataclasses.fields(BridgeConfig):
         spec = spec_of(f)
         if isinstance(spec, TypedList):
@@ -84,15 +85,23 @@ def _typed_list(name: str, doc: str, spec: TypedList, defaults: tuple[Any, ...])
         if cls.__doc__:
             lines.append(" ".join(cls.__doc__.split()) + "\n")
         lines.append(_table(cls, f"{name}[].", type_name=type_name))
-        for f in _doc_fields(cls):
-            inner = spec_of(f)
-            if isinstance(inner, Optional) and isinstance(inner.inner, Section):
-                section = inner.inner.cls
-                lines.append(f"#### {name}[].{f.name} (type `{type_name}`)\n")
-                if section.__doc__:
-                    lines.append(" ".join(section.__doc__.split()) + "\n")
-                lines.append(_table(section, f"{name}[].{f.name}."))
+        lines += _nested_tables(cls, f"{name}[].", "####", f" (type `{type_name}`)")
     return "\n".join(lines)
+
+
+def _nested_tables(cls: Any, prefix: str, heading: str, suffix: str = "") -> list[str]:
+    """A heading, the doc and a table for each optional section inside ``cls`` (the rows of
+    ``cls``'s own table say "See below.")."""
+    lines = []
+    for f in _doc_fields(cls):
+        inner = spec_of(f)
+        if isinstance(inner, Optional) and isinstance(inner.inner, Section):
+            section = inner.inner.cls
+            lines.append(f"{heading} {prefix}{f.name}{suffix}\n")
+            if section.__doc__:
+                lines.append(" ".join(section.__doc__.split()) + "\n")
+            lines.append(_table(section, f"{prefix}{f.name}."))
+    return lines
 
 
 def _table(cls: Any, prefix: str, *, skip_sections: bool = False,

@@ -43,6 +43,7 @@ __all__ = [
     "LivelinessConfig",
     "ModelConfig",
     "SmoothingConfig",
+    "SmoothingRegionConfig",
     "SmoothingSpace",
 ]
 
@@ -65,22 +66,88 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SmoothingRegionConfig:
+    """One region's own time constants (blendshape space only); a key left null is the
+    whole face's."""
+
+    attack_ms: float | None = setting(
+        None, Optional(Number(0.0)), "null = `smoothing.attack_ms` (or `tau_ms`).")
+    release_ms: float | None = setting(
+        None, Optional(Number(0.0)), "null = `smoothing.release_ms` (or `tau_ms`).")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SmoothingConfig:
-    tau_ms: float = setting(
-        150.0, Number(0.0),
-        "Time constant of the exponential smoothing (alpha = 1 - exp(-dt/tau)), the same at "
-        "any frame rate; 0 = none.")
+    attack_ms: float = setting(
+        120.0, Number(0.0),
+        "Time constant while a value moves away from rest: a blendshape weight rising, a VAD "
+        "axis leaving neutral. alpha = 1 - exp(-dt/tau): 63% of the way after tau at any frame "
+        "rate, 95% after 3 tau; 0 = at once. The default puts a rise inside published onset "
+        "durations (docs/references.md, \"Facial dynamics\").")
+    release_ms: float = setting(
+        300.0, Number(0.0),
+        "Time constant while a value moves back toward rest (a weight falling, a VAD axis "
+        "returning to neutral); 0 = at once. Expressions fade slower than they rise: 95% of a "
+        "fall takes 0.9 s by default.")
+    tau_ms: float | None = setting(
+        None, Optional(Number(0.0)),
+        "One time constant for both directions, the single key of earlier versions: a config "
+        "with only `tau_ms` smooths as before. Not together with `attack_ms` or `release_ms`.")
     space: SmoothingSpace = setting(  # noqa: RUF009 (an immutable str; ruff cannot see the alias)
         "vad", Choice(*get_args(SmoothingSpace)),
-        "vad = smooth the VAD state (the face passes through intermediate emotions); "
-        "blendshapes = smooth the 52 weights.")
+        "vad = smooth the VAD state (the face passes through intermediate emotions; attack and "
+        "release per axis, away from or toward 0); blendshapes = smooth the 52 weights.")
+    upper: SmoothingRegionConfig | None = setting(  # noqa: RUF009 (setting() is a field)
+        None, Optional(Section(SmoothingRegionConfig)),
+        "Brows and eyes (the `brow*` and `eye*` shapes): their own time constants; needs "
+        "`space: blendshapes` (in vad space one VAD state drives the whole face).")
+    lower: SmoothingRegionConfig | None = setting(  # noqa: RUF009
+        None, Optional(Section(SmoothingRegionConfig)),
+        "Every other shape (mouth, jaw, cheeks, nose, tongue): their own time constants; needs "
+        "`space: blendshapes`.")
     idle_timeout_s: float = setting(
         0.0, Number(0.0), "After this long without input an avatar eases back to neutral; 0 = off.")
 
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        if values.get("tau_ms") is not None:
+            for key in ("attack_ms", "release_ms"):
+                if key in values:
+                    raise Invalid("either tau_ms (both directions) or attack_ms and release_ms",
+                                  f"{key} with tau_ms", (key,))
+        if values.get("space", default_of(cls, "space")) == "vad":
+            for key in ("upper", "lower"):
+                if values.get(key) is not None:
+                    raise Invalid("per-region time constants only with space: blendshapes (in "
+                                  "vad space one VAD state drives the whole face)",
+                                  f"{key} with space: vad", (key,))
+
     @property
-    def tau_s(self) -> float:
-        """``tau_ms`` in seconds, the unit of the animator's clock."""
-        return self.tau_ms / 1000.0
+    def attack_s(self) -> float:
+        """The whole face's attack time constant in seconds, the animator's unit."""
+        return (self.attack_ms if self.tau_ms is None else self.tau_ms) / 1000.0
+
+    @property
+    def release_s(self) -> float:
+        """The whole face's release time constant in seconds."""
+        return (self.release_ms if self.tau_ms is None else self.tau_ms) / 1000.0
+
+    @property
+    def upper_s(self) -> tuple[float, float] | None:
+        """(attack, release) in seconds of the brows and eyes; None = the whole face's."""
+        return self._region_s(self.upper)
+
+    @property
+    def lower_s(self) -> tuple[float, float] | None:
+        """(attack, release) in seconds of the other shapes; None = the whole face's."""
+        return self._region_s(self.lower)
+
+    def _region_s(self, region: SmoothingRegionConfig | None) -> tuple[float, float] | None:
+        if region is None:
+            return None
+        attack_s = self.attack_s if region.attack_ms is None else region.attack_ms / 1000.0
+        release_s = self.release_s if region.release_ms is None else region.release_ms / 1000.0
+        return attack_s, release_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

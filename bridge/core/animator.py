@@ -9,6 +9,10 @@ presets read it), and the model runs only for avatars whose input to it changed 
 When every avatar changed (the steady state with live inputs) the model reads and writes the
 table's rows in place: no gather, no scatter, and no new output array if the engine has
 ``forward_into`` (``NumpyMLP``).
+
+Smoothing has an attack and a release time constant (``smoothing.TimeConstants``; in blendshape
+space per region). Their per-column alphas depend only on the step and the settings, so they
+are computed once per step length (normally the frame period) and reused every frame.
 """
 
 from __future__ import annotations
@@ -20,8 +24,19 @@ import numpy as np
 
 from vadbridge.config import SmoothingSpace
 from vadbridge.core.avatars import AvatarTable
-from vadbridge.core.smoothing import smooth_toward, smoothing_alpha
-from vadbridge.model.arkit import symmetrize_inplace
+from vadbridge.core.smoothing import (
+    VAD_AXES,
+    SmoothingBuffers,
+    StepAlphas,
+    TimeConstants,
+    smooth_toward,
+    step_alphas,
+)
+from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
+
+# Step lengths whose alphas are kept: the frame period, and the longer steps after skipped
+# frames; more than this many means the caller's steps vary (a test), so the cache restarts.
+_MAX_CACHED_STEPS = 8
 
 
 class Engine(Protocol):
@@ -30,19 +45,25 @@ class Engine(Protocol):
     def forward(self, vad: np.ndarray) -> np.ndarray: ...
 
 
+def _time_constants(tau_s: float | TimeConstants) -> TimeConstants:
+    return tau_s if isinstance(tau_s, TimeConstants) else TimeConstants.single(tau_s)
+
+
 class Animator:
     def __init__(
         self,
         table: AvatarTable,
         engine: Engine,
         *,
-        tau_s: float,
+        tau_s: float | TimeConstants,
         space: SmoothingSpace = "vad",
         symmetry: bool = True,
     ) -> None:
+        """``tau_s``: one time constant for attack and release everywhere, or ``TimeConstants``."""
         self.table = table
         self.engine = engine
-        self.tau_s = tau_s
+        self._times = _time_constants(tau_s)
+        self._alphas: dict[float, tuple[StepAlphas, StepAlphas]] = {}
         self.space: SmoothingSpace = space
         self.symmetry = symmetry
         self._forward_into: Callable[[np.ndarray, np.ndarray], object] | None = getattr(
@@ -50,10 +71,38 @@ class Animator:
         )
         self._changed = np.zeros(table.capacity, dtype=bool)
         self._vad_moved = np.zeros(table.capacity, dtype=bool)
+        self._vad_buffers = SmoothingBuffers(table.capacity, VAD_AXES)
+        # Made on the first blendshape-space step: 52 columns of scratch cost ~0.7 KB an avatar.
+        self._weight_buffers: SmoothingBuffers | None = None
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
         # Rows whose output weights may have changed in the last step (the frame loop can skip
         # re-sending converged faces); a view, valid until the next step.
         self.changed: np.ndarray = self._changed[:0]
+
+    @property
+    def tau_s(self) -> float | TimeConstants:
+        """The smoothing time constants: one number when attack and release are equal
+        everywhere, else the ``TimeConstants``. Setting takes effect from the next step."""
+        single = self._times.single_s
+        return self._times if single is None else single
+
+    @tau_s.setter
+    def tau_s(self, value: float | TimeConstants) -> None:
+        times = _time_constants(value)
+        if times != self._times:
+            self._times = times
+            self._alphas.clear()
+
+    def _step_alphas(self, dt_s: float) -> tuple[StepAlphas, StepAlphas]:
+        """(VAD alphas, blendshape alphas) for a step of ``dt_s``, cached by step length."""
+        cached = self._alphas.get(dt_s)
+        if cached is None:
+            if len(self._alphas) >= _MAX_CACHED_STEPS:
+                self._alphas.clear()
+            times = self._times
+            cached = (step_alphas(dt_s, times, "vad"), step_alphas(dt_s, times, "blendshapes"))
+            self._alphas[dt_s] = cached
+        return cached
 
     def _infer_rows(self, vad: np.ndarray, out: np.ndarray, rows: np.ndarray, count: int) -> None:
         """Write the model's (symmetrised) weights for ``vad[rows]`` into ``out[rows]``."""
@@ -79,11 +128,12 @@ class Animator:
         self.changed = self._changed[:count]
         if count == 0:
             return
-        alpha = smoothing_alpha(dt_s, self.tau_s)
+        vad_alphas, weight_alphas = self._step_alphas(dt_s)
         changed = self._changed[:count]
         dirty = table.target_dirty[:count]
         if self.space == "vad":
-            smooth_toward(table.state_vad[:count], table.target_vad[:count], alpha, changed)
+            smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
+                          self._vad_buffers)
             changed |= dirty
             rows = np.flatnonzero(changed)
             if rows.size:
@@ -92,10 +142,14 @@ class Animator:
             rows = np.flatnonzero(dirty)
             if rows.size:
                 self._infer_rows(table.target_vad, table.target_weights, rows, count)
-            smooth_toward(table.weights[:count], table.target_weights[:count], alpha, changed)
+            if self._weight_buffers is None:
+                self._weight_buffers = SmoothingBuffers(table.capacity, NUM_BLENDSHAPES)
+            smooth_toward(table.weights[:count], table.target_weights[:count], weight_alphas,
+                          changed, self._weight_buffers)
             # The VAD glides too (no inference): it is what the face shows, for the outputs.
             vad_moved = self._vad_moved[:count]
-            smooth_toward(table.state_vad[:count], table.target_vad[:count], alpha, vad_moved)
+            smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas,
+                          vad_moved, self._vad_buffers)
             changed |= vad_moved
         dirty[:] = False
 
