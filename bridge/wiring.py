@@ -33,7 +33,7 @@ from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
 from vadbridge.inputs import RateLimiter
 from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
-from vadbridge.model.api import DEFAULT_CHECKPOINT
+from vadbridge.model.api import DEFAULT_CHECKPOINT, resolve_checkpoint
 from vadbridge.model.checkpoint import load_engine
 from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder, VrmVmcEncoder
 from vadbridge.outputs.mqtt import MqttSink
@@ -51,7 +51,7 @@ class WiringError(Exception):
 def checkpoint_path(config: BridgeConfig) -> Path:
     """The checkpoint file ``model.checkpoint`` names (``default`` = the bundled model)."""
     checkpoint = config.model.checkpoint
-    return DEFAULT_CHECKPOINT if checkpoint == "default" else Path(checkpoint)
+    return DEFAULT_CHECKPOINT if checkpoint == "default" else resolve_checkpoint(checkpoint)
 
 
 def load_model_engine(config: BridgeConfig) -> Engine:

@@ -19,18 +19,42 @@ from vadbridge.model.engine import NumpyMLP
 if TYPE_CHECKING:
     from torch import nn
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "vadbridge-v1.npz"
-PRODUCE_DEFAULT_COMMAND = "vadbridge train --data builtin --out model/weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL_NAME = "vadbridge-v2"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / f"{DEFAULT_MODEL_NAME}.npz"
+PRODUCE_DEFAULT_COMMAND = (
+    f"vadbridge train --data builtin --out model/weights --name {DEFAULT_MODEL_NAME}"
+)
 VAD_DIMENSIONS = 3
+
+
+def bundled_model_names() -> list[str]:
+    """The names of the checkpoints shipped in ``model/weights`` (``vadbridge-v1``, ...)."""
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("vadbridge-v*.npz"))
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A bundled model's name (``vadbridge-v1``) as its file; any other value as a path.
+
+    A name is a bare word without a suffix or a folder, so ``./vadbridge-v1`` or
+    ``vadbridge-v1.npz`` always mean files in the working directory.
+    """
+    text = os.fspath(path)
+    if text in bundled_model_names():
+        return WEIGHTS_DIR / f"{text}.npz"
+    return Path(text)
 
 
 def load_model(path: str | os.PathLike[str] | None = None) -> tuple[NumpyMLP, dict[str, Any]]:
     """Load a checkpoint (``.npz``, ``.pt`` or a foreign ``.pt``) into the numpy engine.
 
-    ``path=None`` loads the bundled ``model/weights/vadbridge-v1.npz``. Raises
+    ``path=None`` loads the bundled default, ``model/weights/vadbridge-v2.npz``; a bundled
+    model's name (``"vadbridge-v1"``, see ``bundled_model_names``) loads that one. Raises
     ``FileNotFoundError`` if the file is missing and ``model.checkpoint.CheckpointError`` if it
     cannot be read.
     """
+    if path is not None:
+        path = resolve_checkpoint(path)
     if path is None:
         if not DEFAULT_CHECKPOINT.is_file():
             raise FileNotFoundError(

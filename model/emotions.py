@@ -96,6 +96,10 @@ _TABLE: dict[str, Emotion] = {
     # Widely reproduced values attributed to RM77 without a term number (same section).
     "joy": Emotion((0.76, 0.48, 0.35), "RM77 (reproduced)"),
     "boredom": Emotion((-0.65, -0.62, -0.33), "RM77 (reproduced)"),
+    # Russell 1980, "A circumplex model of affect": the angle on the valence-arousal circle; the
+    # radius 0.8 and D = 0 are ours (the circumplex has no dominance axis).
+    "sleepiness": Emotion((0.0, -0.8, 0.0), "R80 (270 deg)"),
+    "relaxation": Emotion((0.57, -0.57, 0.0), "R80 (315 deg)"),
     # Gebhard 2005, ALMA (docs/references.md, "Emotion VAD tables").
     "admiration": Emotion((0.5, 0.3, -0.2), _ALMA),
     "disappointment": Emotion((-0.3, 0.1, -0.4), _ALMA),
@@ -152,12 +156,17 @@ _ALIASES: dict[str, str] = {
     # Inflections and near-synonyms of published entries.
     "joyful": "joy",
     "bored": "boredom",
+    "sleepy": "sleepiness",
+    "tired": "sleepiness",
+    "drowsy": "sleepiness",
+    "relaxed": "relaxation",
     "love": "in_love",
     "proud": "pride",
     "grateful": "gratitude",
     "relieved": "relief",
     "satisfied": "satisfaction",
     "content": "satisfaction",
+    "contentment": "satisfaction",
     "ashamed": "shamed",
     "disappointed": "disappointment",
     "guilty": "remorse",
@@ -171,8 +180,7 @@ _ALIASES: dict[str, str] = {
     "optimistic": "hopeful",
     "optimism": "hopeful",
     # States with no published entry here, mapped to the entry nearest in meaning and VAD.
-    "calm": "untroubled",
-    "relaxed": "untroubled",
+    "calm": "relaxation",
     "desire": "interested",
     "annoyed": "displeased",
     "annoyance": "displeased",

@@ -73,8 +73,18 @@ def test_missing_bundled_checkpoint_says_how_to_produce_it(
         load_model()
 
 
+def test_a_bundled_model_loads_by_name_and_other_words_stay_paths() -> None:
+    assert api.resolve_checkpoint("vadbridge-v1") == api.WEIGHTS_DIR / "vadbridge-v1.npz"
+    assert api.resolve_checkpoint("vadbridge-v1.npz") == Path("vadbridge-v1.npz")
+    assert api.resolve_checkpoint("vadbridge-v9") == Path("vadbridge-v9")
+    _, meta = load_model("vadbridge-v1")
+    assert meta["metrics"]["best_epoch"] == 97  # v1's own training record
+    with pytest.raises(FileNotFoundError):
+        load_model("vadbridge-v9")
+
+
 def test_default_checkpoint_path_is_the_bundled_npz() -> None:
-    assert api.DEFAULT_CHECKPOINT.parts[-3:] == ("model", "weights", "vadbridge-v1.npz")
+    assert api.DEFAULT_CHECKPOINT.parts[-3:] == ("model", "weights", "vadbridge-v2.npz")
 
 
 def test_single_vad_gives_52_weights_and_a_batch_gives_n_by_52(engine: NumpyMLP) -> None:

@@ -19,7 +19,8 @@ from vadbridge.model.arkit import ARKIT_NAMES
 from vadbridge.model.emotions import ALIASES, BASIC_EMOTIONS, emotion_to_vad, known_emotion_names
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = {"infer", "dataset", "train", "run", "send", "replay", "preview", "export", "bench"}
+COMMANDS = {"infer", "evaluate", "dataset", "train", "run", "send", "replay", "preview", "export",
+            "bench"}
 # Defaults that say nothing: argparse's "not given" and a flag's "off".
 NO_DEFAULT = (None, False, argparse.SUPPRESS)
 

@@ -168,10 +168,10 @@ def test_bad_arguments_exit_2_with_a_one_line_reason(
 def test_an_unknown_emotion_points_at_the_list_of_names(
     capsys: pytest.CaptureFixture[str], checkpoint: Path
 ) -> None:
-    code, _, err = run_cli(capsys, "infer", "--checkpoint", str(checkpoint), "--emotion", "glee")
+    code, _, err = run_cli(capsys, "infer", "--checkpoint", str(checkpoint), "--emotion", "qwxz")
     assert code == 2
     assert err == (
-        "vadbridge infer: error: unknown emotion 'glee' (no close match; "
+        "vadbridge infer: error: unknown emotion 'qwxz' (no close match; "
         "`vadbridge infer --list-emotions` lists them all)\n"
     )
 

@@ -235,4 +235,4 @@ def test_train_command_learns_from_emo3d_rows(
     argv = ["train", "--data", str(fixture_file), "--format", "emo3d", "--out", str(out)]
     assert main([*argv, "--epochs", "1"]) == 0
     assert "3 rows, 3 faces, 9 score cells without a face skipped" in capsys.readouterr().err
-    assert (out / "vadbridge-v1.npz").is_file()
+    assert (out / "vadbridge-v2.npz").is_file()

@@ -182,7 +182,7 @@ def test_train_reads_emo3d_prefix_and_writes_a_model_that_predicts(
     assert "11 rows, 35 faces, 9 score cells without a face skipped" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["training"]["data"] == "emo3d:emo3d_sample.csv"
-    model, meta = vadbridge.load_model(tmp_path / "vadbridge-v1.npz")
+    model, meta = vadbridge.load_model(tmp_path / "vadbridge-v2.npz")
     assert len(meta["blendshape_names"]) == 52
     for vad in ([0.0, 0.0, 0.0], CARD_EMOTION_VAD["happiness"], [-1.0, 1.0, -1.0]):
         weights = vadbridge.predict(model, np.asarray(vad, dtype=np.float32))

@@ -528,7 +528,8 @@ BAD_RELOADS = {
                     "{path}:2: smoothing.tau: expected one of the keys"),
     "bad-yaml": ("model: {{checkpoint: {ckpt}}}\noutputs: [\n", "{path}:3: expected valid YAML"),
     "missing-checkpoint": ("model: {{checkpoint: {ckpt}.gone}}\n",
-                           "{path}:1: model.checkpoint: expected 'default' or a path"),
+                           "{path}:1: model.checkpoint: expected 'default', 'vadbridge-v1', "
+                           "'vadbridge-v2' or a path"),
     # Valid on its own, but the running table (max 1, needs a restart to grow) is full.
     "avatar-limit": (None, "{path}: outputs[0].avatar: avatar 'other': the table is full"),
 }

@@ -35,6 +35,7 @@ def test_the_wheel_installs_one_top_level_package_with_its_data(wheel: Path) -> 
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"vadbridge"}
     for expected in ("vadbridge/py.typed", "vadbridge/model/weights/vadbridge-v1.npz",
+                     "vadbridge/model/weights/vadbridge-v2.npz",
                      "vadbridge/presets/default.yaml", "vadbridge/presets/vseeface.yaml",
                      "vadbridge/commands/__init__.py", "vadbridge/benchmarks/suite.py"):
         assert expected in names, expected

@@ -131,7 +131,7 @@ def test_train_command_writes_checkpoint_metrics_and_curve(tmp_path: Path) -> No
 def test_train_command_accepts_builtin_data(tmp_path: Path) -> None:
     argv = ["train", "--data", "builtin", "--n", "200", "--epochs", "1", "--out", str(tmp_path)]
     assert main(argv) == 0
-    assert (tmp_path / "vadbridge-v1.npz").is_file() and (tmp_path / "vadbridge-v1.pt").is_file()
+    assert (tmp_path / "vadbridge-v2.npz").is_file() and (tmp_path / "vadbridge-v2.pt").is_file()
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,9 @@ LATERAL = ("jawLeft", "jawRight", "mouthLeft", "mouthRight")
 OPPOSED_GAZE = (("eyeLookIn", "eyeLookOut"), ("eyeLookUp", "eyeLookDown"))
 
 
+Point = tuple[float, float, float]
+
+
 @dataclass(frozen=True)
 class EmotionFigures:
     emotion: str
@@ -80,8 +83,8 @@ class Evaluation:
     tongue_out_max: float
     max_step: float
     max_step_shape: str
-    max_step_from: tuple[float, float, float]
-    max_step_to: tuple[float, float, float]
+    max_step_from: Point
+    max_step_to: Point
     flat_shapes: int
     stuck_on_shapes: int  # flat shapes resting above BOTH_ON
     haze: float  # mean weight where the noiseless blend is exactly 0
@@ -131,8 +134,12 @@ def _emotion_figures(face_of: FaceFunction, emotion: str) -> EmotionFigures:
     )
 
 
-def _largest_step(cube: np.ndarray, grid: np.ndarray) -> tuple[float, str, tuple, tuple]:
-    best = (-1.0, "", (), ())
+def _point(values: np.ndarray) -> Point:
+    return (round(float(values[0]), 2), round(float(values[1]), 2), round(float(values[2]), 2))
+
+
+def _largest_step(cube: np.ndarray, grid: np.ndarray) -> tuple[float, str, Point, Point]:
+    best: tuple[float, str, Point, Point] = (-1.0, "", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
     for axis in range(3):
         steps = np.abs(np.diff(cube, axis=axis))
         where = np.unravel_index(int(steps.argmax()), steps.shape)
@@ -142,8 +149,8 @@ def _largest_step(cube: np.ndarray, grid: np.ndarray) -> tuple[float, str, tuple
             best = (
                 float(steps[where]),
                 ARKIT_NAMES[int(where[3])],
-                tuple(round(float(x), 2) for x in grid[start]),
-                tuple(round(float(x), 2) for x in grid[end]),
+                _point(grid[start]),
+                _point(grid[end]),
             )
     return best
 

@@ -17,9 +17,8 @@ seven basic emotions at its coordinates and four calm states):
    t_k = clip(p . v_k / |v_k|^2, 0, ``MAX_INTENSITY``), the position of p along the anchor's ray
    (t = 1 at its coordinates, 0 at neutral), eased out as t (1 + ``EASE_OUT`` (1 - t)): the
    neutral VAD gives a zero face, the face grows monotonically with intensity up to the anchor's
-   own face, and half an emotion is 0.575 of its face, so a weak emotion stays visible above
-   neutral (contempt at 0.5 is nearer full contempt than neutral). A stronger ease steepens the
-   glide between neighbours: at 0.5 the largest grid step of the blend is 0.249, at 0.3 0.238.
+   own face, and half an emotion is 0.55 of its face, so a weak emotion stays visible above
+   neutral (contempt at 0.5 is nearer full contempt than neutral).
 4. **Capture-like noise that teaches no offset.** Every perturbation is a gain with mean 1: a
    shape that should rest at 0 stays exactly 0, so the model learns no haze (v1 added one-sided
    gaze, lid, side-shift and sensor noise, and learned its mean: ~0.09 on ~30 unrelated shapes).
@@ -54,7 +53,7 @@ RAY_MAX_INTENSITY = 1.15
 RAY_JITTER = 0.04
 DIRECTION_POWER = 1.5
 MAX_INTENSITY = 1.0
-EASE_OUT = 0.3
+EASE_OUT = 0.2
 GAIN_NOISE = 0.15  # log-normal sigma of each shape's gain, per side (mean gain 1)
 ASYMMETRY_SCALE = 0.35  # sigma of the per-sample left/right gain split
 PAIR_ASYMMETRY = 0.3  # sigma of each mirror pair's own split (landmark fitting error)

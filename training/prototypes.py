@@ -88,16 +88,20 @@ EMFACS_PROTOTYPES: Final[MappingProxyType[str, tuple[tuple[str, int, str], ...]]
             ("", 1, "D"), ("", 2, "C"), ("", 4, "B"), ("", 5, "D"), ("", 7, "A"),
             ("", 20, "C"), ("", 26, "B"),
         ),
-        # 4+5+7+23: the lowered brow (E) dominates; the glare (5, 7) and pressed lips follow.
-        "anger": (("", 4, "E"), ("", 5, "B"), ("", 7, "C"), ("", 23, "C")),
-        # 9+15+16, with the common variant's 10 added weakly (B) and the lowered brow of
-        # "Unmasking the Face" (4B). The nose wrinkle at C, not D: disgust lies 18 degrees from
-        # anger in the card's VAD, and a stronger AU9 would switch on and off in one grid step.
-        "disgust": (("", 9, "C"), ("", 15, "C"), ("", 16, "B"), ("", 10, "B"), ("", 4, "B")),
+        # 4+5+7+23: the lowered brow (D) dominates; the glare (5, 7) and pressed lips follow.
+        # D, not E: anger lies 18 degrees from disgust (see disgust).
+        "anger": (("", 4, "D"), ("", 5, "B"), ("", 7, "C"), ("", 23, "C")),
+        # 9+15+16, with the common variant's 10 and the lowered brow of "Unmasking the Face"
+        # (4B), all at B: disgust lies 18 degrees from anger and 28 from contempt in the card's
+        # VAD, only 0.78 from neutral, and stronger units switch on within one 0.1 VAD step
+        # (the blend's largest step falls from 0.226 to 0.196; the trained model's steps run
+        # ~10 % above its data's).
+        "disgust": (("", 9, "B"), ("", 15, "B"), ("", 16, "B"), ("", 10, "B"), ("", 4, "B")),
         # R12A+R14A is one-sided; a symmetric model can only show it on both sides, and a faint
-        # bilateral smirk could not be told from neutral. So the dimpler is raised to D on both
-        # sides and the lip-corner pull kept at A: the strongest contempt symmetry allows.
-        "contempt": (("", 14, "D"), ("", 12, "A")),
+        # bilateral smirk could not be told from neutral. So the dimpler is raised to C on both
+        # sides and the lip-corner pull kept at A. C, not D: contempt lies 25-28 degrees from
+        # anger and disgust, and a stronger dimple would switch on within one 0.1 grid step.
+        "contempt": (("", 14, "C"), ("", 12, "A")),
     })
 )  # fmt: skip
 
@@ -112,8 +116,10 @@ CALM_STATE_VAD: Final[MappingProxyType[str, tuple[float, float, float]]] = Mappi
 })  # fmt: skip
 CALM_STATE_FACES: Final[MappingProxyType[str, tuple[tuple[str, int, str], ...]]] = (
     MappingProxyType({
-        # Heavy lids (AU41), a trace of the sad brow and mouth, a slack jaw with lips together.
-        "boredom": (("", 41, "C"), ("", 1, "A"), ("", 15, "A"), ("", 26, "A"), ("", 8, "A")),
+        # Heavy lids (AU41), a weak sad brow and mouth (boredom lies 16 degrees from sadness:
+        # sharing some of its face keeps the glide between them gentle), a slack jaw with the
+        # lips together.
+        "boredom": (("", 41, "C"), ("", 1, "B"), ("", 15, "B"), ("", 26, "A"), ("", 8, "A")),
         # Lids mostly closed (AU43), slack jaw, lips together.
         "sleepiness": (("", 43, "C"), ("", 26, "A"), ("", 8, "A")),
         # A soft, non-Duchenne smile (12B without 6) and relaxed lids.

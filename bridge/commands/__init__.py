@@ -20,6 +20,7 @@ DESCRIPTION = ("Emotion in, faces out: valence/arousal/dominance from OSC or MQT
                "blendshapes for VMC, OSC and Live Link receivers.")
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vadbridge.commands.infer",
+    "vadbridge.commands.evaluate",
     "vadbridge.commands.train",
     "vadbridge.commands.run",
     "vadbridge.tools.send",

@@ -56,7 +56,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="a .npz or .pt checkpoint (default: the bundled vadbridge-v1 model)",
+        help="a .npz or .pt checkpoint, or a bundled model by name (vadbridge-v1, vadbridge-v2; "
+             "default: vadbridge-v2)",
     )
     parser.add_argument(
         "--out",

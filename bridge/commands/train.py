@@ -26,13 +26,14 @@ from vadbridge.commands.args import (
     positive_float,
     torch_installed,
 )
+from vadbridge.model.api import DEFAULT_MODEL_NAME
 from vadbridge.training import DatasetError, load_dataset, save_dataset
 from vadbridge.training.emo3d import load_emo3d
 from vadbridge.training.generator import DEFAULT_PAIRS, generate_dataset, mean_abs_left_right
 
 BUILTIN = "builtin"
 EMO3D = "emo3d"  # a --format, and the prefix of --data emo3d:FILE
-DEFAULT_NAME = "vadbridge-v1"
+DEFAULT_NAME = DEFAULT_MODEL_NAME  # a run with the defaults reproduces the bundled model
 _positive_int = integer(1)
 _seed = integer(0)
 

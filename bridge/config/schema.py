@@ -35,6 +35,7 @@ from vadbridge.config.specs import (
     setting,
 )
 from vadbridge.config.values import AVATAR_ID, FRAME_RATE, FRAME_RATE_RANGE, Shard, ShardText
+from vadbridge.model.api import bundled_model_names
 
 __all__ = [
     "AvatarsConfig",
@@ -56,9 +57,10 @@ SmoothingSpace = Literal["vad", "blendshapes"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
     checkpoint: str = setting(
-        "default", FilePath("checkpoint", default_word="default", suffixes=(".npz", ".pt")),
-        "`default` = the bundled model; otherwise a checkpoint path (stored resolved). `.pt` "
-        "files need torch.")
+        "default", FilePath("checkpoint", default_word="default", suffixes=(".npz", ".pt"),
+                            names=tuple(bundled_model_names())),
+        "`default` = the bundled model (vadbridge-v2); a bundled model's name (`vadbridge-v1` "
+        "for comparison); otherwise a checkpoint path (stored resolved). `.pt` files need torch.")
     symmetry: bool = setting(True, Bool(), "Make left/right shapes exactly equal every frame.")
     engine: str = setting(
         "mlp", Choice("mlp", "lut"),

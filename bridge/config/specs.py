@@ -187,22 +187,25 @@ class IpNetworkText(Spec):
 class FilePath(Spec):
     """A path to an existing file, relative to the config file's directory; stored resolved.
 
-    With ``default_word`` set, that word stands for the bundled file and is kept as is.
+    With ``default_word`` set, that word stands for the bundled file and is kept as is; so are
+    the ``names`` of other bundled files.
     """
 
     def __init__(self, what: str, *, default_word: str | None = None,
-                 suffixes: tuple[str, ...] = ()) -> None:
+                 suffixes: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> None:
         self.default_word = default_word
+        self.names = names
         self.suffixes = suffixes
         kinds = f" ({' or '.join(suffixes)})" if suffixes else ""
-        alternative = f"'{default_word}' or " if default_word else ""
+        words = [f"'{word}'" for word in (default_word, *names) if word]
+        alternative = f"{', '.join(words)} or " if words else ""
         self.expected = (f"{alternative}a path to an existing {what} file{kinds}, relative to "
                          "the config file's directory")
 
     def check(self, value: object, ctx: Context) -> object:
         if not isinstance(value, str) or not value.strip() or "\0" in value:
             raise self.invalid(value)
-        if value == self.default_word:
+        if value == self.default_word or value in self.names:
             return value
         resolved = (ctx.base_dir / Path(value).expanduser()).resolve()
         try:
