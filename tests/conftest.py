@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import random
 import shutil
 import socket
 import subprocess
@@ -60,6 +61,32 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def unassigned_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A free loopback port outside the kernel's ephemeral range, for a test that leaves a port
+    unbound for a while and binds it later: the kernel never hands such a port to another
+    socket that binds port 0 (other tests, other processes) in between, as it can a
+    ``free_port`` one."""
+    low, _high = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, min(low, 32_768))
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @pytest.fixture

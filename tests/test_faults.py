@@ -34,7 +34,7 @@ from bridge_harness import (
     wait_for_frame,
     wait_until,
 )
-from conftest import Mosquitto, free_port
+from conftest import Mosquitto, free_port, unassigned_port
 from models import seeded_checkpoint
 
 from vadbridge.config import load_config
@@ -213,7 +213,9 @@ def test_closed_receivers_count_send_errors_and_recover_when_one_listens(
     checkpoint: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="vadbridge")
-    ports = [free_port(socket.SOCK_DGRAM) for _ in range(3)]
+    # Unbound until the receivers come up: outside the ephemeral range, so that no other socket
+    # can be given one of them meanwhile.
+    ports = [unassigned_port() for _ in range(3)]
     outputs = (f"[{{type: vmc, host: 127.0.0.1, port: {ports[0]}}}, "
                f"{{type: osc, host: 127.0.0.1, port: {ports[1]}}}, "
                f"{{type: livelink, host: 127.0.0.1, port: {ports[2]}}}]")
