@@ -304,15 +304,22 @@ class Bridge:
 
     def stats_snapshot(self) -> dict[str, Any]:
         """Counters since start (frames, late, skipped, inputs, send errors) and the gauges
-        (avatars); the stats line shows the difference between two of these."""
+        (avatars, and receivers when an output has them); the stats line shows the difference
+        between two of these."""
         pacing = self.pacer.stats.snapshot()
-        return {
+        snapshot = {
             **pacing,
             "avatars": len(self.table),
             "inferred_rows": self.animator.inferred_rows,
             "inputs": self.input_stats.snapshot(),
             "send_errors": self._send_errors_by_destination(),
         }
+        # Outputs that stream to whoever asks (ifacialmocap's handshake mode) say how many do.
+        receivers = {sink.name: count for sink in self.sinks
+                     if (count := getattr(sink, "receiver_count", None)) is not None}
+        if receivers:
+            snapshot["receivers"] = receivers
+        return snapshot
 
     def _send_errors_by_destination(self) -> dict[str, int]:
         """Send errors per output name (outputs to the same destination add up)."""

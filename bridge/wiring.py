@@ -1,19 +1,22 @@
 """Config -> a ready Bridge: the model engine, the avatar table, sources and sinks.
 
-Nothing here opens a socket for listening (sources bind when the daemon starts them); output
-sockets are created (connected UDP), which fails fast on a host that does not resolve.
+Nothing here opens a socket for listening (sources, and ifacialmocap outputs in handshake mode,
+bind when the daemon starts them); output sockets are created (connected UDP), which fails fast
+on a host that does not resolve.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from vadbridge.config import (
     BridgeConfig,
+    IFacialMocapOutputConfig,
     LiveLinkOutputConfig,
     MqttInputConfig,
     MqttOutputConfig,
@@ -35,7 +38,15 @@ from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT, resolve_checkpoint
 from vadbridge.model.checkpoint import load_engine
-from vadbridge.outputs import Encoder, LiveLinkEncoder, OscEncoder, VmcEncoder, VrmVmcEncoder
+from vadbridge.outputs import (
+    Encoder,
+    IFacialMocapEncoder,
+    LiveLinkEncoder,
+    OscEncoder,
+    VmcEncoder,
+    VrmVmcEncoder,
+)
+from vadbridge.outputs.ifacialmocap_sink import HandshakeSink
 from vadbridge.outputs.mqtt import MqttSink
 from vadbridge.outputs.record import RecordSink
 from vadbridge.outputs.udp import UdpOpenError, UdpSink, open_udp_socket
@@ -98,6 +109,8 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
         return RecordSink(config.path, avatar=config.avatar, name=name)
     if isinstance(config, MqttOutputConfig):
         return MqttSink(config, name=name)
+    if isinstance(config, IFacialMocapOutputConfig) and config.mode == "handshake":
+        return HandshakeSink(config, name=name)
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
         encoder = _vmc_encoder(config)
@@ -107,6 +120,8 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
     elif isinstance(config, LiveLinkOutputConfig):
         encoder = LiveLinkEncoder(subject=config.subject, device_id=config.device_id,
                                   fps=bridge.frame_rate)
+    elif isinstance(config, IFacialMocapOutputConfig):
+        encoder = IFacialMocapEncoder(config.format)
     else:  # pragma: no cover - the config registry and this function grow together
         raise WiringError(f"no sink for output type {config.type!r}")
     return UdpSink(encoder, config.host, config.port, name=name)
@@ -116,17 +131,30 @@ def output_name(config: OutputConfig) -> str:
     """How logs and errors name an output: its type and where it goes."""
     if isinstance(config, RecordOutputConfig):
         return f"record {config.path}"
+    if isinstance(config, IFacialMocapOutputConfig) and config.mode == "handshake":
+        return f"{config.type} listening on {config.listen_host}:{config.listen_port}"
     return f"{config.type} {config.host}:{config.port}"
 
 
 def check_udp_output(
-    index: int, config: VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig
+    index: int,
+    config: VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig | IFacialMocapOutputConfig,
 ) -> None:
     """Open and close the socket a UDP output's sink would use (``--check``): connecting
     resolves the host and asks the kernel whether it will send there (a broadcast address or
-    an unscoped link-local IPv6 address is refused). WiringError names the output."""
+    an unscoped link-local IPv6 address is refused). An ifacialmocap output in handshake mode
+    only resolves its listening address: binding it is the running bridge's, which may hold it
+    now. WiringError names the output."""
     try:
-        open_udp_socket(config.host, config.port, output_name(config)).close()
+        if isinstance(config, IFacialMocapOutputConfig) and config.mode == "handshake":
+            try:
+                socket.getaddrinfo(config.listen_host, config.listen_port,
+                                   type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+            except socket.gaierror as error:
+                raise UdpOpenError(output_name(config), f"cannot resolve listen_host "
+                                   f"{config.listen_host!r}: {error}", error.errno) from error
+        else:
+            open_udp_socket(config.host, config.port, output_name(config)).close()
     except OSError as error:
         raise _output_error(index, config, error) from None
 

@@ -40,7 +40,8 @@ from vadbridge.outputs import OscEncoder
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
-EXAMPLES = ("default", "vseeface", "unreal-livelink", "unity-osc", "mqtt-sentiment")
+EXAMPLES = ("default", "vseeface", "unreal-livelink", "unity-osc", "mqtt-sentiment",
+            "ifacialmocap")
 ENV = {"MQTT_PASSWORD": "s3cret-from-env"}
 
 

@@ -14,6 +14,7 @@ from vadbridge.config.inputs import InputConfig, MqttInputConfig, OscInputConfig
 from vadbridge.config.loader import format_config_error, load_config, parse_config
 from vadbridge.config.mqtt import MQTT_PROTOCOL_NAMES, MqttConnectionConfig, TlsConfig
 from vadbridge.config.outputs import (
+    IFacialMocapOutputConfig,
     LiveLinkOutputConfig,
     MqttOutputConfig,
     OscOutputConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "AvatarsConfig",
     "BridgeConfig",
     "ConfigError",
+    "IFacialMocapOutputConfig",
     "InputConfig",
     "LimitsConfig",
     "LiveLinkOutputConfig",

@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 
 from vadbridge.config.errors import Invalid
 from vadbridge.config.mqtt import MqttConnectionConfig, mqtt_reconnect_max
@@ -19,8 +19,11 @@ from vadbridge.config.specs import (
     Bool,
     Choice,
     Context,
+    Int,
     NewFilePath,
     Number,
+    OffOrAtLeast,
+    Spec,
     Text,
     default_of,
     setting,
@@ -36,7 +39,9 @@ from vadbridge.config.values import (
 )
 
 __all__ = [
+    "IFACIALMOCAP_PORT",
     "OUTPUT_TYPES",
+    "IFacialMocapOutputConfig",
     "LiveLinkOutputConfig",
     "MqttOutputConfig",
     "OscOutputConfig",
@@ -183,9 +188,88 @@ class MqttOutputConfig(MqttConnectionConfig):
     reconnect_max_s: float = mqtt_reconnect_max("; frames meanwhile are dropped.")
 
 
+IFACIALMOCAP_PORT: Final = 49983
+"""The iPhone app's port: it takes handshakes on it, and streams to the PC's port 49983
+(docs/references.md, "iFacialMocap"), where receivers listen."""
+
+
+class _ReplyPort(Spec):
+    """A port, or ``source``: the port the handshake came from."""
+
+    expected = "an integer 1..65535, or source (the port the handshake came from)"
+
+    def check(self, value: object, ctx: Context) -> object:
+        if value == "source":
+            return value
+        try:
+            return PORT.check(value, ctx)
+        except Invalid:
+            raise self.invalid(value) from None
+
+
+_PUSH_KEYS: Final = ("host", "port", "format")
+_HANDSHAKE_KEYS: Final = ("listen_host", "listen_port", "reply_port", "max_receivers",
+                          "handshake_timeout_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IFacialMocapOutputConfig:
+    """iFacialMocap (the iPhone app's text frames, `eyeBlink_L-37|…|=head#…|`) for VSeeFace,
+    Warudo, VNyan, SnekStudio and VRCFaceTracking's iFacialMocap module. `push` streams to one
+    receiver (the app's "Destination IP address"); `handshake` plays the phone: it streams to
+    each receiver that sends the handshake to `listen_port`. A key of the other mode is an
+    error."""
+
+    type: ClassVar[str] = "ifacialmocap"
+    mode: str = setting(
+        "push", Choice("push", "handshake"),
+        "push = stream to `host:port` (receivers that listen on 49983 take frames unasked; the "
+        "only mode for a receiver on this machine, which holds port 49983 itself); handshake = "
+        "listen on `listen_host:listen_port` and stream to each receiver whose handshake arrives "
+        "there (a receiver on another machine that asks for the phone's IP: give it this one).")
+    avatar: str = setting("default", AVATAR_ID, AVATAR_DOC)
+    host: str = setting("127.0.0.1", HOST, "push: the receiver's host.")
+    port: int = setting(
+        IFACIALMOCAP_PORT, PORT, f"push: the receiver's port (they listen on {IFACIALMOCAP_PORT}).")
+    format: Literal["v1", "v2"] = setting(
+        "v1", Choice("v1", "v2"),
+        "push: v1 = `name-value` (what the app sends when no receiver asked), v2 = `name&value` "
+        "(what receivers ask for with `|sendDataVersion=v2`; VRCFaceTracking's module needs it).")
+    listen_host: str = setting(
+        "0.0.0.0", HOST,
+        "handshake: address to listen on for handshakes; 0.0.0.0 = every interface (receivers "
+        "are on other machines; the daemon logs a warning).")
+    listen_port: int = setting(
+        IFACIALMOCAP_PORT, PORT,
+        f"handshake: UDP port to listen on (receivers send the handshake to {IFACIALMOCAP_PORT}).")
+    reply_port: int | Literal["source"] = setting(
+        IFACIALMOCAP_PORT, _ReplyPort(),
+        "handshake: port on the receiver's address that frames go to; the app streams to "
+        f"{IFACIALMOCAP_PORT} whatever port the handshake came from.")
+    max_receivers: int = setting(
+        16, Int(1, 256),
+        "handshake: most receivers streamed to at once; further handshakes are refused "
+        "(counted, logged once).")
+    handshake_timeout_s: float = setting(
+        0.0, OffOrAtLeast(0.1),
+        "handshake: stop streaming to a receiver this long after its last handshake; 0 = never "
+        "(receivers send it once, when they connect). A receiver that closes its port is "
+        "dropped either way, at the next frame after the ICMP port-unreachable.")
+
+    @classmethod
+    def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
+        mode = values.get("mode", default_of(cls, "mode"))
+        other_mode, other_keys = (("push", _PUSH_KEYS) if mode == "handshake"
+                                  else ("handshake", _HANDSHAKE_KEYS))
+        for key in other_keys:
+            if key in values:
+                raise Invalid(f"mode: {other_mode} for this key ({key} is a {other_mode}-mode "
+                              "setting)", f"mode: {mode}", (key,))
+
+
 OutputConfig = (VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig | RecordOutputConfig
-                | MqttOutputConfig)
+                | MqttOutputConfig | IFacialMocapOutputConfig)
 OUTPUT_TYPES: dict[str, Any] = {
     cls.type: cls for cls in (VmcOutputConfig, OscOutputConfig, LiveLinkOutputConfig,
-                              RecordOutputConfig, MqttOutputConfig)
+                              RecordOutputConfig, MqttOutputConfig, IFacialMocapOutputConfig)
 }

@@ -180,8 +180,9 @@ def interval_counts(now: Mapping[str, Any], before: Mapping[str, Any]) -> dict[s
     """The counts of one stats interval from two ``Bridge.stats_snapshot()`` totals.
 
     Frames, late, skipped, every input counter and every output's send errors become the
-    difference; the other entries (``avatars``, lateness) are taken from ``now``. A counter
-    smaller than before was started again (an output a reload replaced): all of it is new.
+    difference; the other entries (``avatars``, ``receivers``, lateness) are taken from ``now``.
+    A counter smaller than before was started again (an output a reload replaced): all of it is
+    new.
     """
     counts = dict(now)
     for key in _FRAME_COUNTERS:
@@ -221,11 +222,15 @@ def format_stats_line(counts: Mapping[str, Any], interval_s: float, *,
     fps = counts["frames"] / interval_s if interval_s > 0 else 0.0
     ignored = inputs.get("ignored", {})
     quiet = f", ignored {named(ignored)}" if any(ignored.values()) else ""
+    # A gauge: how many receivers such an output streams to now, zero included.
+    receivers = counts.get("receivers") or {}
+    streaming = "; receivers " + " ".join(
+        f"{name}={count}" for name, count in sorted(receivers.items())) if receivers else ""
     return (
         f"stats (last {_seconds(interval_s)} s): {counts['frames']} frames ({fps:.1f} fps), "
         f"late {counts['late']}, skipped {counts['skipped']}, avatars {counts['avatars']}; "
         f"inputs accepted {named(inputs['accepted'])}, rejected {named(inputs['rejected'])}, "
-        f"clipped {named(inputs['clipped'])}{quiet}; send errors {errors}"
+        f"clipped {named(inputs['clipped'])}{quiet}; send errors {errors}{streaming}"
     )
 
 
