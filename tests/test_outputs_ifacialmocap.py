@@ -120,7 +120,7 @@ def test_the_encoder_refuses_a_wrong_shape_and_an_unknown_version() -> None:
 
 
 def test_encoding_costs_microseconds() -> None:
-    """The tiny benchmark behind the module's "about 8 µs a frame" (development machine, 2
+    """The tiny benchmark behind the module's "about 7-8 µs a frame" (development machine, 2
     shared vCPUs). The bound is 50x looser: it only catches a per-frame rebuild of the text."""
     encoder = IFacialMocapEncoder("v2")
     frame = Frame(np.random.default_rng(0).random(NUM_BLENDSHAPES, dtype=np.float32))

@@ -15,7 +15,7 @@ receivers throw on a key they do not know. We have no head pose, so the head and
 
 The text has no fixed layout (``37`` is two digits, ``5`` one), so each frame is one ``%`` over a
 format prepared at construction; the numbers are scaled, rounded and clipped in a scratch array
-made once. About 8 µs a frame on the development machine (tests/test_outputs_ifacialmocap.py,
+made once. About 7-8 µs a frame on the development machine (tests/test_outputs_ifacialmocap.py,
 ``test_encoding_costs_microseconds``).
 """
 
