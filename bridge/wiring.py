@@ -26,6 +26,7 @@ from vadbridge.config import (
     RecordOutputConfig,
     SmoothingConfig,
     VmcOutputConfig,
+    VtubeStudioOutputConfig,
 )
 from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
@@ -111,6 +112,11 @@ def build_sink(config: OutputConfig, bridge: BridgeConfig) -> Sink:
         return MqttSink(config, name=name)
     if isinstance(config, IFacialMocapOutputConfig) and config.mode == "handshake":
         return HandshakeSink(config, name=name)
+    if isinstance(config, VtubeStudioOutputConfig):
+        # Imported only here: its aiohttp is an optional extra that no other output needs.
+        from vadbridge.outputs.vtube_studio_client import VtubeStudioSink
+
+        return VtubeStudioSink(config, name=name, frame_rate=bridge.frame_rate)
     encoder: Encoder
     if isinstance(config, VmcOutputConfig):
         encoder = _vmc_encoder(config)
@@ -133,6 +139,8 @@ def output_name(config: OutputConfig) -> str:
         return f"record {config.path}"
     if isinstance(config, IFacialMocapOutputConfig) and config.mode == "handshake":
         return f"{config.type} listening on {config.listen_host}:{config.listen_port}"
+    if isinstance(config, VtubeStudioOutputConfig):
+        return f"{config.type} {config.url}"
     return f"{config.type} {config.host}:{config.port}"
 
 

@@ -41,7 +41,7 @@ from vadbridge.outputs import OscEncoder
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"
 EXAMPLES = ("default", "vseeface", "unreal-livelink", "unity-osc", "mqtt-sentiment",
-            "ifacialmocap")
+            "ifacialmocap", "vtube-studio")
 ENV = {"MQTT_PASSWORD": "s3cret-from-env"}
 
 

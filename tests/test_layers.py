@@ -37,7 +37,7 @@ SHELL_MODULES = frozenset({
     "vadbridge.daemon", "vadbridge.wiring", "vadbridge.reload", "vadbridge.mqtt_session",
     "vadbridge.scheduling", "vadbridge.inputs.osc", "vadbridge.inputs.mqtt",
     "vadbridge.outputs.udp", "vadbridge.outputs.mqtt", "vadbridge.outputs.record",
-    "vadbridge.outputs.ifacialmocap_sink",
+    "vadbridge.outputs.ifacialmocap_sink", "vadbridge.outputs.vtube_studio_client",
 })  # fmt: skip
 PACKAGE_LAYERS = {"model": "model", "training": "training", "config": "config", "core": "core",
                   "inputs": "core", "outputs": "core", "commands": "commands",

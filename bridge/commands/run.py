@@ -21,8 +21,10 @@ from vadbridge.config import (
     ConfigError,
     MqttOutputConfig,
     RecordOutputConfig,
+    VtubeStudioOutputConfig,
     apply_overrides,
     load_config,
+    websocket_host_port,
 )
 from vadbridge.hangup import EarlyHangup, hold
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
@@ -190,6 +192,8 @@ def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
         elif isinstance(output, MqttOutputConfig):
             where = (f"broker {output.host}:{output.port}, "
                      f"topic {resolve_topic(output.topic, output.avatar)}")
+        elif isinstance(output, VtubeStudioOutputConfig):
+            where = f"VTube Studio at {output.url}"
         else:  # the UDP outputs: vmc, osc, livelink
             where = f"to {output.host}:{output.port}"
         lines.append(f"output {output.type}: {where}, avatar {output.avatar}")
@@ -219,7 +223,7 @@ def _stop_on_signals(task: asyncio.Task[Any]) -> None:
 def _check(config: Any, label: str) -> int:
     """Validate what a start would use (model, avatar table, outputs' hosts) without opening
     outputs (a record output would truncate its take) or binding listeners; report whether the
-    MQTT brokers' ports accept connections (the bridge retries them anyway)."""
+    MQTT brokers' and VTube Studio's ports accept connections (the bridge retries them anyway)."""
     from vadbridge.config import RecordOutputConfig
     from vadbridge.wiring import (
         WiringError,
@@ -242,6 +246,13 @@ def _check(config: Any, label: str) -> int:
                 except OSError as error:
                     raise OSError(f"{output.type} output {output.host}:{output.port}: "
                                   f"{error.strerror or error}") from None
+            elif isinstance(output, VtubeStudioOutputConfig):
+                host, port = websocket_host_port(output.url)
+                try:
+                    socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except OSError as error:
+                    raise OSError(f"{output.type} output {output.url}: "
+                                  f"{error.strerror or error}") from None
             else:  # what the UDP sink will do at start: resolve and connect
                 check_udp_output(index, output)
     except (WiringError, OSError, ValueError) as error:
@@ -257,4 +268,18 @@ def _check(config: Any, label: str) -> int:
         except OSError as error:
             print(f"mqtt {broker.host}:{broker.port}: unreachable ({error}); "
                   "the bridge will stream anyway and keep retrying")
+    for output in config.outputs:
+        if isinstance(output, VtubeStudioOutputConfig):
+            _check_vtube_studio(output)
     return 0
+
+
+def _check_vtube_studio(output: VtubeStudioOutputConfig) -> None:
+    """Say whether something listens at the API's port (one TCP connect, 1 s at most)."""
+    try:
+        with socket.create_connection(websocket_host_port(output.url), timeout=1.0):
+            print(f"vtube_studio {output.url}: port open")
+    except OSError as error:
+        print(f"vtube_studio {output.url}: nothing listens there ({error}): start VTube "
+              "Studio and turn on 'Start API (allow plugins)'; the bridge will stream anyway "
+              "and keep retrying")

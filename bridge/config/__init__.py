@@ -1,10 +1,11 @@
 """The bridge's configuration: YAML -> frozen dataclasses, validated once, at load.
 
 The one import point: callers import from ``vadbridge.config``, never its inner modules
-(``errors``, ``specs`` and ``values``: the vocabulary; ``mqtt``, ``inputs``, ``outputs`` and
-``schema``: the schema; ``loader``: YAML -> dataclasses; ``overrides``: the command-line flags;
-``docs``: the generated reference). The facts other layers check too — the port and frame-rate
-ranges, the avatar-id pattern, MQTT's string limit — are exported here, stated once.
+(``errors``, ``specs`` and ``values``: the vocabulary; ``mqtt``, ``inputs``, ``outputs``,
+``vtube_studio`` and ``schema``: the schema; ``loader``: YAML -> dataclasses; ``overrides``: the
+command-line flags; ``docs``: the generated reference). The facts other layers check too — the
+port and frame-rate ranges, the avatar-id pattern, MQTT's string limit — are exported here,
+stated once.
 ``python -m vadbridge.config`` prints the reference or validates a file.
 """
 
@@ -41,14 +42,27 @@ from vadbridge.config.values import (
     Shard,
     is_port,
 )
+from vadbridge.config.vtube_studio import (
+    MAPPING_INPUTS,
+    VAD_INPUTS,
+    VtsMappingRow,
+    VtubeStudioOutputConfig,
+    custom_parameter_names,
+    format_mapping_row,
+    is_vts_parameter_name,
+    parse_mapping_row,
+    websocket_host_port,
+)
 
 __all__ = [
     "AVATAR_ID_PATTERN",
     "AVATAR_ID_RULE",
     "FRAME_RATE_RANGE",
+    "MAPPING_INPUTS",
     "MQTT_MAX_STRING_BYTES",
     "MQTT_PROTOCOL_NAMES",
     "PORT_RANGE",
+    "VAD_INPUTS",
     "AvatarsConfig",
     "BridgeConfig",
     "ConfigError",
@@ -70,11 +84,18 @@ __all__ = [
     "SmoothingSpace",
     "TlsConfig",
     "VmcOutputConfig",
+    "VtsMappingRow",
+    "VtubeStudioOutputConfig",
     "apply_overrides",
+    "custom_parameter_names",
     "format_config_error",
+    "format_mapping_row",
     "is_port",
+    "is_vts_parameter_name",
     "load_config",
     "parse_config",
     "parse_host_port",
+    "parse_mapping_row",
     "render_markdown",
+    "websocket_host_port",
 ]

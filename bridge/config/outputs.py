@@ -37,6 +37,7 @@ from vadbridge.config.values import (
     PORT,
     PUBLISH_TOPIC,
 )
+from vadbridge.config.vtube_studio import VtubeStudioOutputConfig
 
 __all__ = [
     "IFACIALMOCAP_PORT",
@@ -48,6 +49,7 @@ __all__ = [
     "OutputConfig",
     "RecordOutputConfig",
     "VmcOutputConfig",
+    "VtubeStudioOutputConfig",
 ]
 
 _RECORDING = NewFilePath("recording")
@@ -267,9 +269,11 @@ class IFacialMocapOutputConfig:
                               "setting)", f"mode: {mode}", (key,))
 
 
+# VtubeStudioOutputConfig lives in vtube_studio.py with the mapping-row language it reads.
 OutputConfig = (VmcOutputConfig | OscOutputConfig | LiveLinkOutputConfig | RecordOutputConfig
-                | MqttOutputConfig | IFacialMocapOutputConfig)
+                | MqttOutputConfig | IFacialMocapOutputConfig | VtubeStudioOutputConfig)
 OUTPUT_TYPES: dict[str, Any] = {
     cls.type: cls for cls in (VmcOutputConfig, OscOutputConfig, LiveLinkOutputConfig,
-                              RecordOutputConfig, MqttOutputConfig, IFacialMocapOutputConfig)
+                              RecordOutputConfig, MqttOutputConfig, IFacialMocapOutputConfig,
+                              VtubeStudioOutputConfig)
 }
