@@ -95,6 +95,20 @@ def test_banner_says_when_the_built_in_defaults_run(tmp_path: Path,
     ]
 
 
+def test_banner_says_where_an_ifacialmocap_output_listens_for_handshakes(
+    tmp_path: Path, random_checkpoint: Path
+) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    path = tmp_path / "bridge.yaml"
+    path.write_text(f"model: {{checkpoint: {random_checkpoint}}}\ninputs: []\noutputs: "
+                    f"[{{type: ifacialmocap, mode: handshake, listen_host: 127.0.0.1, "
+                    f"listen_port: {port}}}]\n")
+    with built_bridge(path) as bridge:
+        lines = banner_lines(load_config(path), str(path), bridge, pid=1)
+    assert (f"output ifacialmocap: listening for handshakes on 127.0.0.1:{port}, avatar default"
+            in lines)
+
+
 def test_banner_names_the_first_outputs_of_a_crowd(tmp_path: Path,
                                                    random_checkpoint: Path) -> None:
     count = BANNER_MAX_OUTPUTS + 12

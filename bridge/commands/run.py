@@ -19,6 +19,7 @@ from vadbridge.config import (
     FRAME_RATE_RANGE,
     BridgeConfig,
     ConfigError,
+    IFacialMocapOutputConfig,
     MqttOutputConfig,
     RecordOutputConfig,
     VtubeStudioOutputConfig,
@@ -194,6 +195,8 @@ def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
                      f"topic {resolve_topic(output.topic, output.avatar)}")
         elif isinstance(output, VtubeStudioOutputConfig):
             where = f"VTube Studio at {output.url}"
+        elif isinstance(output, IFacialMocapOutputConfig) and output.mode == "handshake":
+            where = f"listening for handshakes on {output.listen_host}:{output.listen_port}"
         else:  # the UDP outputs: vmc, osc, livelink
             where = f"to {output.host}:{output.port}"
         lines.append(f"output {output.type}: {where}, avatar {output.avatar}")

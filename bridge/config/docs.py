@@ -44,7 +44,7 @@ equal `config/default.yaml`). The whole file is validated before any socket open
 - Strings that YAML would read as something else (`007`, `yes`, `1.0`) must be quoted.
 
 Examples: `config/vseeface.yaml`, `config/unreal-livelink.yaml`, `config/unity-osc.yaml`,
-`config/mqtt-sentiment.yaml`.
+`config/mqtt-sentiment.yaml`, `config/ifacialmocap.yaml`, `config/vtube-studio.yaml`.
 """
 
 _OVERRIDES = f"""\
