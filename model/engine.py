@@ -3,12 +3,25 @@
 The forward pass is Linear -> LayerNorm -> LeakyReLU (-> Dropout, the identity in eval mode) for
 each hidden layer, then Linear and a clamp to [0, 1] (docs/references.md, "Model card").
 LayerNorm uses the biased variance and ``config.layer_norm_eps``, as ``torch.nn.LayerNorm``
-does. Weights are stored transposed and contiguous so each Linear is one ``x @ W`` into a work
-buffer. There is one set of work buffers, sized to the largest batch seen so far; a smaller
-batch uses its first rows, so scratch memory is bounded by the largest batch however many
-different batch sizes the frame loop sends (the animator forwards a different number of moving
-avatars each frame). ``forward_into`` allocates no array data once a batch at least as
-large has been seen (only small views of the buffers).
+does.
+
+The weights are rearranged once, at load, so a batch makes 6 passes over each hidden
+activation instead of 10 (docs/performance.md, "MLP kernel"); every step is exact algebra, so
+only float32 rounding differs from the textbook order:
+- LayerNorm subtracts the row mean. The mean of ``x @ W + b`` is ``x @ mean_col(W) + mean(b)``,
+  so each Linear's weight columns and bias are centred at load: its output already has zero
+  row mean, and LayerNorm keeps only the division by the standard deviation.
+- Biases ride in the matmul: each activation buffer has one more column, fixed at 1, and each
+  weight matrix one more row, the bias.
+- LeakyReLU is positively homogeneous (``f(g*z) = g*f(z)`` for ``g > 0``): when every LayerNorm
+  gain ``g`` of a layer is positive, ``f(g*z + beta) = g * f(z + beta/g)``, and ``g`` moves into
+  the next layer's weight rows. A layer with a gain <= 0 keeps its multiply.
+
+There is one set of work buffers, sized to the largest batch seen so far up to ``BLOCK_ROWS``
+(a larger batch runs block by block); a smaller batch uses its first rows, so scratch memory is
+bounded however many different batch sizes the frame loop sends (the animator forwards a
+different number of moving avatars each frame). ``forward_into`` allocates no array data once
+a batch at least as large has been seen (only small views of the buffers).
 """
 
 from __future__ import annotations
@@ -22,6 +35,12 @@ import numpy.typing as npt
 from vadbridge.model.config import MLPConfig
 
 Float32Array = npt.NDArray[np.float32]
+
+# Rows per kernel pass: a larger batch is cut into blocks of this many, so a block's activations
+# (256 x 512 float32 = 0.5 MB) stay in the core's L2 between the passes over them. Measured at
+# 1,000 rows (docs/performance.md, "MLP kernel"): 256-500 rows ~9% faster than one pass, 128
+# no gain, 64 slower (per-call overhead).
+BLOCK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -67,21 +86,66 @@ class _Hidden:
     inv_width: np.float32
 
 
+@dataclass(frozen=True)
+class _FusedLayer:
+    """One hidden layer as the kernel runs it (see the module docstring)."""
+
+    weight: Float32Array  # (in + 1, out): centred weight rows, then the centred bias row
+    gain: Float32Array | None  # LayerNorm gain, None when folded into the next layer's weight
+    shift: Float32Array  # LayerNorm bias, divided by the gain when that was folded
+    inv_width: np.float32
+
+
+def _fuse(
+    hidden: list[_Hidden], out_weight_t: Float32Array, out_bias: Float32Array
+) -> tuple[list[_FusedLayer], Float32Array]:
+    """The kernel's layers and augmented output weight, computed in float64 once."""
+    fused: list[_FusedLayer] = []
+    carried: np.ndarray | None = None  # the previous layer's folded gain, scales these rows
+    for layer in hidden:
+        weight = layer.weight_t.astype(np.float64)
+        if carried is not None:
+            weight *= carried[:, None]
+        bias = layer.bias.astype(np.float64)
+        weight -= weight.mean(axis=1, keepdims=True)
+        bias -= bias.mean()
+        gain = layer.norm_weight.astype(np.float64)
+        shift = layer.norm_bias.astype(np.float64)
+        foldable = bool(np.all(gain > 0))
+        fused.append(
+            _FusedLayer(
+                weight=np.ascontiguousarray(np.vstack([weight, bias]), dtype=np.float32),
+                gain=None if foldable else layer.norm_weight.copy(),
+                shift=(shift / gain if foldable else shift).astype(np.float32),
+                inv_width=layer.inv_width,
+            )
+        )
+        carried = gain if foldable else None
+    out = out_weight_t.astype(np.float64)
+    if carried is not None:
+        out *= carried[:, None]
+    augmented = np.vstack([out, out_bias.astype(np.float64)])
+    return fused, np.ascontiguousarray(augmented, dtype=np.float32)
+
+
 class _Workspace:
     """Scratch arrays for up to ``rows`` inputs; a batch of n uses the first n rows of each.
 
-    Row slices of a C-contiguous array stay C-contiguous, which ``np.dot(..., out=...)`` needs.
+    ``inputs[i]`` is layer i's input with a last column of ones (the bias column; nothing writes
+    it after construction). Row slices of a C-contiguous array stay C-contiguous, which
+    ``np.dot(..., out=...)`` needs.
     """
 
-    def __init__(self, rows: int, widths: tuple[int, ...]) -> None:
+    def __init__(self, rows: int, in_features: int, widths: tuple[int, ...]) -> None:
         self.rows = rows
+        self.inputs = [np.ones((rows, w + 1), dtype=np.float32) for w in (in_features, *widths)]
         self.hidden = [np.empty((rows, w), dtype=np.float32) for w in widths]
         self.scratch = [np.empty((rows, w), dtype=np.float32) for w in widths]
         self.column = np.empty((rows, 1), dtype=np.float32)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (*self.hidden, *self.scratch, self.column))
+        return sum(a.nbytes for a in (*self.inputs, *self.hidden, *self.scratch, self.column))
 
 
 class NumpyMLP:
@@ -103,7 +167,8 @@ class NumpyMLP:
         self._out_bias = out_bias
         self._slope = np.float32(config.leaky_relu_slope)
         self._eps = np.float32(config.layer_norm_eps)
-        self._work = _Workspace(0, config.hidden)
+        self._fused, self._out_weight = _fuse(hidden, out_weight_t, out_bias)
+        self._work = _Workspace(0, config.in_features, config.hidden)
 
     @classmethod
     def from_state_dict(
@@ -166,7 +231,9 @@ class NumpyMLP:
 
     @property
     def scratch_nbytes(self) -> int:
-        """Bytes in work buffers: largest batch seen x ``2 * sum(hidden) + 1`` float32s."""
+        """Bytes in work buffers: min(largest batch seen, BLOCK_ROWS) rows of
+        ``3 * sum(hidden) + len(hidden) + in_features + 2`` float32s (per hidden width: matmul
+        output, scratch, next input + its ones column; the input + ones; the row statistics)."""
         return self._work.nbytes
 
     def forward(self, vad: npt.ArrayLike) -> Float32Array:
@@ -199,35 +266,40 @@ class NumpyMLP:
             raise ValueError(
                 f"out must be C-contiguous float32 of shape ({n}, 52), got {out.dtype} {out.shape}"
             )
+        for first in range(0, n, BLOCK_ROWS):
+            last = min(first + BLOCK_ROWS, n)
+            self._forward_block(vad[first:last], out[first:last])
+        return out
+
+    def _forward_block(self, vad: Float32Array, out: Float32Array) -> None:
+        n = vad.shape[0]
         work = self._work
         if n > work.rows:
-            # Grow to exactly n: batch sizes only grow when avatars join, so regrowth is rare, and
-            # the old buffers are dropped here rather than kept per size.
-            work = self._work = _Workspace(n, self.config.hidden)
-        x = vad
+            # Grow to exactly n (at most BLOCK_ROWS): batch sizes only grow when avatars join, so
+            # regrowth is rare, and the old buffers are dropped here rather than kept per size.
+            work = self._work = _Workspace(n, self.config.in_features, self.config.hidden)
+        x = work.inputs[0][:n]
+        x[:, :-1] = vad
         column = work.column[:n]
-        for layer, h_all, tmp_all in zip(self._hidden, work.hidden, work.scratch, strict=True):
+        squares = work.column[:n, 0]
+        for layer, h_all, tmp_all, next_all in zip(
+            self._fused, work.hidden, work.scratch, work.inputs[1:], strict=True
+        ):
             h, tmp = h_all[:n], tmp_all[:n]
-            np.dot(x, layer.weight_t, out=h)
-            h += layer.bias
-            # LayerNorm with the biased variance, as torch computes it. add.reduce times 1/width
-            # rather than np.mean: mean's Python-level wrapper costs ~8 us per call on one row.
-            np.add.reduce(h, axis=1, keepdims=True, out=column)
-            column *= layer.inv_width
-            h -= column
-            np.multiply(h, h, out=tmp)
-            np.add.reduce(tmp, axis=1, keepdims=True, out=column)
+            np.dot(x, layer.weight, out=h)  # + bias, already zero-mean per row (centred weights)
+            # The biased variance: one pass, no temporary (einsum's sum of products).
+            np.einsum("ij,ij->i", h, h, out=squares)
             column *= layer.inv_width
             column += self._eps
             np.sqrt(column, out=column)
             h /= column
-            h *= layer.norm_weight
-            h += layer.norm_bias
-            # LeakyReLU as max(h, slope*h): equal to torch's for 0 <= slope <= 1.
+            if layer.gain is not None:
+                h *= layer.gain
+            h += layer.shift
+            # LeakyReLU as max(h, slope*h): equal to torch's for 0 <= slope <= 1. It writes the
+            # next layer's input, whose last column stays the ones of the bias.
+            x = next_all[:n]
             np.multiply(h, self._slope, out=tmp)
-            np.maximum(h, tmp, out=h)
-            x = h
-        np.dot(x, self._out_weight_t, out=out)
-        out += self._out_bias
+            np.maximum(h, tmp, out=x[:, :-1])
+        np.dot(x, self._out_weight, out=out)
         np.clip(out, 0.0, 1.0, out=out)
-        return out

@@ -14,7 +14,7 @@ from models import FLOAT32_PATH_ATOL, seeded_model
 
 from vadbridge.model.checkpoint import export_npz, make_meta
 from vadbridge.model.config import MLPConfig
-from vadbridge.model.engine import NumpyMLP, parameter_layout
+from vadbridge.model.engine import BLOCK_ROWS, NumpyMLP, parameter_layout
 from vadbridge.model.network import VADBlendshapeMLP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +76,24 @@ def test_a_non_default_architecture_matches_torch() -> None:
     assert np.abs(engine.forward(vad) - torch_forward(model, vad)).max() <= TOLERANCE
 
 
+def test_a_batch_of_several_kernel_blocks_matches_torch() -> None:
+    model = seeded_model(seed=8)
+    rows = 2 * BLOCK_ROWS + 7  # two full blocks and a short one
+    vad = np.random.default_rng(8).uniform(-1, 1, size=(rows, 3)).astype(np.float32)
+    assert np.abs(engine_of(model).forward(vad) - torch_forward(model, vad)).max() <= TOLERANCE
+
+
+def test_a_layer_norm_gain_at_or_below_zero_is_applied_rather_than_folded() -> None:
+    # Folding the gain into the next Linear needs every gain of the layer > 0 (LeakyReLU is
+    # homogeneous only for positive factors); a layer with a zero or negative gain keeps it.
+    model = seeded_model(MLPConfig(hidden=(16, 32, 16)), seed=9)
+    with torch.no_grad():
+        model.layers[1].weight[:4] = torch.tensor([-0.7, 0.0, -1.2, 0.3])
+        model.layers[5].weight[0] = -0.5
+    vad = np.random.default_rng(9).uniform(-1, 1, size=(64, 3)).astype(np.float32)
+    assert np.abs(engine_of(model).forward(vad) - torch_forward(model, vad)).max() <= TOLERANCE
+
+
 def test_outputs_are_clipped_to_the_unit_interval() -> None:
     engine = engine_of(seeded_model())
     vad = np.random.default_rng(8).uniform(-1, 1, size=(500, 3)).astype(np.float32)
@@ -96,6 +114,14 @@ def test_forward_into_writes_the_given_buffer_and_equals_forward() -> None:
         np.testing.assert_allclose(out, engine.forward(vad), rtol=0, atol=FLOAT32_PATH_ATOL)
 
 
+def _scratch_bytes(largest_batch: int, config: MLPConfig) -> int:
+    """One set of work buffers (``NumpyMLP.scratch_nbytes``): per row, each hidden width's
+    matmul output, scratch and next input (+ its ones column), the input (+ ones), one column."""
+    widths = sum(config.hidden)
+    per_row = 3 * widths + len(config.hidden) + config.in_features + 2
+    return min(largest_batch, BLOCK_ROWS) * per_row * 4
+
+
 def test_scratch_memory_stays_bounded_by_the_largest_batch_over_many_batch_sizes() -> None:
     # The animator forwards a different number of moving avatars each frame; per-size caches grew
     # without bound (+3.9 GB for sizes 1..1000). One set of buffers serves every size <= the max.
@@ -104,7 +130,7 @@ def test_scratch_memory_stays_bounded_by_the_largest_batch_over_many_batch_sizes
     arrays = {key: value.numpy() for key, value in model.state_dict().items()}
     engine = NumpyMLP.from_state_dict(arrays, config)
     rng = np.random.default_rng(11)
-    one_set_of_300_rows = 300 * (2 * sum(config.hidden) + 1) * 4  # hidden + scratch + column
+    one_set_of_300_rows = _scratch_bytes(300, config)
     for batch in rng.permutation(np.arange(1, 301)):
         vad = rng.uniform(-1, 1, size=(int(batch), 3)).astype(np.float32)
         out = np.full((int(batch), 52), np.nan, dtype=np.float32)
@@ -123,7 +149,7 @@ def test_a_smaller_batch_after_a_larger_one_still_matches_torch() -> None:
     for batch in (64, 3, 1, 64):
         vad = rng.uniform(-1, 1, size=(batch, 3)).astype(np.float32)
         assert np.abs(engine.forward(vad) - torch_forward(model, vad)).max() <= TOLERANCE
-    assert engine.scratch_nbytes == 64 * (2 * sum(model.config.hidden) + 1) * 4
+    assert engine.scratch_nbytes == _scratch_bytes(64, model.config)
 
 
 def test_forward_returns_fresh_arrays_across_calls() -> None:
