@@ -7,6 +7,11 @@ for the rows that changed + symmetry), then every avatar's ``UdpSink.send`` (enc
 prepared buffer + one ``send``), exactly as ``Bridge._frames`` does. Every avatar gets a new
 target every frame, so every row is re-inferred (the steady state with live inputs). Both paths
 send to the same loopback socket, drained between frames outside the timing.
+
+The *gliding* rows (1,000 avatars, VMC): each avatar gets a new target every ``GLIDE_FRAMES``
+frames, staggered, and glides between (the animator skips inference for rows whose smoothed
+VAD moved less than ``SKIP_EPSILON`` since their last inference); measured with skipping on
+and, side by side as the baseline, off.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from vadbridge.benchmarks.scenario import (
     build_scenario,
     make_encoder,
 )
-from vadbridge.core.animator import Engine
+from vadbridge.core.animator import SKIP_EPSILON, Engine
 from vadbridge.core.smoothing import smoothing_alpha
 from vadbridge.core.types import Frame
 from vadbridge.model.api import predict
@@ -47,6 +52,7 @@ REFERENCES: dict[str, ReferenceBuilder] = {
 }
 FRAME_DT_S = 1 / 60
 QUICK_NAIVE_AVATARS = 20
+GLIDE_FRAMES = 120  # a new target for each avatar every 2 s at 60 fps (an emotion label's pace)
 
 
 def naive_frame_us(
@@ -121,6 +127,38 @@ def bridge_frame_us(
     return result
 
 
+def gliding_frame_us(
+    engine: Engine, avatars: int, receiver: DrainedReceiver, frames: int, skip_epsilon: float
+) -> tuple[float, float]:
+    """(median µs per avatar-frame, fraction of avatar-frames inferred) of the real path with
+    gliding avatars (see the module docstring), VMC."""
+    scenario = build_scenario(engine, avatars, "vmc", receiver.port)
+    scenario.animator.skip_epsilon = skip_epsilon
+    table = scenario.table
+    rng = np.random.default_rng(2)
+    phase = np.arange(avatars) % GLIDE_FRAMES
+    frame_counter = [0]
+
+    def move_some() -> None:
+        due = phase == frame_counter[0] % GLIDE_FRAMES
+        table.target_vad[:avatars][due] = rng.uniform(-1.0, 1.0, (int(due.sum()), 3))
+        table.target_dirty[:avatars] |= due
+        frame_counter[0] += 1
+
+    scenario.move_targets = move_some  # type: ignore[method-assign]
+    try:
+        for _ in range(GLIDE_FRAMES):  # into the steady state of staggered glides
+            move_some()
+            scenario.animator.step(FRAME_DT_S)
+        send_frame = scenario.bridge(60).send_frame
+        before = scenario.animator.inferred_rows
+        total, _, _ = _time_frames(scenario, send_frame, receiver, frames, avatars)
+        inferred = (scenario.animator.inferred_rows - before) / ((frames + 1) * avatars)
+    finally:
+        scenario.close()
+    return total, inferred
+
+
 def batched_frame_us(
     engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
 ) -> tuple[float, float, float]:
@@ -152,6 +190,20 @@ def _parts(case: str, animate: float, send: float) -> list[Result]:
     return [
         Result("frame_cost", case, "part: animate (smooth+infer+sym)", animate, "µs"),
         Result("frame_cost", case, "part: encode + send", send, "µs"),
+    ]
+
+
+def _gliding_results(
+    engine: Engine, avatars: int, receiver: DrainedReceiver, frames: int
+) -> list[Result]:
+    frames = max(frames, GLIDE_FRAMES)
+    reference, reference_share = gliding_frame_us(engine, avatars, receiver, frames, 0.0)
+    total, share = gliding_frame_us(engine, avatars, receiver, frames, SKIP_EPSILON)
+    case = f"{avatars} avatars, VMC, mlp, gliding"
+    return [
+        Result("frame_cost", case, "per avatar-frame (skip vs no skip)", total, "µs", reference),
+        Result("frame_cost", case, "inferred share, skip", share * 100, "%"),
+        Result("frame_cost", case, "inferred share, no skip", reference_share * 100, "%"),
     ]
 
 
@@ -198,6 +250,8 @@ def run(
                             Result("frame_cost", case, "per avatar-frame", total, "µs", naive)
                         )
                         results += _parts(case, animate, send)
+                if kind == "vmc":
+                    results += _gliding_results(models.engine, avatars, receiver, frames)
     finally:
         receiver.close()
     return results

@@ -7,6 +7,10 @@ adds the skipped frames back: 0 means the schedule itself never slipped, only st
 frames). Inputs arrive every frame for every avatar (all rows re-inferred); outputs go to a
 receiver process.
 
+The single-avatar case also runs under each of the pacer's modes (``PACING_MODES``: event-loop
+sleep alone, + nanosleep tail, + 0.2 ms spin, the default), labelled ``pacer <mode>``, to
+compare lateness with CPU.
+
 Also runnable alone for the long soak run (not part of ``vadbridge bench``):
 ``python -m vadbridge.benchmarks.pacing --fps 60 --avatars 1 --seconds 600 [--realtime]``.
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from vadbridge.benchmarks.harness import ReceiverProcess, Result, percentile
 from vadbridge.benchmarks.scenario import RecordingPacer, build_scenario
 from vadbridge.core.animator import Engine
+from vadbridge.core.frame_loop import PACING_MODES
 from vadbridge.scheduling import freeze_startup_objects
 
 
@@ -40,6 +45,7 @@ class PacingRun:
     work_ms: tuple[float, float]  # p50, p99
     cpu_fraction: float  # process CPU time over wall time (1.0 = one core busy)
     send_errors: int
+    mode: str | None = None  # a PACING_MODES name when not the daemon's default pacer
 
     @property
     def drift_frames(self) -> int:
@@ -47,6 +53,8 @@ class PacingRun:
 
     def results(self) -> list[Result]:
         case = f"{self.fps:g} fps, {self.avatars} avatar{'s' * (self.avatars > 1)}, {self.engine}"
+        if self.mode is not None:
+            case += f", pacer {self.mode}"
         p50, p99, worst = self.lateness_ms
         return [
             Result("pacing", case, "lateness p50", p50, "ms"),
@@ -67,13 +75,17 @@ class PacingRun:
 
 
 def run_pacing(
-    engine: Engine, *, fps: float, avatars: int, seconds: float, engine_name: str = "mlp"
+    engine: Engine, *, fps: float, avatars: int, seconds: float, engine_name: str = "mlp",
+    mode: str | None = None,
 ) -> PacingRun:
+    """``mode``: one of PACING_MODES, or None for the daemon's default pacer."""
     receiver = ReceiverProcess()
     scenario = build_scenario(engine, avatars, "vmc", receiver.port)
     try:
         bridge = scenario.bridge(fps)
         pacer = RecordingPacer(1.0 / fps, on_tick=scenario.move_targets)
+        if mode is not None:
+            pacer.spin_s, pacer.spin_only_s = PACING_MODES[mode]
         bridge.pacer = pacer
         freeze_startup_objects()  # as `vadbridge run` does before its frame loop
         cpu_start = time.process_time()
@@ -98,6 +110,7 @@ def run_pacing(
             work_ms=(percentile(pacer.work_s, 50) * 1e3, percentile(pacer.work_s, 99) * 1e3),
             cpu_fraction=cpu,
             send_errors=scenario.send_errors(),
+            mode=mode,
         )
     finally:
         scenario.close()
@@ -111,7 +124,8 @@ def run(
     quick: bool,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Result]:
-    """60 and 240 fps with 1 and 1,000 avatars (MLP), and 1,000 avatars with the LUT engine."""
+    """60 and 240 fps with 1 and 1,000 avatars (MLP), and 1,000 avatars with the LUT engine;
+    then one avatar at 60 fps under each pacing mode."""
     seconds = 1.0 if quick else 10.0
     cases = (
         [(60, 1, "mlp"), (60, 1000, "lut")]
@@ -128,6 +142,10 @@ def run(
         chosen = lut if name == "lut" else engine
         run = run_pacing(chosen, fps=fps, avatars=avatars, seconds=seconds, engine_name=name)
         results += run.results()
+    for mode in PACING_MODES:
+        progress(f"pacing: 60 fps, 1 avatar, pacer {mode}, {seconds:g} s")
+        run = run_pacing(engine, fps=60, avatars=1, seconds=seconds, mode=mode)
+        results += run.results()
     return results
 
 
@@ -138,6 +156,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--engine", choices=("mlp", "lut"), default="mlp")
     parser.add_argument("--realtime", action="store_true", help="run under SCHED_FIFO 10")
+    parser.add_argument("--mode", choices=tuple(PACING_MODES), default=None,
+                        help="pace with this mode instead of the daemon's default")
     args = parser.parse_args()
     from vadbridge.benchmarks.harness import (
         format_table,
@@ -158,7 +178,7 @@ def main() -> None:
             engine = bake_lut(models.engine)
         run = run_pacing(
             engine, fps=args.fps, avatars=args.avatars, seconds=args.seconds,
-            engine_name=args.engine,
+            engine_name=args.engine, mode=args.mode,
         )  # fmt: skip
     print(f"model: {models.source}; frames {run.frames}, expected {run.expected}")
     print(format_table(run.results()))

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-BENCHMARKS: tuple[str, ...] = ("encoders", "frame_cost", "pacing", "latency", "idle")
+BENCHMARKS: tuple[str, ...] = (
+    "encoders", "frame_cost", "engines", "pacing", "latency", "idle",
+)  # fmt: skip
 # frame_cost's naive reference runs the torch module; the others need numpy alone.
 NEEDS_TORCH: frozenset[str] = frozenset({"frame_cost"})
 
@@ -34,7 +36,7 @@ def run_benchmarks(
     torch_module: bool = True,
 ) -> int:
     """Run ``names`` (in BENCHMARKS order); ``torch_module`` False: none of NEEDS_TORCH."""
-    from vadbridge.benchmarks import encoders, frame_cost, idle, latency, pacing
+    from vadbridge.benchmarks import encoders, engines, frame_cost, idle, latency, pacing
     from vadbridge.benchmarks.harness import (
         Result,
         format_table,
@@ -74,6 +76,8 @@ def run_benchmarks(
                 results += encoders.run(quick=quick)
             elif name == "frame_cost":
                 results += frame_cost.run(models, quick=quick, lut=lut, progress=_progress)
+            elif name == "engines":
+                results += engines.run(models, quick=quick)
             elif name == "pacing":
                 results += pacing.run(models.engine, lut, quick=quick, progress=_progress)
             elif name == "latency":

@@ -19,6 +19,7 @@ from vadbridge.benchmarks.harness import Result, format_table, parse_table
 from vadbridge.benchmarks.suite import BENCHMARKS
 from vadbridge.commands import main as vadbridge_main
 from vadbridge.commands.args import NEEDS_TORCH
+from vadbridge.core.frame_loop import PACING_MODES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +81,10 @@ def test_quick_bench_covers_the_issue_cases(quick_run: subprocess.CompletedProce
     assert any(b == "latency" and m == "p99" for b, _, m in cases)
     assert any(b == "idle" and c.startswith("1000 converged") for b, c, _ in cases)
     assert "targets (this run):" in quick_run.stdout
+    for mode in PACING_MODES:
+        assert ("pacing", f"60 fps, 1 avatar, mlp, pacer {mode}", "CPU") in cases
+    assert ("engines", "forward, batch 1000, numpy", "per avatar-row") in cases
+    assert any(b == "engines" and m == "bound on a skipped face's lag" for b, _, m in cases)
 
 
 def test_frame_counts_are_whole_and_clock_drift_adds_the_skips_back(
@@ -91,7 +96,8 @@ def test_frame_counts_are_whole_and_clock_drift_adds_the_skips_back(
     by_case: dict[str, dict[str, float]] = {}
     for row in rows:
         by_case.setdefault(row["case"], {})[row["metric"]] = row["bridge"]
-    assert len(by_case) == 2  # the quick run's two pacing cases
+    # The quick run's two pacing cases, and one avatar under each pacing mode.
+    assert len(by_case) == 2 + len(PACING_MODES)
     for case, counts in by_case.items():
         # Clock drift adds the skipped deadlines back to the frames sent: exact integers.
         skipped = counts["skipped frames"]

@@ -10,6 +10,17 @@ When every avatar changed (the steady state with live inputs) the model reads an
 table's rows in place: no gather, no scatter, and no new output array if the engine has
 ``forward_into`` (``NumpyMLP``).
 
+Skipped inference (VAD space): a row that glides without new input is re-inferred only once
+its smoothed VAD is more than ``SKIP_EPSILON`` (on some axis) from the VAD its weights came
+from, or when it lands on its target, so a converged face is always the model's face for its
+VAD. Between, the face lags the model by at most L * SKIP_EPSILON per weight, L the network's
+Lipschitz constant (max-norm in, max-norm out); docs/performance.md, "Skipped inference", has
+the measurement. Rows with new input (``target_dirty``) are always inferred.
+
+All of a step's arrays are made once (the first step, or when the batch grows): a step
+allocates no array data with an engine that has ``forward_into``, apart from the index of the
+moving rows when only some of them move.
+
 Smoothing has an attack and a release time constant (``smoothing.TimeConstants``; in blendshape
 space per region). Their per-column alphas depend only on the step and the settings, so they
 are computed once per step length (normally the frame period) and reused every frame.
@@ -32,11 +43,17 @@ from vadbridge.core.smoothing import (
     smooth_toward,
     step_alphas,
 )
-from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
+from vadbridge.model.arkit import LEFT_INDICES, NUM_BLENDSHAPES, RIGHT_INDICES
 
 # Step lengths whose alphas are kept: the frame period, and the longer steps after skipped
 # frames; more than this many means the caller's steps vary (a test), so the cache restarts.
 _MAX_CACHED_STEPS = 8
+
+# The largest change of smoothed VAD (any axis) that keeps a row's weights without inference.
+# Measured (benchmarks/engines.py, lipschitz): the bundled models change a weight by at most
+# 12 (v1) and 6 (v2) times the VAD change, so the face lags the model by <= 12 * 2.5e-4 = 0.003,
+# under one step of an 8-bit weight (1/255 = 0.0039). 0 turns skipping off.
+SKIP_EPSILON = 2.5e-4
 
 
 class Engine(Protocol):
@@ -58,8 +75,10 @@ class Animator:
         tau_s: float | TimeConstants,
         space: SmoothingSpace = "vad",
         symmetry: bool = True,
+        skip_epsilon: float = SKIP_EPSILON,
     ) -> None:
-        """``tau_s``: one time constant for attack and release everywhere, or ``TimeConstants``."""
+        """``tau_s``: one time constant for attack and release everywhere, or ``TimeConstants``;
+        ``skip_epsilon``: see the module docstring (0 infers every row that moved)."""
         self.table = table
         self.engine = engine
         self._times = _time_constants(tau_s)
@@ -72,6 +91,20 @@ class Animator:
         self._changed = np.zeros(table.capacity, dtype=bool)
         self._vad_moved = np.zeros(table.capacity, dtype=bool)
         self._vad_buffers = SmoothingBuffers(table.capacity, VAD_AXES)
+        self.skip_epsilon = skip_epsilon
+        capacity = table.capacity
+        # The VAD each row's weights were last inferred from, and the skip test's scratch.
+        self._inferred_vad = np.zeros((capacity, VAD_AXES), dtype=np.float32)
+        self._vad_gap = np.zeros((capacity, VAD_AXES), dtype=np.float32)
+        self._vad_equal = np.zeros((capacity, VAD_AXES), dtype=bool)
+        self._max_gap = np.zeros(capacity, dtype=np.float32)
+        self._infer = np.zeros(capacity, dtype=bool)
+        self._arrived = np.zeros(capacity, dtype=bool)
+        # Gather/scatter buffers for a subset of rows, and symmetry's pair halves.
+        self._rows_vad = np.zeros((capacity, VAD_AXES), dtype=np.float32)
+        self._rows_weights = np.zeros((capacity, NUM_BLENDSHAPES), dtype=np.float32)
+        self._left = np.zeros((capacity, LEFT_INDICES.size), dtype=np.float32)
+        self._right = np.zeros((capacity, RIGHT_INDICES.size), dtype=np.float32)
         # Made on the first blendshape-space step: 52 columns of scratch cost ~0.7 KB an avatar.
         self._weight_buffers: SmoothingBuffers | None = None
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
@@ -104,22 +137,58 @@ class Animator:
             self._alphas[dt_s] = cached
         return cached
 
-    def _infer_rows(self, vad: np.ndarray, out: np.ndarray, rows: np.ndarray, count: int) -> None:
-        """Write the model's (symmetrised) weights for ``vad[rows]`` into ``out[rows]``."""
-        if rows.size == count:  # rows is a subset of range(count): every row, so use slices
+    def _symmetrize(self, weights: np.ndarray) -> None:
+        """``symmetrize_inplace`` (the same arithmetic, so the same bits) into kept buffers."""
+        n = weights.shape[0]
+        left = np.take(weights, LEFT_INDICES, axis=1, out=self._left[:n], mode="clip")
+        right = np.take(weights, RIGHT_INDICES, axis=1, out=self._right[:n], mode="clip")
+        left += right
+        left *= 0.5
+        weights[:, LEFT_INDICES] = left
+        weights[:, RIGHT_INDICES] = left
+
+    def _infer_rows(self, vad: np.ndarray, out: np.ndarray, rows: np.ndarray | None,
+                    count: int) -> None:
+        """Write the model's (symmetrised) weights for ``vad[rows]`` into ``out[rows]``;
+        ``rows`` None: every row of ``range(count)``."""
+        if rows is None:  # every row: slices, no gather or scatter
             weights = out[:count]
             if self._forward_into is not None:
                 self._forward_into(vad[:count], weights)
             else:
                 weights[:] = self.engine.forward(vad[:count])
             if self.symmetry:
-                symmetrize_inplace(weights)
+                self._symmetrize(weights)
+            self.inferred_rows += count
+            return
+        n = rows.size
+        if self._forward_into is not None:
+            gathered = np.take(vad, rows, axis=0, out=self._rows_vad[:n], mode="clip")
+            weights = self._rows_weights[:n]
+            self._forward_into(gathered, weights)
         else:
             weights = self.engine.forward(vad[rows])
-            if self.symmetry:
-                symmetrize_inplace(weights)
-            out[rows] = weights
-        self.inferred_rows += rows.size
+        if self.symmetry:
+            self._symmetrize(weights)
+        out[rows] = weights
+        self.inferred_rows += n
+
+    def _rows_to_infer(self, moved: np.ndarray, dirty: np.ndarray, count: int) -> np.ndarray:
+        """Of the rows that moved, those whose weights must follow (see the module docstring)."""
+        infer = self._infer[:count]
+        if self.skip_epsilon <= 0:
+            np.logical_or(moved, dirty, out=infer)
+            return infer
+        state = self.table.state_vad[:count]
+        gap = np.subtract(state, self._inferred_vad[:count], out=self._vad_gap[:count])
+        np.abs(gap, out=gap)
+        np.max(gap, axis=1, out=self._max_gap[:count])
+        np.greater(self._max_gap[:count], self.skip_epsilon, out=infer)
+        equal = np.equal(state, self.table.target_vad[:count], out=self._vad_equal[:count])
+        infer |= np.all(equal, axis=1, out=self._arrived[:count])
+        infer &= moved
+        infer |= dirty
+        return infer
 
     def step(self, dt_s: float) -> None:
         """Advance every avatar by ``dt_s`` seconds; results land in ``table.weights``."""
@@ -134,13 +203,22 @@ class Animator:
         if self.space == "vad":
             smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
                           self._vad_buffers)
+            infer = self._rows_to_infer(changed, dirty, count)
             changed |= dirty
-            rows = np.flatnonzero(changed)
-            if rows.size:
+            inferred = int(np.count_nonzero(infer))
+            if inferred == count:
+                self._infer_rows(table.state_vad, table.weights, None, count)
+                self._inferred_vad[:count] = table.state_vad[:count]
+            elif inferred:
+                rows = np.flatnonzero(infer)
                 self._infer_rows(table.state_vad, table.weights, rows, count)
+                self._inferred_vad[rows] = table.state_vad[rows]
         else:
-            rows = np.flatnonzero(dirty)
-            if rows.size:
+            inferred = int(np.count_nonzero(dirty))
+            if inferred == count:
+                self._infer_rows(table.target_vad, table.target_weights, None, count)
+            elif inferred:
+                rows = np.flatnonzero(dirty)
                 self._infer_rows(table.target_vad, table.target_weights, rows, count)
             if self._weight_buffers is None:
                 self._weight_buffers = SmoothingBuffers(table.capacity, NUM_BLENDSHAPES)

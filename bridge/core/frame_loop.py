@@ -4,8 +4,13 @@ The pacer never bursts: after an overrun it jumps to the newest deadline that ha
 counts the frames in between as skipped, so frame k always goes out at t0 + k * period or as
 soon after as the machine allows. It sleeps on the event loop until shortly before a deadline
 (the loop's sleep is only good to about a millisecond), sleeps the thread for the rest but
-0.2 ms, and spins that last bit polling the event loop, so inputs that arrive until the
-deadline make the frame.
+``spin_only_s``, and spins that last bit polling the event loop, so inputs that arrive until
+the deadline make the frame.
+
+``PACING_MODES`` names the three ways measured for issue 16 (``vadbridge bench --only
+pacing`` prints lateness and CPU for each): ``sleep`` (the event loop's sleep alone),
+``nanosleep`` (loop sleep, then a blocking nanosleep to the deadline, no spin) and ``spin``
+(the default: loop sleep, nanosleep, a 0.2 ms spin); docs/performance.md, "Pacing modes".
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from dataclasses import dataclass, field
 # A frame sent later than this after its deadline counts as late in the stats line.
 LATE_THRESHOLD_S = 0.002
 # The last stretch before a deadline that is busy-waited rather than slept.
-_SPIN_ONLY_S = 0.0002
+SPIN_ONLY_S = 0.0002
+# How long before a deadline the event loop's sleep hands over to the thread's nanosleep.
+TAIL_S = 0.0015
+# mode -> (tail_s, spin_only_s) for FramePacer
+PACING_MODES: dict[str, tuple[float, float]] = {
+    "sleep": (0.0, 0.0),
+    "nanosleep": (TAIL_S, 0.0),
+    "spin": (TAIL_S, SPIN_ONLY_S),
+}
 
 
 @dataclass
@@ -47,7 +60,8 @@ class FramePacer:
     """Hands out frame ticks: ``await pacer.next_frame()`` returns the frame due now."""
 
     period_s: float
-    spin_s: float = 0.0015
+    spin_s: float = TAIL_S  # the blocking tail (nanosleep, then spin) before each deadline
+    spin_only_s: float = SPIN_ONLY_S  # of which the last stretch is spun
     clock: Callable[[], float] = time.perf_counter
     stats: PacingStats = field(default_factory=PacingStats)
     start_s: float = field(init=False, default=0.0)
@@ -82,7 +96,7 @@ class FramePacer:
         if remaining > self.spin_s:
             await asyncio.sleep(remaining - self.spin_s)
         # The tail: a blocking nanosleep (accurate to ~0.1 ms, costs no CPU), then a short spin.
-        tail = deadline - self.clock() - _SPIN_ONLY_S
+        tail = deadline - self.clock() - self.spin_only_s
         if tail > 0:
             time.sleep(tail)
         # Inputs that arrived while the thread slept wait in the socket: yield so they make this
