@@ -5,20 +5,24 @@ BASE := $(VENV)/.installed-base
 DEV := $(VENV)/.installed-dev
 LINKS := $(VENV)/.linked
 BROKER_PORT ?= 1883
+# `make run` serves the control panel here (loopback only); `make run WEB=` leaves it off.
+WEB ?= 127.0.0.1:8800
 # The package's files: a new or changed one rebuilds the editable link tree (see `links`).
 PACKAGE_FILES := $(shell find bridge model training benchmarks config -type f \
-	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \) \
+	\( -name '*.py' -o -name '*.yaml' -o -name '*.npz' -o -name '*.json' -o -name py.typed \
+	   -o -name '*.html' -o -name '*.js' -o -name '*.css' \) \
 	-not -path '*/__pycache__/*' 2>/dev/null)
 # setuptools is installed first, so the builds need no isolated environment of their own.
 EDITABLE := --no-build-isolation --config-settings editable_mode=strict -e
 
 .PHONY: run test lint venv clean system-deps broker
 
-# The bridge alone: numpy, python-osc, aiomqtt, pyyaml (no torch: it runs on numpy).
+# The bridge alone: numpy, python-osc, aiomqtt, pyyaml (no torch: it runs on numpy), and aiohttp
+# for the control panel `make run` serves (the `web` extra).
 $(BASE): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
-	$(PY) -m pip install -q $(EDITABLE) .
+	$(PY) -m pip install -q $(EDITABLE) '.[web]'
 	touch $(BASE)
 
 # What the tests and training need on top.
@@ -39,13 +43,14 @@ $(LINKS): $(BASE) $(PACKAGE_FILES)
 venv: $(DEV) $(LINKS)
 
 run: $(LINKS)
-	$(VENV)/bin/vadbridge run $(ARGS)
+	$(VENV)/bin/vadbridge run $(if $(WEB),--web $(WEB)) $(ARGS)
 
 lint: $(DEV) $(LINKS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy -p vadbridge
 
-# mosquitto and openssl from Debian, installed if missing (the MQTT and TLS tests use them).
+# mosquitto and openssl from Debian, installed if missing (the MQTT and TLS tests use them), and
+# chromium with its driver (the control panel's browser tests).
 system-deps:
 	sh .ci/system-deps.sh
 

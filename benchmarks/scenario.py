@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vadbridge.config import LivelinessConfig
 from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.frame_loop import FramePacer
@@ -67,7 +68,7 @@ class Scenario:
             input_stats=InputStats(),
             settings=LiveSettings(tau_s=self.animator.tau_s, space=self.animator.space,
                                   idle_timeout_s=0.0, idle_refresh_hz=idle_refresh_hz,
-                                  stats_interval_s=0.0),
+                                  stats_interval_s=0.0, liveliness=LivelinessConfig()),
         )
 
     def sent_frames(self) -> int:

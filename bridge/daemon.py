@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from vadbridge.config import SmoothingSpace
+from vadbridge.config import LivelinessConfig, SmoothingSpace
 from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
@@ -83,6 +83,7 @@ class LiveSettings:
     idle_timeout_s: float
     idle_refresh_hz: float
     stats_interval_s: float  # 0 = no stats lines
+    liveliness: LivelinessConfig  # blinks and breathing (off: frames go out without a copy)
 
 
 def retire(bindings: Sequence[Binding], frame_number: int, time_s: float) -> None:
@@ -111,7 +112,6 @@ class Bridge:
         input_stats: InputStats,
         settings: LiveSettings,
         clock: Callable[[], float] = time.monotonic,
-        liveliness: Liveliness | None = None,
     ) -> None:
         self.table = table
         self.animator = animator
@@ -119,20 +119,17 @@ class Bridge:
         self.input_stats = input_stats
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
-        self._apply_settings(settings)
         self._last_sent_frame = np.full(table.capacity, NEVER_SENT, dtype=np.int64)
-        self.liveliness = liveliness
-        # Liveliness works on a copy: table.weights stays the model's output, which the
-        # animator only rewrites for rows whose input changed.
-        self._lively_weights = np.zeros_like(table.weights) if liveliness is not None else None
-        self._sent_weights = (
-            self._lively_weights if self._lively_weights is not None else table.weights
-        )
+        self.liveliness: Liveliness | None = None  # built from the settings (_set_liveliness)
+        self._liveliness_config: LivelinessConfig | None = None
+        self._lively_weights: np.ndarray | None = None
+        self._sent_weights = table.weights
         # One Frame per bound row, its arrays views into the tables: sending allocates nothing.
         self._faces: dict[int, Frame] = {}
         self.bindings: list[Binding] = []
         self._sends: list[tuple[Sink, Frame]] = []
         self._by_row: dict[int, tuple[Frame, list[Sink]]] = {}
+        self._apply_settings(settings)
         self._set_bindings(bindings)
         self.started = asyncio.Event()
         self.stopping = False  # set once shutdown began: a late reload must not swap outputs
@@ -189,6 +186,30 @@ class Bridge:
         self.stats_interval_s = settings.stats_interval_s
         # With stats lines off, rejected inputs are still logged at the counters' own pace.
         self.input_stats.log_interval_s = settings.stats_interval_s or DEFAULT_LOG_INTERVAL_S
+        if settings.liveliness != self._liveliness_config:
+            self._set_liveliness(settings.liveliness)
+
+    def _set_liveliness(self, config: LivelinessConfig) -> None:
+        """Blinks and breathing on, off or changed (at start, or by a reload): a new
+        ``Liveliness`` (its blink clocks start again), the faces rebuilt over the weights they
+        now send, and every bound face sent next frame (none stays mid-blink)."""
+        self._liveliness_config = config
+        table = self.table
+        self.liveliness = Liveliness(config, table.capacity) if config.enabled else None
+        # Liveliness works on a copy: table.weights stays the model's output, which the
+        # animator only rewrites for rows whose input changed.
+        lively = np.zeros_like(table.weights) if self.liveliness is not None else None
+        self._lively_weights = lively
+        self._sent_weights = lively if lively is not None else table.weights
+        self._faces = {}
+        self._set_bindings(self.bindings)
+        self._last_sent_frame[:] = NEVER_SENT
+
+    @property
+    def shown_weights(self) -> np.ndarray:
+        """(capacity, 52): the weights the outputs are sent, row by row (the model's, or with
+        blinks and breathing on a copy of them); read-only by convention."""
+        return self._sent_weights
 
     def on_sample(self, sample: VadSample) -> None:
         try:

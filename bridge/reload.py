@@ -1,5 +1,8 @@
 """SIGHUP: re-read the config file and apply what can change without dropping the stream.
 
+The control panel's changes take the same path (``Reloader.apply``): a whole candidate config,
+checked and swapped in exactly as a re-read file would be.
+
 The new file is validated in full and its new sinks are built (off the event loop: resolving a
 host may block) before anything running is touched; a bad file is rejected with the loader's
 one-line reason (file:line: key: expected, got) and the running config stays. The swap itself is
@@ -16,13 +19,14 @@ What a reload applies:
 - ``smoothing`` (time constants, space, idle_timeout_s): the avatar table and its smoothed state
   stay, so a settled face does not move; a space switch keeps the smoothed VAD
   (``Animator.set_space``).
+- ``liveliness`` (blinks and breathing on, off or changed): the blink clocks start again, and
+  every bound face is sent on the next frame, so none stays mid-blink.
 - ``idle_refresh_hz``, ``stats_interval_s`` and ``log_level`` (unless ``-v`` forced debug).
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
-``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources),
-``liveliness`` (its per-avatar blink clocks are built at start) and ``frame_rate`` (the frame
-clock's ``time_s = frame * period`` would jump, and receivers such as Live Link read frame
-numbers as a timeline).
+``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources), ``web`` (the
+control panel's listener) and ``frame_rate`` (the frame clock's ``time_s = frame * period``
+would jump, and receivers such as Live Link read frame numbers as a timeline).
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ __all__ = ["NEEDS_RESTART", "RELOADABLE", "ReloadResult", "Reloader"]
 log = logging.getLogger("vadbridge.reload")
 _T = TypeVar("_T")
 
-RELOADABLE = ("outputs", "smoothing", "idle_refresh_hz", "stats_interval_s", "log_level")
-NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "liveliness")
+RELOADABLE = ("outputs", "smoothing", "liveliness", "idle_refresh_hz", "stats_interval_s",
+              "log_level")
+NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "web")
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,15 @@ class Reloader:
     """Reloads ``path`` into a running ``bridge`` whose current config is ``config``.
 
     ``prepare`` re-applies what the command line overrode (``--fps``, ``--osc-in``...), so a
-    reload does not undo flags. ``request()`` is the signal handler; ``reload()`` does the work.
+    reload does not undo flags. ``request()`` is the signal handler; ``reload()`` does the work;
+    ``apply()`` takes a change from elsewhere (the control panel). ``path`` None: the bridge
+    runs on the built-in defaults, there is no file to reload (``apply`` still works).
     """
 
     def __init__(
         self,
         bridge: Bridge,
-        path: Path,
+        path: Path | None,
         config: BridgeConfig,
         *,
         prepare: Callable[[BridgeConfig], BridgeConfig] = lambda config: config,
@@ -105,12 +112,35 @@ class Reloader:
             self.reloads += 1
             return result
 
+    async def apply(self, change: Callable[[BridgeConfig], BridgeConfig], *,
+                    origin: str) -> ReloadResult:
+        """Apply ``change(running config)``, a whole validated config (it may raise
+        ``ConfigError``), as a reload of a file would be: the same checks, the same swap.
+        ``change`` runs under the reload lock, so it sees what a SIGHUP just applied."""
+        async with self._lock:
+            try:
+                try:
+                    new = change(self.config)
+                except ConfigError as error:
+                    raise _Rejected(str(error)) from None
+                return await self._apply(new, origin)
+            except _Rejected as rejected:
+                log.error("%s: change rejected, keeping the running config: %s", origin, rejected)
+                return ReloadResult(applied=False, error=str(rejected))
+
     async def _reload(self) -> ReloadResult:
-        old = self.config
+        path = self.path
+        if path is None:
+            raise _Rejected("no config file to reload: the bridge runs on the built-in defaults")
         try:
-            new = await _off_the_loop(lambda: self.prepare(load_config(self.path)))
+            new = await _off_the_loop(lambda: self.prepare(load_config(path)))
         except ConfigError as error:
             raise _Rejected(str(error)) from None
+        return await self._apply(new, str(path))
+
+    async def _apply(self, new: BridgeConfig, origin: str) -> ReloadResult:
+        """Swap in ``new`` (from the file, or a change from ``origin``) where it differs."""
+        old = self.config
         needs_restart = tuple(n for n in NEEDS_RESTART if getattr(old, n) != getattr(new, n))
         # What actually runs: the new reloadable settings, the old everything else.
         effective = dataclasses.replace(new, **{n: getattr(old, n) for n in needs_restart})
@@ -118,22 +148,22 @@ class Reloader:
         if needs_restart:
             log.warning(
                 "config reload: %s changed in %s; that needs a restart (kept the running %s)",
-                ", ".join(needs_restart), self.path, "settings" if len(needs_restart) > 1
+                ", ".join(needs_restart), origin, "settings" if len(needs_restart) > 1
                 else "setting",
             )  # fmt: skip
-        kept, built = await self._build_outputs(old, effective)
+        kept, built = await self._build_outputs(old, effective, origin)
         removed = len(self.bridge.bindings) - len(kept)
         if self.bridge.stopping:  # shutdown began while the new outputs were being built
             _close_all(built.values())
-            raise _Rejected(f"{self.path}: the bridge is stopping")
-        self._swap(old, effective, kept, built)
+            raise _Rejected(f"{origin}: the bridge is stopping")
+        self._swap(old, effective, kept, built, origin)
         self.config = effective
-        log.info("config reloaded from %s: %s", self.path,
+        log.info("config reloaded from %s: %s", origin,
                  _describe(old, effective, changed, len(kept), len(built), removed))
         return ReloadResult(applied=True, changed=changed, needs_restart=needs_restart)
 
     async def _build_outputs(
-        self, old: BridgeConfig, new: BridgeConfig
+        self, old: BridgeConfig, new: BridgeConfig, origin: str
     ) -> tuple[dict[int, Binding], dict[int, Sink]]:
         """New-output index -> reused binding (same config entry, or a recording of the same
         path, to be rebound), and new-output index -> freshly built sink; only the outputs this
@@ -156,13 +186,15 @@ class Reloader:
             else:
                 kept[index] = match
                 unused.remove(match)
+        if not to_build:  # the same outputs (a change of smoothing, say): no thread needed
+            return kept, {}
         return kept, await _off_the_loop(
-            lambda: _build_sinks(to_build, new, self.path),
+            lambda: _build_sinks(to_build, new, origin),
             discard=lambda built: _close_all(built.values()),
         )
 
     def _swap(self, old: BridgeConfig, new: BridgeConfig, kept: dict[int, Binding],
-              built: dict[int, Sink]) -> None:
+              built: dict[int, Sink], origin: str) -> None:
         """Runs on the loop with no await inside: the frame loop sees all of it or none."""
         bridge = self.bridge
         bindings: list[Binding] = []
@@ -176,7 +208,7 @@ class Reloader:
                 row = bridge.table.row(output.avatar)
             except AvatarLimitError as error:
                 _close_all(built.values())
-                raise _Rejected(f"{self.path}: outputs[{index}].avatar: {error}") from None
+                raise _Rejected(f"{origin}: outputs[{index}].avatar: {error}") from None
             if binding is None:
                 bindings.append(Binding(built[index], row, output))
             else:  # a recording rebound to another avatar: same sink, same file, new row
@@ -229,7 +261,7 @@ async def _off_the_loop(
 
 
 def _build_sinks(
-    outputs: list[tuple[int, Any]], config: BridgeConfig, path: Path
+    outputs: list[tuple[int, Any]], config: BridgeConfig, origin: str
 ) -> dict[int, Sink]:
     """Runs off the loop (resolving a host may block)."""
     built: dict[int, Sink] = {}
@@ -238,7 +270,7 @@ def _build_sinks(
             built[index] = build_sink(output, config)
         except (WiringError, OSError, ValueError) as error:
             _close_all(built.values())
-            raise _Rejected(f"{path}: outputs[{index}]: {error}") from None
+            raise _Rejected(f"{origin}: outputs[{index}]: {error}") from None
     return built
 
 
@@ -265,6 +297,10 @@ def _describe(old: BridgeConfig, new: BridgeConfig, changed: tuple[str, ...],
         times = (f"tau_ms={s.tau_ms:g}" if s.tau_ms is not None
                  else f"attack_ms={s.attack_ms:g} release_ms={s.release_ms:g}")
         parts.append(f"smoothing {times} space={s.space} idle_timeout_s={s.idle_timeout_s:g}")
+    if "liveliness" in changed:
+        lively = new.liveliness
+        parts.append(f"liveliness blink={str(lively.blink).lower()} "
+                     f"breathing={str(lively.breathing).lower()}")
     if "stats_interval_s" in changed:
         parts.append(f"stats_interval_s={new.stats_interval_s:g}")
     if "log_level" in changed:

@@ -30,7 +30,6 @@ from vadbridge.config import (
 )
 from vadbridge.core.animator import Animator, Engine
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
-from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.smoothing import AttackRelease, TimeConstants
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
@@ -214,11 +213,9 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
         for binding in bindings:  # a later output failed: the built ones are not used
             binding.sink.close()
         raise
-    lively = config.liveliness
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
         frame_rate=config.frame_rate, input_stats=stats, settings=settings,
-        liveliness=Liveliness(lively, table.capacity) if lively.enabled else None,
     )
 
 
@@ -228,7 +225,7 @@ def live_settings(config: BridgeConfig) -> LiveSettings:
     return LiveSettings(
         tau_s=time_constants(smoothing), space=smoothing.space,
         idle_timeout_s=smoothing.idle_timeout_s, idle_refresh_hz=config.idle_refresh_hz,
-        stats_interval_s=config.stats_interval_s,
+        stats_interval_s=config.stats_interval_s, liveliness=config.liveliness,
     )
 
 

@@ -46,9 +46,15 @@ def on_loop(bridge: Bridge, call: Callable[[], object]) -> None:
 
 
 @contextmanager
-def running_bridge(config: BridgeConfig) -> Iterator[Bridge]:
-    """Start the bridge (listeners bound, first frame sent) and stop it (neutral frame) after."""
+def running_bridge(
+    config: BridgeConfig, *, prepare: Callable[[Bridge], object] | None = None
+) -> Iterator[Bridge]:
+    """Start the bridge (listeners bound, first frame sent) and stop it (neutral frame) after.
+
+    ``prepare(bridge)`` runs before anything starts (e.g. adds the control panel as a source)."""
     bridge = build_bridge(config)
+    if prepare is not None:
+        prepare(bridge)
     ready = threading.Event()
     state: dict[str, object] = {}
 

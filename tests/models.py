@@ -95,6 +95,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def cli_script_without(package: str) -> str:
+    """The script above with ``package`` blocked instead of torch (e.g. ``aiohttp``, the web
+    extra's), for ``python -c SCRIPT ARGV``."""
+    return _CLI_WITHOUT_TORCH.replace("torch", package).replace("Torch", package.title())
+
+
 def run_cli_without_torch(argv: list[str]) -> subprocess.CompletedProcess[str]:
     """``vadbridge ARGV`` in a subprocess where ``import torch`` fails."""
     return subprocess.run(

@@ -40,7 +40,7 @@ SHELL_MODULES = frozenset({
     "vadbridge.outputs.ifacialmocap_sink", "vadbridge.outputs.vtube_studio_client",
 })  # fmt: skip
 PACKAGE_LAYERS = {"model": "model", "training": "training", "config": "config", "core": "core",
-                  "inputs": "core", "outputs": "core", "commands": "commands",
+                  "inputs": "core", "outputs": "core", "web": "shell", "commands": "commands",
                   "tools": "commands", "benchmarks": "commands", "presets": "config"}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import Mosquitto, free_port
 
+from vadbridge.config import LivelinessConfig
 from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.stats import InputStats
@@ -46,7 +47,7 @@ class BrokenPublisherSink:
 
 
 QUIET = LiveSettings(tau_s=0.1, space="vad", idle_timeout_s=0.0, idle_refresh_hz=0.0,
-                     stats_interval_s=0.0)
+                     stats_interval_s=0.0, liveliness=LivelinessConfig())
 
 
 def quiet_bridge(table: AvatarTable, bindings: list[Binding]) -> Bridge:

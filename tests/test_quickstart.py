@@ -2,10 +2,10 @@
 `make run` and a real `make broker` (Debian's mosquitto).
 
 Two liberties, both needed to run beside the rest of the suite: the default ports (OSC 9000,
-MQTT 1883, VMC 39539) become free ports, passed the way the README says (`make run ARGS=...`,
-`make broker BROKER_PORT=...`, the senders' own port options); and `make test` is skipped (it is
-this suite). Between two examples the test sends a neutral VAD itself, so each example has to
-make the face smile on its own.
+MQTT 1883, VMC 39539, the control panel's 8800) become free ports, passed the way the README
+says (`make run ARGS=...`, `make run WEB=...`, `make broker BROKER_PORT=...`, the senders' own
+port options); and `make test` is skipped (it is this suite). Between two examples the test
+sends a neutral VAD itself, so each example has to make the face smile on its own.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class QuickStart:
     def __init__(self, tmp_path: Path) -> None:
         self.osc = free_port(socket.SOCK_DGRAM)
         self.mqtt = free_port()
+        self.web = free_port()
         self.vmc = UdpReceiver()
         self.log = tmp_path / "make-run.log"
         # `make broker` keeps its config, log and pid file under TMPDIR.
@@ -60,8 +61,8 @@ class QuickStart:
     def adapt(self, command: str) -> str:
         """The README's command with this test's ports."""
         if command == "make run":
-            return (f'make run ARGS="--osc-in 127.0.0.1:{self.osc} --mqtt 127.0.0.1:{self.mqtt} '
-                    f'--vmc-out 127.0.0.1:{self.vmc.port}"')
+            return (f'make run WEB=127.0.0.1:{self.web} ARGS="--osc-in 127.0.0.1:{self.osc} '
+                    f'--mqtt 127.0.0.1:{self.mqtt} --vmc-out 127.0.0.1:{self.vmc.port}"')
         if command == "make broker":
             return f"make broker BROKER_PORT={self.mqtt}"
         if command.startswith("mosquitto_pub"):
@@ -132,6 +133,7 @@ def test_every_quick_start_command_runs_in_order_and_each_example_smiles(
         if command == "make run":
             run.start_bridge(adapted)
             assert run.smile(0.3) < NEUTRAL_SMILE_MAX  # it starts on a neutral face
+            run.wait_for_log(f"control panel: http://127.0.0.1:{run.web}/", 5)  # as promised
             continue
         result = subprocess.run(adapted, shell=True, cwd=REPO, env=run.env, capture_output=True,
                                 text=True, timeout=120)

@@ -23,6 +23,7 @@ from vadbridge.config import (
     MqttOutputConfig,
     RecordOutputConfig,
     VtubeStudioOutputConfig,
+    WebConfig,
     apply_overrides,
     load_config,
     websocket_host_port,
@@ -35,8 +36,11 @@ DEFAULT_CONFIG = Path(str(importlib.resources.files("vadbridge.presets").joinpat
 log = logging.getLogger("vadbridge")
 BANNER_MAX_OUTPUTS = 8  # a crowd has thousands of outputs: the banner names the first few
 
+PANEL_NEEDS_AIOHTTP = "the control panel needs aiohttp: pip install 'vadbridge[web]'"
+
 if TYPE_CHECKING:
     from vadbridge.daemon import Bridge
+    from vadbridge.web import ControlPanel
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,6 +60,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--vmc-out", metavar="HOST:PORT", help="VMC output address (replaces)")
     parser.add_argument("--mqtt", metavar="HOST:PORT",
                         help="MQTT broker of the (first) MQTT input (replaces)")
+    parser.add_argument("--web", metavar="HOST:PORT",
+                        help="serve the control panel there (turns web on; an address other "
+                             "than loopback needs a token: see the README)")
     parser.add_argument("--realtime", action="store_true",
                         help="ask for the SCHED_FIFO real-time policy (root or CAP_SYS_NICE), "
                              "so other processes cannot delay frames")
@@ -86,10 +93,13 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
         # which equal config/default.yaml (tests/test_config.py).
         config = apply_overrides(
             load_config(path), fps=args.fps, osc_in=args.osc_in, vmc_out=args.vmc_out,
-            mqtt=args.mqtt,
+            mqtt=args.mqtt, web=args.web,
         )
     except ConfigError as error:
         print(f"vadbridge run: {error}", file=sys.stderr)
+        return 2
+    if config.web.enabled and not _panel_importable():
+        print(f"vadbridge run: {PANEL_NEEDS_AIOHTTP}", file=sys.stderr)
         return 2
     label = str(path) if path is not None else "built-in defaults"
     level = logging.DEBUG if args.verbose else getattr(logging, config.log_level.upper())
@@ -108,19 +118,23 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
     except (WiringError, OSError, ValueError) as error:
         print(f"vadbridge run: {label}: {error}", file=sys.stderr)
         return 2
-    reloader = None
-    if path is not None:
-        from vadbridge.reload import Reloader
+    from vadbridge.reload import Reloader
 
-        reloader = Reloader(
-            bridge, path, config, keep_log_level=args.verbose,
-            prepare=lambda new: apply_overrides(new, fps=args.fps, osc_in=args.osc_in,
-                                                vmc_out=args.vmc_out, mqtt=args.mqtt),
-        )
+    # Without a file there is nothing to reload on SIGHUP, but the panel's changes use it too.
+    reloader = Reloader(
+        bridge, path, config, keep_log_level=args.verbose,
+        prepare=lambda new: apply_overrides(new, fps=args.fps, osc_in=args.osc_in,
+                                            vmc_out=args.vmc_out, mqtt=args.mqtt, web=args.web),
+    )
+    panel = None
+    if config.web.enabled:
+        from vadbridge.web import attach_panel
+
+        panel = attach_panel(bridge, config, reloader)
     freeze_startup_objects()
     try:
-        asyncio.run(_serve(bridge, reloader, banner=lambda: banner_lines(config, label, bridge),
-                           hangup=hangup))
+        asyncio.run(_serve(bridge, reloader, hangup=hangup,
+                           banner=lambda: banner_lines(config, label, bridge, panel=panel)))
     except OSError as error:  # a listener could not bind; its message names it (no "[Errno N]")
         print(f"vadbridge run: {error.strerror or error}", file=sys.stderr)
         return 1
@@ -144,7 +158,7 @@ async def _serve(bridge: Any, reloader: Any = None,
     assert task is not None
     _stop_on_signals(task)
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
-    if reloader is not None and sighup is not None:
+    if reloader is not None and reloader.path is not None and sighup is not None:
         asyncio.get_running_loop().add_signal_handler(sighup, reloader.request)
         if hangup is not None and hangup.requested:
             reloader.request()
@@ -157,12 +171,14 @@ async def _serve(bridge: Any, reloader: Any = None,
 
 
 def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
-                 pid: int | None = None) -> list[str]:
+                 pid: int | None = None, panel: ControlPanel | None = None) -> list[str]:
     """The startup banner: what this process runs and where its inputs and outputs are.
 
     ``label`` is the config file (or "built-in defaults"); inputs come from the bridge's sources
-    (bound ports, MQTT subscriptions), outputs from its bindings (this shard's outputs only).
-    Every address appears once. The last line starts with "streaming at" (tests wait for it).
+    (bound ports, MQTT subscriptions), outputs from its bindings (this shard's outputs only);
+    ``panel`` (one of the sources) has a line of its own: its page's address, and the token
+    when the bridge made one. Every address appears once. The last line starts with
+    "streaming at" (tests wait for it).
     """
     from vadbridge.inputs.mqtt import MqttSource
     from vadbridge.inputs.osc import OscSource
@@ -174,7 +190,8 @@ def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
         f"config: {label}",
         f"model: {checkpoint_path(config)} (engine {config.model.engine})",
     ]
-    for source in bridge.sources:
+    sources = [source for source in bridge.sources if source is not panel]
+    for source in sources:
         if isinstance(source, OscSource):
             senders = source.allow_list
             only = "" if senders is None else ", only from " + ", ".join(map(str, senders.networks))
@@ -184,8 +201,10 @@ def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
                          f"topics {source.topics_summary}")
         else:  # pragma: no cover - wiring builds only the two above
             lines.append(f"input {source.name}")
-    if not bridge.sources:
+    if not sources:
         lines.append("inputs: none")
+    if panel is not None:
+        lines.append(panel_banner_line(panel))
     for binding in bridge.bindings[:BANNER_MAX_OUTPUTS]:
         output = binding.config
         if isinstance(output, RecordOutputConfig):
@@ -207,6 +226,30 @@ def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
     lines.append(f"streaming at {config.frame_rate} fps to {count} output{_plural(count)} "
                  "(Ctrl+C to stop)")
     return lines
+
+
+def panel_banner_line(panel: ControlPanel) -> str:
+    """Where the control panel is; a token the bridge made is printed here, and only here."""
+    if panel.token is None:
+        return f"control panel: {panel.url} (loopback only, no token)"
+    if panel.generated_token:
+        return f"control panel: {panel.url} (token required)"
+    return f"control panel: {panel.address} (token required: {_token_source(panel.config)})"
+
+
+def _token_source(web: WebConfig) -> str:
+    return f"from ${web.token_env}" if web.token_env is not None else "web.token in the config"
+
+
+def _panel_importable() -> bool:
+    """Whether the panel's web library (the ``web`` extra's aiohttp) is installed."""
+    try:
+        import vadbridge.web  # noqa: F401
+    except ImportError as error:
+        if (error.name or "").partition(".")[0] != "aiohttp":
+            raise
+        return False
+    return True
 
 
 def _plural(count: int) -> str:
@@ -274,7 +317,21 @@ def _check(config: Any, label: str) -> int:
     for output in config.outputs:
         if isinstance(output, VtubeStudioOutputConfig):
             _check_vtube_studio(output)
+    if config.web.enabled:
+        _check_panel(config.web)
     return 0
+
+
+def _check_panel(web: WebConfig) -> None:
+    from vadbridge.web import page_address
+
+    if not web.needs_token:
+        note = "loopback: no token"
+    elif web.token is None:
+        note = "token required: a random one is printed at start"
+    else:
+        note = f"token required: {_token_source(web)}"
+    print(f"web: control panel on {page_address(web.host, web.port)} ({note})")
 
 
 def _check_vtube_studio(output: VtubeStudioOutputConfig) -> None:

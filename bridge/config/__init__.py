@@ -2,10 +2,10 @@
 
 The one import point: callers import from ``vadbridge.config``, never its inner modules
 (``errors``, ``specs`` and ``values``: the vocabulary; ``mqtt``, ``inputs``, ``outputs``,
-``vtube_studio`` and ``schema``: the schema; ``loader``: YAML -> dataclasses; ``overrides``: the
-command-line flags; ``docs``: the generated reference). The facts other layers check too — the
-port and frame-rate ranges, the avatar-id pattern, MQTT's string limit — are exported here,
-stated once.
+``vtube_studio``, ``web`` and ``schema``: the schema; ``loader``: YAML -> dataclasses;
+``overrides``: the command-line flags; ``docs``: the generated reference). The facts other
+layers check too — the port and frame-rate ranges, the avatar-id pattern, MQTT's string limit,
+what a loopback host is — are exported here, stated once.
 ``python -m vadbridge.config`` prints the reference or validates a file.
 """
 
@@ -40,6 +40,7 @@ from vadbridge.config.values import (
     MQTT_MAX_STRING_BYTES,
     PORT_RANGE,
     Shard,
+    is_loopback,
     is_port,
 )
 from vadbridge.config.vtube_studio import (
@@ -53,6 +54,7 @@ from vadbridge.config.vtube_studio import (
     parse_mapping_row,
     websocket_host_port,
 )
+from vadbridge.config.web import WebConfig
 
 __all__ = [
     "AVATAR_ID_PATTERN",
@@ -86,10 +88,12 @@ __all__ = [
     "VmcOutputConfig",
     "VtsMappingRow",
     "VtubeStudioOutputConfig",
+    "WebConfig",
     "apply_overrides",
     "custom_parameter_names",
     "format_config_error",
     "format_mapping_row",
+    "is_loopback",
     "is_port",
     "is_vts_parameter_name",
     "load_config",

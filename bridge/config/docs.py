@@ -38,9 +38,10 @@ equal `config/default.yaml`). The whole file is validated before any socket open
   (no lone surrogates such as `"\\ud800"`); the file is a regular file of at most
   {MAX_CONFIG_BYTES // 2**20} MiB, without control characters such as NUL.
 - Relative file paths (checkpoint, TLS files) are relative to the config file's directory.
-- Secrets: give the MQTT password as `password_env: NAME` to read it from the environment at
-  start (an unset variable is an error). Passwords never appear in logs, reprs or error
-  messages (an error says only what kind of value it found).
+- Secrets: give the MQTT password as `password_env: NAME` (and the control panel's token as
+  `web.token_env: NAME`) to read it from the environment at start (an unset variable is an
+  error). Secrets never appear in logs, reprs or error messages (an error says only what kind
+  of value it found).
 - Strings that YAML would read as something else (`007`, `yes`, `1.0`) must be quoted.
 
 Examples: `config/vseeface.yaml`, `config/unreal-livelink.yaml`, `config/unity-osc.yaml`,
@@ -56,6 +57,7 @@ _OVERRIDES = f"""\
 | `--osc-in HOST:PORT` | host and port of the first `osc` input (added if there is none) |
 | `--mqtt HOST:PORT` | host and port of the first `mqtt` input (added if there is none) |
 | `--vmc-out HOST:PORT` | host and port of the first `vmc` output (added if there is none) |
+| `--web HOST:PORT` | `web.host` and `web.port`, and `web.enabled: true` (the control panel) |
 
 IPv6 addresses go in brackets: `--osc-in [::1]:9000`.
 """

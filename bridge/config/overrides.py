@@ -1,4 +1,5 @@
-"""The command-line flags that override a loaded config: ``--fps`` and the address flags.
+"""The command-line flags that override a loaded config: ``--fps`` and the address flags
+(``--web`` also turns the control panel on).
 
 A bad flag value is a ``ConfigError`` like a bad key in the file, with ``<command line>`` for
 the file and the flag for the key path; its ranges are the schema's own (``FRAME_RATE``,
@@ -48,11 +49,14 @@ def apply_overrides(
     osc_in: str | tuple[str, int] | None = None,
     vmc_out: str | tuple[str, int] | None = None,
     mqtt: str | tuple[str, int] | None = None,
+    web: str | tuple[str, int] | None = None,
 ) -> BridgeConfig:
-    """The CLI's ``--fps``, ``--osc-in``, ``--vmc-out`` and ``--mqtt`` applied to ``config``.
+    """The CLI's ``--fps``, ``--osc-in``, ``--vmc-out``, ``--mqtt`` and ``--web`` applied to
+    ``config``.
 
     An address flag changes the host and port of the first input/output of its type, or adds
-    one with defaults when there is none. Strings are parsed with ``parse_host_port``.
+    one with defaults when there is none; ``--web`` sets the control panel's address and turns
+    it on. Strings are parsed with ``parse_host_port``.
     """
     if fps is not None:
         _check_frame_rate(fps)
@@ -69,6 +73,10 @@ def apply_overrides(
         address = _address(vmc_out, "--vmc-out")
         config = dataclasses.replace(
             config, outputs=_retarget(config.outputs, VmcOutputConfig, address))
+    if web is not None:
+        host, port = _address(web, "--web")
+        config = dataclasses.replace(
+            config, web=dataclasses.replace(config.web, enabled=True, host=host, port=port))
     return config
 
 

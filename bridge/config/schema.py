@@ -35,6 +35,7 @@ from vadbridge.config.specs import (
     setting,
 )
 from vadbridge.config.values import AVATAR_ID, FRAME_RATE, FRAME_RATE_RANGE, Shard, ShardText
+from vadbridge.config.web import WebConfig
 from vadbridge.model.api import bundled_model_names
 
 __all__ = [
@@ -249,6 +250,7 @@ class BridgeConfig:
     avatars: AvatarsConfig = setting(AvatarsConfig, Section(AvatarsConfig), "")  # noqa: RUF009
     limits: LimitsConfig = setting(LimitsConfig, Section(LimitsConfig), "")  # noqa: RUF009
     liveliness: LivelinessConfig = setting(LivelinessConfig, Section(LivelinessConfig), "")  # noqa: RUF009
+    web: WebConfig = setting(WebConfig, Section(WebConfig), "")  # noqa: RUF009
     inputs: tuple[InputConfig, ...] = setting(
         lambda: (OscInputConfig(), MqttInputConfig()), TypedList(INPUT_TYPES),
         "Where VAD and emotions come from. Absent = the defaults; `[]` = no inputs.")

@@ -10,6 +10,7 @@ published topic has no wildcards), so a bad value fails at load rather than at t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zlib
 from collections.abc import Callable
@@ -39,6 +40,7 @@ __all__ = [
     "TOPIC_PREFIX",
     "Shard",
     "ShardText",
+    "is_loopback",
     "is_port",
 ]
 
@@ -68,6 +70,17 @@ def is_port(value: object) -> TypeGuard[int]:
     """``value`` is an int (not a bool) in ``PORT_RANGE``."""
     low, high = PORT_RANGE
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` is ``localhost`` or a loopback address: only this machine can reach a listener
+    there. Another host name may resolve to any interface, so it is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_host(text: str) -> bool:

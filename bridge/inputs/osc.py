@@ -8,13 +8,12 @@ time-tagged in the future (blocking the event loop) and swallows parse errors
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from vadbridge.config import PORT_RANGE
+from vadbridge.config import PORT_RANGE, is_loopback
 from vadbridge.core.osc_codec import OscDecodeError, decode_datagram
 from vadbridge.core.stats import InputStats, show
 from vadbridge.core.types import InputError, VadSample
@@ -27,15 +26,6 @@ log = logging.getLogger("vadbridge.inputs.osc")
 
 MAX_UDP_PAYLOAD_BYTES = 65507  # IPv4: 65535 - 20 (IP header) - 8 (UDP header)
 SOURCE = "osc"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: assume it may resolve to a reachable interface
-        return False
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -119,7 +109,7 @@ class OscSource:
         self._failure = loop.create_future()
         self.port = transport.get_extra_info("sockname")[1]
         self.name = f"osc {self.host}:{self.port}"
-        if _is_loopback(self.host):  # `vadbridge run` says it in its banner: no line of its own
+        if is_loopback(self.host):  # `vadbridge run` says it in its banner: no line of its own
             log.debug("OSC input listening on %s:%d", self.host, self.port)
         elif self.allow_list is None:
             log.warning(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import socket
 import time
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vadbridge.config import IFacialMocapOutputConfig
+from vadbridge.config import IFacialMocapOutputConfig, is_loopback
 from vadbridge.core.types import Frame
 from vadbridge.outputs.ifacialmocap import (
     HandshakeError,
@@ -48,13 +47,6 @@ log = logging.getLogger("vadbridge.outputs")
 # names the output ("Address already in use" alone names none).
 BIND_ATTEMPTS = 20
 BIND_RETRY_S = 0.05
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may well resolve to a reachable interface
-        return False
 
 
 @dataclass(slots=True)
@@ -137,7 +129,7 @@ class HandshakeSink:
             return
         self._transport = transport
         self.listen_port = transport.get_extra_info("sockname")[1]
-        if _is_loopback(self.listen_host):
+        if is_loopback(self.listen_host):
             return
         log.warning(
             "output %s: listening for iFacialMocap handshakes on %s:%d, not a loopback "
