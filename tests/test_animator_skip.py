@@ -5,8 +5,8 @@ The skipping animator is compared with a reference animator that infers every ro
 
     (a) the skip: a skipped row shows the face of a VAD at most SKIP_EPSILON away (max norm),
         so a weight lags by at most L * SKIP_EPSILON, L the network's Lipschitz constant; the
-        measured L of the bundled models is <= 12 (benchmarks/engines.py) and the design bound
-        is one 8-bit step, 1/255;
+        largest ratio sampled for the bundled models is ~12 (benchmarks/engines.py; an estimate)
+        and the design bound is one 8-bit step, 1/255;
     (b) float32 paths: the two animators batch different rows, so BLAS may round apart
         (FLOAT32_PATH_ATOL, tests/models.py).
 

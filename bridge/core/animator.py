@@ -50,9 +50,10 @@ from vadbridge.model.arkit import LEFT_INDICES, NUM_BLENDSHAPES, RIGHT_INDICES
 _MAX_CACHED_STEPS = 8
 
 # The largest change of smoothed VAD (any axis) that keeps a row's weights without inference.
-# Measured (benchmarks/engines.py, lipschitz): the bundled models change a weight by at most
-# 12 (v1) and 6 (v2) times the VAD change, so the face lags the model by <= 12 * 2.5e-4 = 0.003,
-# under one step of an 8-bit weight (1/255 = 0.0039). 0 turns skipping off.
+# Measured (benchmarks/engines.py, lipschitz; a sampled estimate, not a proof): the bundled
+# models change a weight by at most ~12 (v1) and ~6 (v2) times the VAD change, so the face lags
+# the model by ~12 * 2.5e-4 = 0.003 at most, under one step of an 8-bit weight (1/255 =
+# 0.0039). 0 turns skipping off.
 SKIP_EPSILON = 2.5e-4
 
 
