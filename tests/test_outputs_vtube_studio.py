@@ -641,15 +641,32 @@ def test_the_bridge_injects_at_least_55_of_60_frames_per_second(
     """The bridge sends 60 frames a second and the client injects each (rate_hz 60 = the frame
     rate: no limiter). A frame is lost only when two arrive before the client's task runs (it
     keeps the newest), which a machine running two test workers does now and then; 55 of 60
-    allows 8 % of that while still failing a client that halves or throttles the rate."""
+    allows 8 % of that while still failing a client that halves or throttles the rate.
+
+    Counted on the bridge's loop, injections against the frames the bridge made in the same
+    window: the stand-in server shares this process's interpreter, so its receive times lag
+    under load and a count by its clock loses whatever straddles the window's end (50 of 60 in
+    one CI run). That every injection reaches the server is checked after the window."""
     saved_token(server, tmp_path)
     with running_bridge(bridge_config(server.url, tmp_path)) as bridge:
         sink = bridge.sinks[0]
         assert isinstance(sink, VtubeStudioSink)
         wait_for(lambda: sink.state == "streaming", "streaming")
-        rate = injections_per_second(server, 2.0)
-    print(f"\ninjected {rate:.1f} frames/s of {FPS}")
-    assert rate >= 55
+        counts: list[tuple[int, int, int]] = []
+
+        def count() -> None:
+            counts.append((bridge.stats_snapshot()["frames"], sink.frames_injected,
+                           len(server.injections)))
+
+        on_loop(bridge, count)
+        time.sleep(2.0)
+        on_loop(bridge, count)
+        (frames_0, injected_0, received_0), (frames_1, injected_1, _) = counts
+        frames, injected = frames_1 - frames_0, injected_1 - injected_0
+        wait_for(lambda: len(server.injections) - received_0 >= injected, "the server to read")
+    print(f"\ninjected {injected} of {frames} frames in 2 s")
+    assert frames >= 2.0 * FPS * 0.9  # the bridge itself kept its rate
+    assert injected >= frames * 55 / 60
 
 
 def test_the_bridge_survives_a_vtube_studio_restart(server: VtsServer, tmp_path: Path) -> None:
