@@ -38,14 +38,17 @@ from pathlib import Path
 
 import aiomqtt
 
-from vadbridge.benchmarks.harness import stop_process
+from vadbridge.benchmarks.harness import (
+    SO_TIMESTAMPNS,
+    record_kernel_receive_times,
+    stop_process,
+)
 
 HOST = "127.0.0.1"
 STATS_INTERVAL_S = 1
 MIN_FPS = 59.0
 MAX_GAP_MS = 50.0
 MAX_LINES_PER_KIND = 3
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 _SAME_FRAME_S = 0.002  # datagrams closer than this are one frame (a split VMC bundle)
 _START_TIMEOUT_S = 15.0
 MIX_64K = "+".join(["joy"] * 16_250)  # 64,999 bytes
@@ -87,9 +90,7 @@ class Broker:
         raise RuntimeError(f"mosquitto did not start on port {self.port}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=5)
+        stop_process(self.process, timeout_s=5)
 
 
 class FrameTimes:
@@ -100,23 +101,15 @@ class FrameTimes:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(0.1)
-        self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.port: int = self.sock.getsockname()[1]
         self.times: list[float] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(
+            target=record_kernel_receive_times, args=(self.sock, self._stop, self.times),
+            daemon=True,
+        )
         self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                _, ancillary, _, _ = self.sock.recvmsg(65536, 64)
-            except TimeoutError:
-                continue
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                    seconds, nanoseconds = struct.unpack("qq", data[:16])
-                    self.times.append(seconds + nanoseconds * 1e-9)
 
     def frames(self, start: float, end: float) -> list[float]:
         frames: list[float] = []

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -222,6 +224,26 @@ while True:
     except BlockingIOError:
         pass
 """
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
+
+
+def record_kernel_receive_times(
+    sock: socket.socket, stop: threading.Event, times: list[float]
+) -> None:
+    """Append the kernel's receive time (SO_TIMESTAMPNS, enabled on ``sock`` by the caller) of
+    every datagram on ``sock`` to ``times`` until ``stop`` is set: a busy receiving process
+    cannot make the sender look late. ``sock`` needs a timeout, so ``stop`` is seen."""
+    while not stop.is_set():
+        try:
+            _, ancillary, _, _ = sock.recvmsg(65536, 64)
+        except TimeoutError:
+            continue
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", data[:16])
+                times.append(seconds + nanoseconds * 1e-9)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

@@ -181,13 +181,9 @@ class Mosquitto:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=_BROKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        from vadbridge.benchmarks.harness import stop_process  # numpy: not for every test
+
+        stop_process(process, timeout_s=_BROKER_STOP_TIMEOUT_S)
         if process.stderr is not None:
             process.stderr.close()
 

@@ -20,6 +20,8 @@ from vadbridge.model.config import MLPConfig
 from vadbridge.model.engine import parameter_layout
 
 if TYPE_CHECKING:
+    import pytest
+
     from vadbridge.model.network import VADBlendshapeMLP
 
 # How far apart two float32 evaluation paths of the same network may put an output weight: a
@@ -99,6 +101,19 @@ def cli_script_without(package: str) -> str:
     """The script above with ``package`` blocked instead of torch (e.g. ``aiohttp``, the web
     extra's), for ``python -c SCRIPT ARGV``."""
     return _CLI_WITHOUT_TORCH.replace("torch", package).replace("Torch", package.title())
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``vadbridge ARGV`` in-process: the exit status (argparse errors exit via SystemExit, ours
+    return 2), stdout and stderr."""
+    from vadbridge.commands import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def run_cli_without_torch(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from models import run_cli
 
 import vadbridge
-from vadbridge.commands import build_parser, main
+from vadbridge.commands import build_parser
 from vadbridge.model import api
 from vadbridge.model.arkit import ARKIT_NAMES
 from vadbridge.model.emotions import ALIASES, BASIC_EMOTIONS, emotion_to_vad, known_emotion_names
@@ -29,16 +30,6 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``vadbridge ARGV`` in-process: the exit status, stdout and stderr."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def help_text(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

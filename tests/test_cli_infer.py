@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from models import seeded_model
+from models import run_cli, seeded_model
 
-from vadbridge.commands import main
 from vadbridge.model import api
 from vadbridge.model.api import load_model, predict
 from vadbridge.model.arkit import ARKIT_NAMES, LEFT_INDICES, RIGHT_INDICES, enforce_symmetry
@@ -37,16 +36,6 @@ def checkpoint(torch_model: VADBlendshapeMLP, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def engine(checkpoint: Path) -> NumpyMLP:
     return load_model(checkpoint)[0]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``vadbridge`` in-process; argparse errors exit via SystemExit, ours return 2."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def json_output(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:

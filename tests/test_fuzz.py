@@ -218,10 +218,11 @@ from bridge_harness import UdpReceiver, expected_vmc_frame, wait_for_frame  # no
 from conftest import Mosquitto, free_port  # noqa: E402
 from models import seeded_checkpoint  # noqa: E402
 
+from vadbridge.benchmarks.harness import SO_TIMESTAMPNS, record_kernel_receive_times  # noqa: E402
+
 KNOWN_KINDS = {"osc.decode", "osc.arity", "osc.type", "osc.address", "nonfinite", "oversize",
                "emotion.unknown", "emotion.invalid", "mqtt.json", "mqtt.shape", "mqtt.topic"}
 STATS_INTERVAL_S = 0.1
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 _STATS_LINE = re.compile(
     r"stats \(last .*\): .* late (\d+), skipped (\d+), .*; inputs accepted (.*), rejected (.*), "
     r"clipped (.*); send errors"
@@ -326,29 +327,20 @@ class FrameTimes:
 
     def __init__(self, receiver: UdpReceiver) -> None:
         self.receiver = receiver
-        receiver.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        receiver.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.times: list[float] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(
+            target=record_kernel_receive_times, args=(receiver.sock, self._stop, self.times),
+            daemon=True,
+        )
         self._thread.start()
-
-    def _run(self) -> None:
-        sock = self.receiver.sock
-        while not self._stop.is_set():
-            try:
-                _, ancillary, _, _ = sock.recvmsg(65536, 64)
-            except TimeoutError:
-                continue
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                    seconds, nanoseconds = struct.unpack("qq", data[:16])
-                    self.times.append(seconds + nanoseconds * 1e-9)
 
     def stop(self) -> float:
         """Stop; the longest gap between two frames."""
         self._stop.set()
         self._thread.join(5)
-        self.receiver.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 0)
+        self.receiver.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 0)
         return max(b - a for a, b in pairwise(self.times))
 
 
