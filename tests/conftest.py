@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiomqtt
 import pytest
@@ -61,6 +61,13 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def kill_if_running(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``process`` if it still runs, and reap it (a test's cleanup after its checks)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bridge_harness import UdpReceiver, osc
-from conftest import free_port
+from conftest import free_port, kill_if_running
 
 import vadbridge
 from vadbridge.commands.run import BANNER_MAX_OUTPUTS, banner_lines
@@ -167,9 +167,7 @@ def running(config: Path, *flags: str) -> Iterator[LogLines]:
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT_S) == 0, log.text()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
         log.join()
         assert process.stderr is not None
         process.stderr.close()

@@ -34,7 +34,7 @@ from bridge_harness import (
     wait_for_frame,
     wait_until,
 )
-from conftest import Mosquitto, free_port, unassigned_port
+from conftest import Mosquitto, free_port, kill_if_running, unassigned_port
 from models import seeded_checkpoint
 
 from vadbridge.config import load_config
@@ -314,12 +314,6 @@ def start_bridge(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture
 def flood() -> Iterator[Callable[[int], threading.Thread]]:
     """Starts a thread sending valid ``/vad`` datagrams to a port as fast as it can."""
@@ -368,7 +362,7 @@ def test_a_signal_during_an_input_flood_sends_neutral_and_exits_zero(
         exit_s = time.monotonic() - signalled
         tail = vmc.receive(0.2)
     finally:
-        stop(process)
+        kill_if_running(process)
         vmc.close()
     stderr = log.read_text()
     print(f"\n{signal.Signals(signum).name} under flood: exit {exit_s:.3f} s, longest gap "
@@ -409,7 +403,7 @@ def test_sighup_reloads_outputs_and_smoothing_without_a_gap_and_keeps_them_on_a_
         process.wait(timeout=30)
         tail = a.receive(0.2)
     finally:
-        stop(process)
+        kill_if_running(process)
         a.close()
         b.close()
     stderr = log.read_text()

@@ -215,7 +215,7 @@ import re  # noqa: E402
 import signal  # noqa: E402
 
 from bridge_harness import UdpReceiver, expected_vmc_frame, wait_for_frame  # noqa: E402
-from conftest import Mosquitto, free_port  # noqa: E402
+from conftest import Mosquitto, free_port, kill_if_running  # noqa: E402
 from models import seeded_checkpoint  # noqa: E402
 
 from vadbridge.benchmarks.harness import SO_TIMESTAMPNS, record_kernel_receive_times  # noqa: E402
@@ -601,9 +601,7 @@ def test_bad_configs_exit_2_with_file_key_and_reason_never_a_traceback(tmp_path:
         try:
             _, err = process.communicate(timeout=60)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            kill_if_running(process)
         expected = BAD_CONFIGS[name][1]
         assert process.returncode == 2, (name, err)
         assert "Traceback" not in err, name

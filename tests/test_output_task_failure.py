@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Mosquitto, free_port
+from conftest import Mosquitto, free_port, kill_if_running
 
 from vadbridge.config import LivelinessConfig
 from vadbridge.core.animator import Animator
@@ -138,9 +138,7 @@ def test_an_mqtt_output_added_by_sighup_that_fails_stops_the_daemon_with_exit_1(
         daemon.send_signal(signal.SIGHUP)
         code = daemon.wait(timeout=30)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_if_running(daemon)
     text = log.read_text()
     assert code == 1, text
     assert "config reloaded" in text and "1 new" in text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from bridge_harness import UdpReceiver, vmc_frame_values
-from conftest import free_port
+from conftest import free_port, kill_if_running
 from models import cli_script_without
 
 from vadbridge.commands import main
@@ -41,8 +41,7 @@ def interrupted(process: subprocess.Popen[str]) -> str:
     try:
         return process.communicate(timeout=10)[1]
     finally:
-        if process.poll() is None:
-            process.kill()
+        kill_if_running(process)
 
 
 def test_the_bridge_runs_without_aiohttp_when_the_panel_is_off(tmp_path: Path,

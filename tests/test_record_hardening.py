@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bridge_harness import running_bridge, wait_until
+from conftest import kill_if_running
 from models import seeded_checkpoint
 
 from vadbridge.config import load_config
@@ -111,9 +112,7 @@ def _rows_lost_on_kill(path: Path, record_s: float) -> int:
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=10)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        kill_if_running(child)
     sent = int(out.split()[-1]) if out.split() else 1
     take = load_take(path)
     assert take.warning is None  # whole rows only: one write per batch

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bridge_harness import UdpReceiver, vmc_frame_values
-from conftest import free_port
+from conftest import free_port, kill_if_running
 
 from vadbridge.commands import main
 
@@ -50,8 +50,7 @@ def test_sigterm_sends_a_neutral_frame_and_exits_zero(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=10)
         frames = vmc.receive(0.3)
     finally:
-        if process.poll() is None:
-            process.kill()
+        kill_if_running(process)
         vmc.close()
     assert process.returncode == 0, stderr
     assert time.monotonic() - stopped_at < 10
@@ -69,8 +68,7 @@ def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
+        kill_if_running(process)
         vmc.close()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr

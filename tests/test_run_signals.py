@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from bridge_harness import UdpReceiver
-from conftest import free_port
+from conftest import free_port, kill_if_running
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,9 +68,7 @@ def test_sigterm_during_a_stuck_reload_exits_zero_within_1_5_s(tmp_path: Path) -
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=1.5)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_if_running(daemon)
     text = log.read_text()
     assert code == 0, text
     assert "stopped: sent a neutral frame" in text
@@ -86,9 +84,7 @@ def test_a_second_sigterm_during_a_stuck_reload_still_ends_the_process(tmp_path:
             daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=1.5)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_if_running(daemon)
     # The second signal lands either on the running loop (exit 0) or after the loop closed,
     # where SIGTERM has its default meaning again.
     assert code in (0, -signal.SIGTERM), log.read_text()
@@ -128,9 +124,7 @@ def test_sighups_from_the_first_moment_of_run_never_kill_the_daemon(tmp_path: Pa
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=10)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_if_running(daemon)
         vmc.close()
     text = log.read_text()
     assert code == 0, text
