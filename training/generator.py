@@ -63,13 +63,13 @@ _I = ARKIT_INDEX
 _NAMES = ARKIT_NAMES
 
 
-def _sample_points(rng: np.random.Generator, n: int, emotion_vad: np.ndarray) -> np.ndarray:
+def _sample_points(rng: np.random.Generator, n: int, anchor_vad: np.ndarray) -> np.ndarray:
     n_uniform = round(n * UNIFORM_FRACTION)
     uniform = rng.uniform(-1.0, 1.0, size=(n_uniform, 3))
     n_ray = n - n_uniform
-    which = rng.integers(0, len(emotion_vad), size=n_ray)
+    which = rng.integers(0, len(anchor_vad), size=n_ray)
     intensity = rng.uniform(0.0, RAY_MAX_INTENSITY, size=(n_ray, 1))
-    ray = intensity * emotion_vad[which] + rng.normal(0.0, RAY_JITTER, size=(n_ray, 3))
+    ray = intensity * anchor_vad[which] + rng.normal(0.0, RAY_JITTER, size=(n_ray, 3))
     points = np.concatenate([uniform, ray])
     points = points[rng.permutation(n)]
     clipped: np.ndarray = np.clip(points, -1.0, 1.0)

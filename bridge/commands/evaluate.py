@@ -18,7 +18,7 @@ import numpy.typing as npt
 from vadbridge.commands.args import fail
 from vadbridge.model.api import DEFAULT_MODEL_NAME, load_model, predict
 from vadbridge.model.arkit import enforce_symmetry
-from vadbridge.training.evaluation import Evaluation, evaluate, table
+from vadbridge.training.evaluation import Evaluation, FaceFunction, evaluate, table
 from vadbridge.training.generator import blend_faces
 
 BLEND_COLUMN = "training blend"
@@ -47,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=evaluate_command)
 
 
-def _model_faces(path: str) -> Any:
+def _model_faces(path: str) -> FaceFunction:
     model, _meta = load_model(path)
 
     def faces(vad: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -43,7 +43,8 @@ def add_parser(subparsers: Any) -> None:
         "dataset",
         help="write the built-in training dataset (.csv or .npz)",
         description="Write the built-in training dataset: VAD points paired with faces blended "
-        "from the basic emotions' expression prototypes, with capture-like noise.",
+        "from expression prototypes (the basic emotions and four calm states), with "
+        "capture-like noise.",
     )
     dataset.add_argument("--out", required=True, metavar="FILE", help="output .csv or .npz file")
     dataset.add_argument(
