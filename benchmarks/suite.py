@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 BENCHMARKS: tuple[str, ...] = (
-    "encoders", "frame_cost", "engines", "pacing", "latency", "idle",
+    "encoders", "frame_cost", "engines", "pacing", "latency", "idle", "one_avatar",
 )  # fmt: skip
-# frame_cost's naive reference runs the torch module; the others need numpy alone.
-NEEDS_TORCH: frozenset[str] = frozenset({"frame_cost"})
+# Their naive references run the torch module; the others need numpy alone.
+NEEDS_TORCH: frozenset[str] = frozenset({"frame_cost", "one_avatar"})
 
 
 def _progress(message: str) -> None:
@@ -36,7 +36,15 @@ def run_benchmarks(
     torch_module: bool = True,
 ) -> int:
     """Run ``names`` (in BENCHMARKS order); ``torch_module`` False: none of NEEDS_TORCH."""
-    from vadbridge.benchmarks import encoders, engines, frame_cost, idle, latency, pacing
+    from vadbridge.benchmarks import (
+        encoders,
+        engines,
+        frame_cost,
+        idle,
+        latency,
+        one_avatar,
+        pacing,
+    )
     from vadbridge.benchmarks.harness import (
         Result,
         format_table,
@@ -84,6 +92,8 @@ def run_benchmarks(
                 results += latency.run(models, workdir, quick=quick)
             elif name == "idle":
                 results += idle.run(models.engine, quick=quick)
+            elif name == "one_avatar":
+                results += one_avatar.run(quick=quick, progress=_progress)
             if name == "frame_cost":
                 results += lut_error_results(lut, models, quick=quick)
     out(format_table(results))

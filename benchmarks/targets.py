@@ -48,6 +48,21 @@ def _pacing_mode_lines(results: Sequence[Result]) -> list[str]:
     return lines
 
 
+def _one_avatar_lines(results: Sequence[Result]) -> list[str]:
+    """One avatar, three outputs, inputs at 30 Hz: <= 1 % of a core, >= 8x less CPU than the
+    naive process beside it, lateness p99 <= 0.5 ms (the benchmark has one case)."""
+    cpu = _find(results, "one_avatar", "", "CPU")
+    p99 = _find(results, "one_avatar", "", "lateness p99")
+    if cpu is None or cpu.ratio is None or p99 is None:
+        return []
+    ok = cpu.value <= 1.0 and cpu.ratio >= 8.0 and p99.value <= 0.5
+    return [
+        f"  {_verdict(ok)} one avatar ({cpu.case}): CPU {cpu.value:.2f}% of a core (<= 1), "
+        f"{cpu.ratio:.1f}x less than the naive process beside it (>= 8x), lateness p99 "
+        f"{p99.value:.3f} ms (<= 0.5)"
+    ]
+
+
 def target_lines(results: Sequence[Result]) -> list[str]:
     lines = ["targets (this run):"]
     for engine in ("mlp", "lut"):
@@ -101,6 +116,7 @@ def target_lines(results: Sequence[Result]) -> list[str]:
                 f"  {_verdict(result.value <= 5.0)} idle {result.case}: {result.value:.1f}% "
                 "of a core (<= 5)"
             )
+    lines += _one_avatar_lines(results)
     if len(lines) == 1:
         lines.append("  (no target-bearing benchmark ran)")
     return lines

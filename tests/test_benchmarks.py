@@ -11,11 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from models import run_cli_without_torch
 
 from vadbridge.benchmarks.encoders import PAIRS, check_identical, sample_frames
 from vadbridge.benchmarks.harness import Result, format_table, parse_table
+from vadbridge.benchmarks.one_avatar import CASE as ONE_AVATAR_CASE
+from vadbridge.benchmarks.one_avatar import grid_lateness_s
 from vadbridge.benchmarks.suite import BENCHMARKS
 from vadbridge.commands import main as vadbridge_main
 from vadbridge.commands.args import NEEDS_TORCH
@@ -87,6 +90,34 @@ def test_quick_bench_covers_the_issue_cases(quick_run: subprocess.CompletedProce
     assert any(b == "engines" and m == "bound on a skipped face's lag" for b, _, m in cases)
 
 
+def test_quick_bench_measures_one_avatar_beside_the_naive_process(
+    quick_run: subprocess.CompletedProcess[str],
+) -> None:
+    rows = {row["metric"]: row for row in parse_table(quick_run.stdout)
+            if row["benchmark"] == "one_avatar" and row["case"] == ONE_AVATAR_CASE}
+    cpu = rows["CPU"]
+    assert cpu["bridge"] > 0 and cpu["baseline"] > 0  # both processes' ticks were counted
+    assert rows["lateness p99"]["bridge"] >= 0
+    assert rows["frames received"]["bridge"] > 0
+    target = [line for line in quick_run.stdout.splitlines()
+              if f"one avatar ({ONE_AVATAR_CASE})" in line]
+    assert len(target) == 1
+    assert "% of a core (<= 1)" in target[0] and "lateness p99" in target[0]
+
+
+def test_grid_lateness_is_measured_from_the_most_punctual_frame_whatever_the_clock_rate() -> None:
+    period_s = 1 / 60
+    frames = np.arange(600)
+    late_s = np.zeros(600)
+    late_s[::50] = 0.003  # twelve frames 3 ms late
+    late_s[120:180] += 0.001  # one whole chunk (second) 1 ms late: must not tilt the grid
+    # Another clock: an offset and a rate 200 ppm off the sender's.
+    received = 1.7e9 + (frames * period_s + 0.0004 + late_s) * (1 + 2e-4)
+    shuffled = np.random.default_rng(0).permutation(600)  # datagrams may arrive out of order
+    lateness = grid_lateness_s(received[shuffled], frames[shuffled], period_s, chunk_frames=60)
+    assert lateness == pytest.approx(late_s[shuffled] * (1 + 2e-4), abs=1e-6)
+
+
 def test_frame_counts_are_whole_and_clock_drift_adds_the_skips_back(
     quick_run: subprocess.CompletedProcess[str],
 ) -> None:
@@ -95,6 +126,8 @@ def test_frame_counts_are_whole_and_clock_drift_adds_the_skips_back(
     assert all(row["bridge"] == int(row["bridge"]) for row in rows)
     by_case: dict[str, dict[str, float]] = {}
     for row in rows:
+        if row["benchmark"] != "pacing":
+            continue
         by_case.setdefault(row["case"], {})[row["metric"]] = row["bridge"]
     # The quick run's two pacing cases, and one avatar under each pacing mode.
     assert len(by_case) == 2 + len(PACING_MODES)
