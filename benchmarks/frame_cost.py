@@ -3,8 +3,10 @@
 Naive (kept as the reference): per avatar, smooth a (3,) numpy state, torch ``predict`` on one
 sample, ``enforce_symmetry``, build the packet with python-osc (or ``struct.pack`` for Live Link)
 and ``sendto``. Bridge: ``Animator.step`` over the whole table (smoothing + one batched forward
-for the rows that changed + symmetry), then every avatar's ``UdpSink.send`` (encode into the
-prepared buffer + one ``send``), exactly as ``Bridge._frames`` does. Every avatar gets a new
+for the rows that changed + symmetry), then ``Bridge.send_frame``: the avatars' outputs encoded
+by one numpy write per ``UdpBatch`` and one ``send`` each, exactly as ``Bridge._frames`` does
+(the *outputs one by one* rows: each ``UdpSink`` encoding its own frame, side by side, the
+send before batching). Every avatar gets a new
 target every frame, so every row is re-inferred (the steady state with live inputs). Both paths
 send to the same loopback socket, drained between frames outside the timing.
 
@@ -22,7 +24,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from vadbridge.benchmarks.batched_outputs import BatchedUdpOutputs
 from vadbridge.benchmarks.encoders import (
     ReferenceBuilder,
     python_osc_per_shape,
@@ -36,7 +37,6 @@ from vadbridge.benchmarks.scenario import (
     TAU_S,
     Scenario,
     build_scenario,
-    make_encoder,
 )
 from vadbridge.core.animator import SKIP_EPSILON, Engine
 from vadbridge.core.smoothing import smoothing_alpha
@@ -159,26 +159,27 @@ def gliding_frame_us(
     return total, inferred
 
 
-def batched_frame_us(
+def unbatched_frame_us(
     engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
 ) -> tuple[float, float, float]:
-    """As ``bridge_frame_us`` with ``BatchedUdpOutputs`` (one numpy write encodes every output)."""
+    """As ``bridge_frame_us`` with every output encoding its own frame (``UdpSink.send`` per
+    avatar, the daemon's send before outputs were batched): the batches' side-by-side
+    reference."""
     scenario = build_scenario(engine, avatars, kind, receiver.port)
-    scenario.close()  # only the table and animator are used; the batch has its own sockets
-    layout = make_encoder(kind).layout()
-    outputs = BatchedUdpOutputs(
-        layout, range(avatars), [("127.0.0.1", receiver.port)] * avatars, name=kind
-    )
+    faces = [(b.sink, Frame(scenario.table.weights[b.row])) for b in scenario.bindings]
 
     def send_frame(frame: int, time_s: float) -> None:
-        outputs.send_rows(scenario.table.weights, frame, time_s)
+        for sink, face in faces:
+            face.number = frame
+            face.time_s = time_s
+            sink.send(face)
 
     try:
         result = _time_frames(scenario, send_frame, receiver, frames, avatars)
-        if any(outputs.send_errors):
-            raise RuntimeError(f"{sum(outputs.send_errors)} sends failed on loopback")
+        if scenario.send_errors():
+            raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
     finally:
-        outputs.close()
+        scenario.close()
     return result
 
 
@@ -238,13 +239,13 @@ def run(
                 results += _parts(case, animate, send)
                 engines = [("mlp", models.engine)] + ([("lut", lut)] if lut is not None else [])
                 for engine_name, engine in engines:
-                    for batched in (False, True):
-                        if engine_name == "mlp" and not batched:
+                    for batched in (True, False):
+                        if engine_name == "mlp" and batched:
                             continue  # measured above
-                        measure = batched_frame_us if batched else bridge_frame_us
+                        measure = bridge_frame_us if batched else unbatched_frame_us
                         total, animate, send = measure(engine, avatars, kind, receiver, frames)
                         case = f"{avatars} avatars, {OUTPUT_LABELS[kind]}, {engine_name}" + (
-                            ", batched outputs" if batched else ""
+                            "" if batched else ", outputs one by one"
                         )
                         results.append(
                             Result("frame_cost", case, "per avatar-frame", total, "µs", naive)

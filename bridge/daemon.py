@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
+from vadbridge.core.refresh import RefreshSchedule, is_due, refresh_frames
 from vadbridge.core.smoothing import TimeConstants
 from vadbridge.core.stats import (
     DEFAULT_LOG_INTERVAL_S,
@@ -30,6 +31,7 @@ from vadbridge.core.stats import (
 )
 from vadbridge.core.types import Frame, VadSample
 from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
+from vadbridge.outputs.batch import UdpBatch, batch_bindings
 
 log = logging.getLogger("vadbridge")
 
@@ -44,7 +46,9 @@ class Sink(Protocol):
     """An output. A sink that needs a task of its own (e.g. an MQTT publisher) also has
     ``async def run()``; the bridge runs it beside the frame loop, supervised (its failure
     stops the bridge), and at shutdown awaits it (up to SINK_DRAIN_TIMEOUT_S) after
-    ``close()`` so the neutral frame still goes out."""
+    ``close()`` so the neutral frame still goes out. A sink may have ``auto_refresh_hz``: how
+    often its receivers need an unchanged face under ``idle_refresh_hz: auto`` (absent = every
+    frame)."""
 
     name: str
     send_errors: int
@@ -55,7 +59,6 @@ class Sink(Protocol):
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
-NEVER_SENT = -(1 << 30)  # a last-sent frame number that makes any row due
 STATS_OFF_POLL_S = 1.0
 
 
@@ -81,7 +84,7 @@ class LiveSettings:
     tau_s: float | TimeConstants  # attack = release everywhere, or per direction and region
     space: SmoothingSpace
     idle_timeout_s: float
-    idle_refresh_hz: float
+    idle_refresh_hz: float | Literal["auto"]  # auto: each output's own (``auto_refresh_hz``)
     stats_interval_s: float  # 0 = no stats lines
     liveliness: LivelinessConfig  # blinks and breathing (off: frames go out without a copy)
 
@@ -119,7 +122,10 @@ class Bridge:
         self.input_stats = input_stats
         self.clock = clock
         self.pacer = FramePacer(1.0 / frame_rate)
-        self._last_sent_frame = np.full(table.capacity, NEVER_SENT, dtype=np.int64)
+        # Idle refresh (core/refresh.py): rows whose face changed this frame, and rows to send
+        # next frame whatever changed (a new output's).
+        self._changed_rows = np.zeros(table.capacity, dtype=bool)
+        self._send_next = np.zeros(table.capacity, dtype=bool)
         self.liveliness: Liveliness | None = None  # built from the settings (_set_liveliness)
         self._liveliness_config: LivelinessConfig | None = None
         self._lively_weights: np.ndarray | None = None
@@ -127,8 +133,13 @@ class Bridge:
         # One Frame per bound row, its arrays views into the tables: sending allocates nothing.
         self._faces: dict[int, Frame] = {}
         self.bindings: list[Binding] = []
+        # UDP outputs go in batches (outputs.batch); the others one by one, with their faces;
+        # each with its refresh schedule (built from the bindings and the settings).
+        self._batches: list[UdpBatch] = []
         self._sends: list[tuple[Sink, Frame]] = []
-        self._by_row: dict[int, tuple[Frame, list[Sink]]] = {}
+        self._singles: list[Binding] = []
+        self._batch_schedules: list[tuple[UdpBatch, RefreshSchedule]] = []
+        self._single_schedules: list[tuple[Sink, Frame, int, int]] = []
         self._apply_settings(settings)
         self._set_bindings(bindings)
         self.started = asyncio.Event()
@@ -145,12 +156,30 @@ class Bridge:
         return face
 
     def _set_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Bind the outputs: UDP outputs whose packets share a shape in one ``UdpBatch`` each
+        (one numpy write encodes them all), every other output sent its ``Frame``."""
         self.bindings = list(bindings)
-        self._sends = [(b.sink, self._face(b.row)) for b in self.bindings]
-        by_row: dict[int, tuple[Frame, list[Sink]]] = {}
-        for binding in self.bindings:
-            by_row.setdefault(binding.row, (self._face(binding.row), []))[1].append(binding.sink)
-        self._by_row = by_row
+        self._batches, alone = batch_bindings([(b.sink, b.row) for b in self.bindings])
+        self._singles = [self.bindings[index] for index in alone]
+        self._sends = [(b.sink, self._face(b.row)) for b in self._singles]
+        self._set_schedules()
+
+    def _refresh_frames(self, sink: object) -> int:
+        """Frames between two sends of an unchanged face to ``sink`` (0 = every frame)."""
+        refresh_hz = self.settings.idle_refresh_hz
+        if refresh_hz == "auto":
+            refresh_hz = float(getattr(sink, "auto_refresh_hz", 0.0))
+        return refresh_frames(refresh_hz, 1.0 / self.pacer.period_s)
+
+    def _set_schedules(self) -> None:
+        """Each output's refresh schedule, from the bindings and ``idle_refresh_hz``."""
+        self._batch_schedules = [
+            (batch, RefreshSchedule(batch.rows, self._refresh_frames(batch.sinks[0])))
+            for batch in self._batches
+        ]  # a batch is one encoder kind: one rate
+        self._single_schedules = [
+            (b.sink, self._face(b.row), b.row, self._refresh_frames(b.sink)) for b in self._singles
+        ]
 
     def reconfigure(self, settings: LiveSettings, bindings: Sequence[Binding]) -> None:
         """Apply a reload: new live settings and outputs, between two frames.
@@ -168,7 +197,7 @@ class Bridge:
         self._set_bindings(bindings)
         self._apply_settings(settings)
         for binding in added:  # a new output gets the next frame, not the next idle refresh
-            self._last_sent_frame[binding.row] = NEVER_SENT
+            self._send_next[binding.row] = True
         if self._main_task is not None:  # running: start the new outputs' tasks now
             self._start_output_tasks(list({id(b.sink): b.sink for b in added}.values()))
         retire(removed, self.pacer.frame_index + 1, self.pacer.time_s)
@@ -179,10 +208,8 @@ class Bridge:
         self.animator.tau_s = settings.tau_s
         self.animator.set_space(settings.space)
         self.idle_timeout_s = settings.idle_timeout_s
-        frame_rate = 1.0 / self.pacer.period_s
-        refresh_hz = settings.idle_refresh_hz
-        # Unchanged faces are re-sent every idle_refresh_frames frames (0 = every frame).
-        self.idle_refresh_frames = max(1, round(frame_rate / refresh_hz)) if refresh_hz > 0 else 0
+        if self.bindings:  # at start the bindings come next, with their schedules
+            self._set_schedules()
         self.stats_interval_s = settings.stats_interval_s
         # With stats lines off, rejected inputs are still logged at the counters' own pace.
         self.input_stats.log_interval_s = settings.stats_interval_s or DEFAULT_LOG_INTERVAL_S
@@ -203,7 +230,7 @@ class Bridge:
         self._sent_weights = lively if lively is not None else table.weights
         self._faces = {}
         self._set_bindings(self.bindings)
-        self._last_sent_frame[:] = NEVER_SENT
+        self._send_next[:] = True
 
     @property
     def shown_weights(self) -> np.ndarray:
@@ -285,33 +312,35 @@ class Bridge:
             time_s = pacer.time_s
             if self.liveliness is not None:  # a lively face changes every frame
                 self._lively(time_s)
-            elif self.idle_refresh_frames:
-                self._send_due_rows(frame, time_s)
-                continue
-            self.send_frame(frame, time_s)
+                self.send_frame(frame, time_s)
+            else:
+                self._send_due(frame, time_s)
 
     def send_frame(self, number: int, time_s: float) -> None:
         """Send every output its avatar's current face (the frame loop's send, every frame)."""
+        weights = self._sent_weights
+        for batch in self._batches:
+            batch.send_rows(weights, time_s)
         for sink, face in self._sends:
             face.number = number
             face.time_s = time_s
             sink.send(face)
 
-    def _send_due_rows(self, frame: int, time_s: float) -> None:
-        """Send the faces that changed this frame, and the others once per refresh period."""
+    def _send_due(self, frame: int, time_s: float) -> None:
+        """Send the faces that changed this frame, and the others on their outputs' refresh
+        schedules (core/refresh.py)."""
         count = len(self.table)
-        last_sent = self._last_sent_frame[:count]
-        due = self.animator.changed | (frame - last_sent >= self.idle_refresh_frames)
-        last_sent[due] = frame
-        by_row = self._by_row
-        for row in np.flatnonzero(due).tolist():
-            bound = by_row.get(row)
-            if bound is None:
-                continue
-            face, sinks = bound
-            face.number = frame
-            face.time_s = time_s
-            for sink in sinks:
+        changed = self._changed_rows[:count]
+        send_next = self._send_next[:count]
+        np.logical_or(self.animator.changed, send_next, out=changed)
+        send_next[:] = False
+        weights = self._sent_weights
+        for batch, schedule in self._batch_schedules:
+            batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame))
+        for sink, face, row, every in self._single_schedules:
+            if is_due(row, every, frame, bool(changed[row])):
+                face.number = frame
+                face.time_s = time_s
                 sink.send(face)
 
     def _lively(self, time_s: float) -> None:

@@ -37,3 +37,33 @@ def test_changed_covers_exactly_the_rows_in_the_table() -> None:
     animator.step(1 / 60)
     assert animator.changed.shape == (3,)
     assert animator.changed.all()  # new avatars get their first inference
+
+
+def test_a_table_at_rest_is_not_stepped_until_a_target_or_an_avatar_arrives() -> None:
+    """Once a step changed nothing, later steps without new targets do nothing (the idle
+    crowd's per-frame cost); a new target, a new avatar, or a change of space wakes it."""
+    for space in ("vad", "blendshapes"):
+        animator = _animator(space)
+        table = animator.table
+        for _ in range(400):
+            animator.step(1 / 60)
+        assert not animator.changed.any(), space
+        inferred, state = animator.inferred_rows, table.state_vad.copy()
+        for _ in range(5):
+            animator.step(1 / 60)
+        assert animator.inferred_rows == inferred and not animator.changed.any()
+        np.testing.assert_array_equal(table.state_vad, state)
+        table.set_target(table.row("d"), (0.25, 0.0, 0.0), now_s=0.0)  # a fourth avatar
+        animator.step(1 / 60)
+        assert animator.changed.tolist() == [False, False, False, True], space
+        for _ in range(400):
+            animator.step(1 / 60)
+        assert table.state_vad[3, 0] == np.float32(0.25)
+        assert table.weights[3, 0] == np.float32(0.25)  # the sum engine: V + A + D
+    animator = _animator("vad")
+    for _ in range(400):
+        animator.step(1 / 60)
+    animator.set_space("blendshapes")
+    inferred = animator.inferred_rows
+    animator.step(1 / 60)
+    assert animator.inferred_rows == inferred + 3  # every row re-inferred in the new space

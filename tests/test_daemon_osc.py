@@ -35,6 +35,7 @@ def receivers() -> dict[str, UdpReceiver]:
 def bridge_yaml(osc_port: int, receivers: dict[str, UdpReceiver], extra: str = "") -> str:
     return f"""
 stats_interval_s: 0
+idle_refresh_hz: 0  # every frame to every output: these tests read the stream frame by frame
 smoothing: {{tau_ms: 100}}
 inputs:
   - {{type: osc, host: 127.0.0.1, port: {osc_port}}}

@@ -64,6 +64,7 @@ def max_gap(datagrams: list[tuple[float, bytes]]) -> float:
 def bridge_yaml(checkpoint: Path, *, inputs: str = "[]", outputs: str, extra: str = "") -> str:
     return f"""
 stats_interval_s: 0
+idle_refresh_hz: 0  # every frame to every output: these tests measure gaps in the stream
 model: {{checkpoint: {checkpoint}}}
 smoothing: {{tau_ms: 0}}
 inputs: {inputs}

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import socket
 
+import numpy as np
+import pytest
 from bridge_harness import UdpReceiver, config_from_yaml, on_loop, running_bridge, send_osc
 from conftest import free_port
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from vadbridge.config import BridgeConfig
+from vadbridge.config import BridgeConfig, ConfigError
+from vadbridge.core.refresh import RefreshSchedule, is_due, refresh_frames
 from vadbridge.daemon import Binding
 from vadbridge.outputs import VmcEncoder
 from vadbridge.outputs.udp import UdpSink
@@ -38,7 +41,7 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
             frames = bridge.pacer.stats.frames
     finally:
         vmc.close()
-    assert bridge.idle_refresh_frames == 12  # 60 fps / 5 Hz
+    assert [schedule.every for _, schedule in bridge._batch_schedules] == [12]  # 60 fps / 5 Hz
     assert 8 <= len(idle) <= 12  # ~5 per second instead of ~120 in 2 s
     assert frames > 100  # the frame loop itself kept running at 60 fps
     # While the face glides toward the new input it changes every frame: every frame goes out.
@@ -74,3 +77,67 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
         added.close()
     assert len(first) == 1  # one frame at once (the row is due: its other outputs get it too)
     assert later == []  # then the refresh rate again
+
+
+def test_a_schedule_sends_changed_rows_at_once_and_the_rest_spread_over_the_period() -> None:
+    """Rows 0..11 at a period of 4 frames: over any 4 consecutive frames every row is due
+    exactly once (3 rows a frame, not 12 in one burst); a changed row is due at once."""
+    rows = np.arange(12)
+    schedule = RefreshSchedule(rows, 4)
+    nothing_changed = np.zeros(12, dtype=bool)
+    sends = np.zeros(12, dtype=int)
+    for frame in range(100, 104):
+        due = schedule.due(nothing_changed, frame)
+        assert due is not None
+        assert int(due.sum()) == 3
+        for row in rows[due]:
+            assert is_due(int(row), 4, frame, changed=False)
+        sends += due
+    assert sends.tolist() == [1] * 12
+    changed = nothing_changed.copy()
+    changed[5] = True
+    due = schedule.due(changed, 100)
+    assert due is not None and due[5] and not is_due(5, 4, 100, changed=False)
+    assert is_due(5, 4, 100, changed=True)
+    assert RefreshSchedule(rows, 1).due(nothing_changed, 7) is None  # every frame: all
+    assert RefreshSchedule(rows, 0).due(nothing_changed, 7) is None
+    assert [refresh_frames(hz, 60) for hz in (0, 2, 5, 60, 240)] == [0, 30, 12, 1, 1]
+
+
+def test_auto_refreshes_each_output_at_its_receivers_rate() -> None:
+    """The default: VMC and OSC every 30 frames (2 Hz), Live Link every 12 (5 Hz), outputs
+    whose receivers need every frame (ifacialmocap, record) every frame; a number overrides
+    them all."""
+    receivers = [UdpReceiver() for _ in range(4)]
+    ports = [receiver.port for receiver in receivers]
+    outputs = f"""outputs:
+  - {{type: vmc, host: 127.0.0.1, port: {ports[0]}}}
+  - {{type: osc, host: 127.0.0.1, port: {ports[1]}}}
+  - {{type: livelink, host: 127.0.0.1, port: {ports[2]}}}
+  - {{type: ifacialmocap, mode: push, host: 127.0.0.1, port: {ports[3]}}}
+"""
+    try:
+        config = config_from_yaml("stats_interval_s: 0\ninputs: []\n" + outputs)
+        assert config.idle_refresh_hz == "auto"
+        with running_bridge(config) as bridge:
+            batched = sorted(schedule.every for _, schedule in bridge._batch_schedules)
+            single = [every for _, _, _, every in bridge._single_schedules]
+            assert (batched, single) == ([12, 30, 30], [0])
+            # Converged (nothing moves without inputs): the VMC receiver gets the refresh only.
+            receivers[0].receive(0.3)
+            assert len(receivers[0].receive(1.0)) <= 3  # 2 Hz (every frame would be ~60)
+        config = config_from_yaml("stats_interval_s: 0\nidle_refresh_hz: 10\ninputs: []\n"
+                                  + outputs)
+        with running_bridge(config) as bridge:
+            everies = [s.every for _, s in bridge._batch_schedules]
+            everies += [every for _, _, _, every in bridge._single_schedules]
+            assert everies == [6, 6, 6, 6]
+    finally:
+        for receiver in receivers:
+            receiver.close()
+
+
+@pytest.mark.parametrize("value", ["sometimes", -1, 1000, True])
+def test_idle_refresh_hz_is_auto_or_a_rate(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"idle_refresh_hz.*auto"):
+        config_from_yaml(f"idle_refresh_hz: {str(value).lower()}\n")

@@ -36,7 +36,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 SHELL_MODULES = frozenset({
     "vadbridge.daemon", "vadbridge.wiring", "vadbridge.reload", "vadbridge.mqtt_session",
     "vadbridge.scheduling", "vadbridge.inputs.osc", "vadbridge.inputs.mqtt",
-    "vadbridge.outputs.udp", "vadbridge.outputs.mqtt", "vadbridge.outputs.record",
+    "vadbridge.outputs.udp", "vadbridge.outputs.batch", "vadbridge.outputs.mqtt",
+    "vadbridge.outputs.record",
     "vadbridge.outputs.ifacialmocap_sink", "vadbridge.outputs.vtube_studio_client",
 })  # fmt: skip
 PACKAGE_LAYERS = {"model": "model", "training": "training", "config": "config", "core": "core",

@@ -1,8 +1,5 @@
-"""BatchedUdpOutputs: many outputs encoded with one numpy write send the single encoders' bytes.
-
-It lives in benchmarks/ (a measured experiment the daemon does not use); the bytes are checked
-here so the *batched outputs* benchmark rows time a path that sends what ``UdpSink`` sends.
-"""
+"""UdpBatch: many UDP outputs encoded with one numpy write send their own encoders' bytes, and
+the daemon groups its outputs into batches (at start and on every change of outputs)."""
 
 from __future__ import annotations
 
@@ -11,10 +8,22 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from bridge_harness import (
+    UdpReceiver,
+    config_from_yaml,
+    expected_vmc_frame,
+    on_loop,
+    osc,
+    running_bridge,
+    send_osc,
+    wait_for_frame,
+)
+from conftest import free_port
 
-from vadbridge.benchmarks.batched_outputs import BatchedUdpOutputs
 from vadbridge.core.types import Frame
 from vadbridge.outputs import LiveLinkEncoder, OscEncoder, PacketLayout, VmcEncoder
+from vadbridge.outputs.batch import UdpBatch, batch_bindings
+from vadbridge.outputs.udp import UdpSink
 
 EncoderFactory = Callable[[], VmcEncoder | OscEncoder | LiveLinkEncoder]
 ENCODERS: dict[str, EncoderFactory] = {
@@ -28,13 +37,18 @@ ENCODERS: dict[str, EncoderFactory] = {
 }
 
 
-def _without_timecode(kind: str, datagram: bytes, layout: PacketLayout) -> bytes:
-    """Live Link's encode stamps timecode (frame and subframe) from the wall clock; the
-    benchmark writes its own counter there, so those 8 bytes are not compared."""
-    if kind != "live link" or layout.frame_offset is None:
-        return datagram
-    start = layout.frame_offset
-    return datagram[:start] + bytes(8) + datagram[start + 8 :]
+def _fixed_time_of_day() -> float:
+    return 3600.0 + 0.25
+
+
+def _batch(encoders: list[VmcEncoder | OscEncoder | LiveLinkEncoder], rows: list[int],
+           receivers: list[socket.socket]) -> UdpBatch:
+    sinks = [UdpSink(encoder, *receiver.getsockname(), name=f"out{i}")
+             for i, (encoder, receiver) in enumerate(zip(encoders, receivers, strict=True))]
+    layouts = [sink.layout() for sink in sinks]
+    assert all(layout is not None for layout in layouts)
+    return UdpBatch([(sink, layout, row) for sink, layout, row in zip(sinks, layouts, rows,
+                                                                        strict=True) if layout])
 
 
 @pytest.fixture
@@ -55,27 +69,52 @@ def _receive(sock: socket.socket, count: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("kind", list(ENCODERS))
-def test_each_output_receives_exactly_the_single_encoders_datagrams(
+def test_each_output_receives_exactly_its_own_encoders_datagrams(
     kind: str, receivers: list[socket.socket]
 ) -> None:
+    """Byte for byte: the batch writes the same float32 values into the same template bytes
+    (Live Link's timecode too: the batch calls the first encoder's ``timecode``, anchored to
+    the same fixed time of day as the reference encoder)."""
     weights = np.random.default_rng(7).random((5, 52), dtype=np.float32)
     rows = [4, 0, 2]  # outputs need not follow the table's row order
     make = ENCODERS[kind]
-    layout = make().layout()
-    outputs = BatchedUdpOutputs(layout, rows, [r.getsockname() for r in receivers], name=kind)
+    encoders = [make() for _ in rows]
+    for encoder in encoders:
+        if isinstance(encoder, LiveLinkEncoder):
+            encoder._anchor._time_of_day = _fixed_time_of_day
+    batch = _batch(encoders, rows, receivers)
+    reference = make()
+    if isinstance(reference, LiveLinkEncoder):
+        reference._anchor._time_of_day = _fixed_time_of_day
     try:
         for frame, time_s in ((0, 0.0), (2**31 + 5, 12.5)):
-            outputs.send_rows(weights, frame, time_s)
+            batch.send_rows(weights, time_s)
             for receiver, row in zip(receivers, rows, strict=True):
-                expected = [bytes(d) for d in make().encode(Frame(weights[row], frame, time_s))]
-                got = _receive(receiver, len(expected))
-                assert [_without_timecode(kind, d, layout) for d in got] == [
-                    _without_timecode(kind, d, layout) for d in expected
-                ]
-        assert outputs.frames_sent == 6
-        assert outputs.send_errors == [0, 0, 0]
+                expected = [bytes(d) for d in reference.encode(Frame(weights[row], frame, time_s))]
+                assert _receive(receiver, len(expected)) == expected
+        assert [sink.frames_sent for sink in batch.sinks] == [2, 2, 2]
+        assert [sink.send_errors for sink in batch.sinks] == [0, 0, 0]
     finally:
-        outputs.close()
+        for sink in batch.sinks:
+            sink.close()
+
+
+def test_only_the_due_rows_are_sent(receivers: list[socket.socket]) -> None:
+    weights = np.random.default_rng(3).random((3, 52), dtype=np.float32)
+    batch = _batch([VmcEncoder() for _ in range(3)], [0, 1, 2], receivers)
+    due = np.array([False, True, False])
+    try:
+        batch.send_rows(weights, 1.0, due)
+        expected = VmcEncoder().encode(Frame(weights[1], 0, 1.0))
+        assert _receive(receivers[1], 1) == [bytes(d) for d in expected]
+        for quiet in (receivers[0], receivers[2]):
+            quiet.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                quiet.recv(65536)
+        assert [sink.frames_sent for sink in batch.sinks] == [0, 1, 0]
+    finally:
+        for sink in batch.sinks:
+            sink.close()
 
 
 def test_a_dead_receiver_is_counted_for_its_output_only(receivers: list[socket.socket]) -> None:
@@ -83,23 +122,52 @@ def test_a_dead_receiver_is_counted_for_its_output_only(receivers: list[socket.s
     dead.bind(("127.0.0.1", 0))
     dead_address = dead.getsockname()
     dead.close()
-    outputs = BatchedUdpOutputs(
-        VmcEncoder().layout(), [0, 1], [receivers[0].getsockname(), dead_address], name="vmc"
-    )
+    live = UdpSink(VmcEncoder(), *receivers[0].getsockname(), name="live")
+    gone = UdpSink(VmcEncoder(), *dead_address, name="gone")
+    batch = UdpBatch([(live, VmcEncoder().layout(), 0), (gone, VmcEncoder().layout(), 1)])
     weights = np.zeros((2, 52), dtype=np.float32)
     try:
-        for frame in range(3):  # the ICMP unreachable surfaces on a later send
-            outputs.send_rows(weights, frame, 0.0)
-        assert outputs.send_errors[0] == 0
-        assert outputs.send_errors[1] >= 1
+        for _ in range(3):  # the ICMP unreachable surfaces on a later send
+            batch.send_rows(weights, 0.0)
+        assert live.send_errors == 0
+        assert gone.send_errors >= 1
+        assert live.frames_sent == 3
         assert len(_receive(receivers[0], 3)) == 3
     finally:
-        outputs.close()
+        live.close()
+        gone.close()
 
 
-def test_rows_and_destinations_must_pair_up() -> None:
-    with pytest.raises(ValueError, match="one destination per row"):
-        BatchedUdpOutputs(VmcEncoder().layout(), [0, 1], [("127.0.0.1", 9)], name="vmc")
+def test_layouts_of_one_shape_share_a_batch_and_the_rest_are_sent_alone(
+    receivers: list[socket.socket],
+) -> None:
+    """Live Link subjects of equal length share a batch (each row keeps its own subject);
+    another length, another encoder kind, or a non-UDP sink does not."""
+    address = receivers[0].getsockname()
+    sinks = [
+        UdpSink(LiveLinkEncoder(subject="avatar01"), *address, name="a"),
+        UdpSink(LiveLinkEncoder(subject="avatar02"), *address, name="b"),
+        UdpSink(LiveLinkEncoder(subject="avatar100"), *address, name="c"),
+        UdpSink(VmcEncoder(), *address, name="d"),
+        UdpSink(VmcEncoder(), *address, name="e"),
+    ]
+    other = object()
+    try:
+        batches, alone = batch_bindings([(sink, row) for row, sink in enumerate(sinks)]
+                                        + [(other, 0)])
+        groups = sorted([sink.name for sink in batch.sinks] for batch in batches)
+        assert groups == [["a", "b"], ["c"], ["d", "e"]]
+        assert alone == [5]
+        weights = np.random.default_rng(1).random((5, 52), dtype=np.float32)
+        for batch in batches:
+            batch.send_rows(weights, 0.5)
+        received = [receivers[0].recv(65536) for _ in range(5)]
+        for subject in (b"avatar01", b"avatar02", b"avatar100"):
+            assert sum(subject in datagram for datagram in received) == 1, subject
+        assert sum(datagram.startswith(b"#bundle") for datagram in received) == 2
+    finally:
+        for sink in sinks:
+            sink.close()
 
 
 def test_misaligned_float_offsets_are_rejected() -> None:
@@ -109,5 +177,46 @@ def test_misaligned_float_offsets_are_rejected() -> None:
         bounds=layout.bounds,
         weight_offsets=layout.weight_offsets + np.arange(52) % 2,
     )
-    with pytest.raises(ValueError, match="4-byte alignment"):
-        BatchedUdpOutputs(skewed, [0], [("127.0.0.1", 9)], name="vmc")
+    sink = UdpSink(VmcEncoder(), "127.0.0.1", 9, name="vmc")
+    try:
+        with pytest.raises(ValueError, match="4-byte alignment"):
+            UdpBatch([(sink, skewed, 0)])
+    finally:
+        sink.close()
+
+
+def test_the_daemon_batches_its_outputs_and_each_receiver_gets_its_own_avatars_face() -> None:
+    """Three VMC outputs (two avatars) and a Live Link output: one VMC batch of three, Live Link
+    alone in its own; each VMC receiver decodes (python-osc) its own avatar's converged face.
+    After a reload that drops an output, the batches are regrouped and the rest stream on."""
+    receivers = [UdpReceiver() for _ in range(4)]
+    osc_port = free_port(socket.SOCK_DGRAM)
+    vmc = "{type: vmc, host: 127.0.0.1, port: %d, avatar: %s}"
+    config = config_from_yaml(f"""
+stats_interval_s: 0
+avatars: {{ids: [calm, angry]}}
+inputs: [{{type: osc, host: 127.0.0.1, port: {osc_port}}}]
+outputs:
+  - {vmc % (receivers[0].port, "calm")}
+  - {vmc % (receivers[1].port, "angry")}
+  - {vmc % (receivers[2].port, "calm")}
+  - {{type: livelink, host: 127.0.0.1, port: {receivers[3].port}, avatar: angry}}
+""")
+    faces = {"calm": (0.3, -0.4, 0.1), "angry": (-0.7, 0.8, 0.6)}
+    try:
+        with running_bridge(config) as bridge:
+            assert sorted(len(batch) for batch in bridge._batches) == [1, 3]
+            for avatar, vad in faces.items():
+                send_osc(osc_port, osc(f"/avatar/{avatar}/vad", *vad))
+            engine = bridge.animator.engine
+            for receiver, avatar in zip(receivers, ("calm", "angry", "calm"), strict=False):
+                assert wait_for_frame(receiver, expected_vmc_frame(engine, faces[avatar]))
+            assert receivers[3].receive(0.2)  # Live Link streams too
+            kept = [bridge.bindings[0], bridge.bindings[1]]
+            on_loop(bridge, lambda: bridge.reconfigure(bridge.settings, kept))
+            assert [len(batch) for batch in bridge._batches] == [2]
+            receivers[0].drain()
+            assert wait_for_frame(receivers[0], expected_vmc_frame(engine, faces["calm"]))
+    finally:
+        for receiver in receivers:
+            receiver.close()

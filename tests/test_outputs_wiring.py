@@ -62,7 +62,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bridge_yaml(checkpoint: Path, outputs: str, extra: str = "", osc_port: int | None = None,
                 ) -> str:
     inputs = f"[{{type: osc, host: 127.0.0.1, port: {osc_port}}}]" if osc_port else "[]"
-    return (f"stats_interval_s: 0\nmodel: {{checkpoint: {checkpoint}}}\n"
+    # idle_refresh_hz 0: every frame to every output (tests read the latest frame received).
+    return (f"stats_interval_s: 0\nidle_refresh_hz: 0\nmodel: {{checkpoint: {checkpoint}}}\n"
             f"smoothing: {{tau_ms: 50}}\ninputs: {inputs}\noutputs:\n{outputs}\n{extra}")
 
 

@@ -51,6 +51,7 @@ def daemon_yaml(checkpoint: Path, vmc_port: int, source_yaml: str, extra: str = 
     """The daemon with one input (``source_yaml``, a flow mapping) and one VMC output."""
     return f"""
 stats_interval_s: {stats_interval_s}
+idle_refresh_hz: 0  # every frame: tests watch the stream go on
 model: {{checkpoint: {checkpoint}}}
 {extra}
 inputs:
@@ -281,6 +282,7 @@ def test_daemon_drops_mqtt_payloads_over_max_payload_bytes(
 def mqtt_yaml(checkpoint: Path, vmc_port: int, *, port: int, credentials: str, tls: str) -> str:
     return f"""
 stats_interval_s: 0
+idle_refresh_hz: 0  # every frame: tests watch the stream go on
 model: {{checkpoint: {checkpoint}}}
 smoothing: {{tau_ms: 0}}
 inputs:

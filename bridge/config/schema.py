@@ -27,6 +27,7 @@ from vadbridge.config.specs import (
     Int,
     ListOf,
     Number,
+    NumberOrAuto,
     OffOrAtLeast,
     Optional,
     Section,
@@ -233,12 +234,14 @@ class BridgeConfig:
     """The whole validated configuration of one bridge instance."""
 
     frame_rate: int = setting(60, FRAME_RATE, "Frames per second sent to every output.")
-    idle_refresh_hz: float = setting(
-        0.0, Number(0.0, FRAME_RATE_RANGE[1]),
-        "An avatar whose face did not change is re-sent at this rate instead of every frame "
-        "(a crowd of converged faces then costs almost nothing; receivers hold the last "
-        "values). 0 = every frame. Keep it >= 2 for Live Link, whose subjects go stale "
-        "without packets.")
+    idle_refresh_hz: float | Literal["auto"] = setting(
+        "auto", NumberOrAuto(0.0, FRAME_RATE_RANGE[1], "each output at its receiver's rate"),
+        "A face that did not change is re-sent at this rate instead of every frame (a crowd of "
+        "converged faces then costs almost nothing; receivers hold the last values); a face "
+        "that changes goes out every frame. `auto`: vmc and osc 2 Hz, livelink 5 Hz (Unreal "
+        "marks a subject without frames unresponsive), every frame for ifacialmocap, "
+        "vtube_studio, mqtt and record (docs/performance.md, \"Idle refresh\"). A number: "
+        "that rate for every output; 0 = every frame.")
     stats_interval_s: float = setting(
         10.0, OffOrAtLeast(_MIN_STATS_INTERVAL_S),
         f"Seconds between stats log lines; 0 = no stats lines. At least "

@@ -134,6 +134,19 @@ class OffOrAtLeast(Number):
         return number
 
 
+class NumberOrAuto(Number):
+    """``auto`` (stored as the string) or a number in bounds."""
+
+    def __init__(self, low: float, high: float, auto_means: str) -> None:
+        super().__init__(low, high)
+        self.expected = f"auto ({auto_means}) or {self.expected}"
+
+    def check(self, value: object, ctx: Context) -> object:
+        if value == "auto":
+            return "auto"
+        return super().check(value, ctx)
+
+
 class Bool(Spec):
     expected = "true or false"
 

@@ -109,6 +109,9 @@ class Animator:
         # Made on the first blendshape-space step: 52 columns of scratch cost ~0.7 KB an avatar.
         self._weight_buffers: SmoothingBuffers | None = None
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
+        # The row count at which the last step changed nothing (-1: it changed something): the
+        # next step with no new target has nothing to do (a crowd at rest costs one check).
+        self._settled_count = -1
         # Rows whose output weights may have changed in the last step (the frame loop can skip
         # re-sending converged faces); a view, valid until the next step.
         self.changed: np.ndarray = self._changed[:0]
@@ -198,9 +201,11 @@ class Animator:
         self.changed = self._changed[:count]
         if count == 0:
             return
+        dirty = table.target_dirty[:count]
+        if self._settled_count == count and not dirty.any():
+            return  # every face at rest on its target, and ``changed`` all False from then
         vad_alphas, weight_alphas = self._step_alphas(dt_s)
         changed = self._changed[:count]
-        dirty = table.target_dirty[:count]
         if self.space == "vad":
             smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
                           self._vad_buffers)
@@ -231,6 +236,7 @@ class Animator:
                           vad_moved, self._vad_buffers)
             changed |= vad_moved
         dirty[:] = False
+        self._settled_count = -1 if changed.any() else count
 
     def set_space(self, space: SmoothingSpace) -> None:
         """Switch the smoothing space of a running face, keeping its smoothed VAD.
@@ -243,4 +249,5 @@ class Animator:
         if space == self.space:
             return
         self.table.target_dirty[: len(self.table)] = True
+        self._settled_count = -1
         self.space = space

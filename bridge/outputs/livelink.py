@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import ClassVar, Final
 
 import numpy as np
 
@@ -83,6 +83,10 @@ class LiveLinkEncoder:
     docs/references.md, "Live Link Face").
     """
 
+    # Re-send rate of an unchanged face under ``idle_refresh_hz: auto``: Unreal marks a Live
+    # Link subject that gets no frames unresponsive, so frames stay well under 0.5 s apart.
+    AUTO_REFRESH_HZ: ClassVar[float] = 5.0
+
     def __init__(
         self,
         subject: str = "vadbridge",
@@ -118,11 +122,8 @@ class LiveLinkEncoder:
         return (len(self._buffer),)
 
     def layout(self) -> PacketLayout:
-        """Where the numbers go, for ``BatchedUdpOutputs`` (many Live Link outputs at once).
-
-        That benchmark writes its own frame counter at ``frame_offset`` and leaves the subframe
-        0: it times the numbers' writes, not the timecode ``encode`` computes.
-        """
+        """Where the numbers go, for ``UdpBatch`` (many Live Link outputs encoded at once);
+        the batch stamps the timecode with this encoder's own ``timecode``."""
         values_offset = len(self._buffer) - 4 * VALUE_COUNT
         buffer = bytearray(self._buffer)
         buffer[values_offset:] = bytes(4 * VALUE_COUNT)  # rotations stay 0; weights are rewritten
@@ -130,8 +131,13 @@ class LiveLinkEncoder:
             template=bytes(buffer),
             bounds=((0, len(buffer)),),
             weight_offsets=values_offset + 4 * _DESTINATION,
-            frame_offset=self._frame_offset,
+            timecode_offset=self._frame_offset,
+            timecode=self.timecode,
         )
+
+    def timecode(self, time_s: float) -> tuple[int, float]:
+        """(frame, subframe) of the time of day at ``time_s`` (anchored at the first call)."""
+        return frame_time(self._anchor.seconds(time_s), self.fps)
 
     def encode(self, frame: Frame) -> Sequence[memoryview | bytes]:
         """The frame's datagram; a view of one reused buffer, valid until the next call."""
@@ -139,6 +145,6 @@ class LiveLinkEncoder:
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"expected weights of shape (52,), got {weights.shape}")
         self._values[_DESTINATION] = weights
-        number, subframe = frame_time(self._anchor.seconds(frame.time_s), self.fps)
+        number, subframe = self.timecode(frame.time_s)
         struct.pack_into(">if", self._buffer, self._frame_offset, number, subframe)
         return self._datagrams

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
 from vadbridge.core.types import Frame
@@ -28,6 +28,10 @@ _PREFIX_PATTERN: Final = re.compile(r"(/[^\s#*,/?\[\]{}\x00]+)+")
 
 class OscEncoder:
     """Encodes one frame of 52 weights (model order) into one OSC datagram."""
+
+    # Re-send rate of an unchanged face under ``idle_refresh_hz: auto``: OSC receivers (Unity
+    # scripts, TouchDesigner) hold the last values.
+    AUTO_REFRESH_HZ: ClassVar[float] = 2.0
 
     def __init__(
         self, mode: OscMode = "per_shape", prefix: str = "/blendshape", naming: OscNaming = "arkit"
@@ -57,7 +61,7 @@ class OscEncoder:
         return self._template.sizes
 
     def layout(self) -> PacketLayout:
-        """Where the numbers go, for ``BatchedUdpOutputs`` (many OSC outputs encoded at once)."""
+        """Where the numbers go, for ``UdpBatch`` (many OSC outputs encoded at once)."""
         return PacketLayout(
             template=bytes(self._template.buffer),
             bounds=self._template.bounds,

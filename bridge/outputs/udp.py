@@ -13,10 +13,11 @@ import errno
 import ipaddress
 import logging
 import socket
+from collections.abc import Iterable
 
 from vadbridge.config import PORT_RANGE, is_port
 from vadbridge.core.types import Frame
-from vadbridge.outputs.layout import Encoder
+from vadbridge.outputs.layout import Encoder, PacketLayout
 
 __all__ = ["UdpOpenError", "UdpSink", "log_send_failure_once", "open_udp_socket"]
 
@@ -113,17 +114,30 @@ class UdpSink:
         self.send_errors = 0
         self._sock = sock
         self._logged_errnos: set[int | None] = set()
+        # The re-send rate of an unchanged face under ``idle_refresh_hz: auto`` (0 = every
+        # frame): what the encoder's receivers need (core/refresh.py).
+        self.auto_refresh_hz: float = getattr(encoder, "AUTO_REFRESH_HZ", 0.0)
 
     def send(self, frame: Frame) -> None:
         """Encode and send one frame; a failure is counted and logged once per kind."""
+        self.send_datagrams(self.encoder.encode(frame))
+
+    def send_datagrams(self, datagrams: Iterable[memoryview | bytes]) -> None:
+        """Send one frame's encoded datagrams (``send``, or a ``UdpBatch`` that encoded them);
+        a failure is counted and logged once per kind."""
         try:
-            for datagram in self.encoder.encode(frame):
+            for datagram in datagrams:
                 self._sock.send(datagram)
         except OSError as error:
             self.send_errors += 1
             log_send_failure_once(self._logged_errnos, error, self.name, self.host, self.port)
             return
         self.frames_sent += 1
+
+    def layout(self) -> PacketLayout | None:
+        """The encoder's packet layout, when it has one (then a ``UdpBatch`` can encode for it)."""
+        layout = getattr(self.encoder, "layout", None)
+        return layout() if layout is not None else None
 
     def close(self) -> None:
         """Close the socket (idempotent). Sends nothing: the daemon sends the neutral frame."""

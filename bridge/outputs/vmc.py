@@ -15,7 +15,7 @@ small relative seconds (the frame loop's time since start): float32 Unix time ha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from vadbridge.core.osc_codec import SLOT, MessageSpec, PacketTemplate
 from vadbridge.core.types import Frame
@@ -78,6 +78,10 @@ class VmcEncoder:
     "don't bundle" option), Apply after the 52 values.
     """
 
+    # Re-send rate of an unchanged face under ``idle_refresh_hz: auto``: VMC receivers
+    # (VSeeFace, VNyan, Warudo, EVMC4U) hold the last values.
+    AUTO_REFRESH_HZ: ClassVar[float] = 2.0
+
     def __init__(
         self,
         naming: VmcNaming = "perfect_sync",
@@ -101,7 +105,7 @@ class VmcEncoder:
         return self._template.sizes
 
     def layout(self) -> PacketLayout:
-        """Where the numbers go, for ``BatchedUdpOutputs`` (many VMC outputs encoded at once)."""
+        """Where the numbers go, for ``UdpBatch`` (many VMC outputs encoded at once)."""
         slots = self._template.float_slots
         return PacketLayout(
             template=bytes(self._template.buffer),

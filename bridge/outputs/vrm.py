@@ -39,14 +39,14 @@ a Blink preset on top would close the eyes twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from vadbridge.core.types import Frame
 from vadbridge.model.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
-from vadbridge.outputs.vmc import VmcNaming, blendshape_names, packet_template
+from vadbridge.outputs.vmc import VmcEncoder, VmcNaming, blendshape_names, packet_template
 
 __all__ = [
     "BLINK_PRESET_NAME",
@@ -127,6 +127,8 @@ class VrmVmcEncoder:
     Apply in the second. Without ARKit shapes (``arkit=False``) the blink preset follows the
     presets, valued at the mean of the frame's eyeBlinkLeft/Right (see the module docstring).
     """
+
+    AUTO_REFRESH_HZ: ClassVar[float] = VmcEncoder.AUTO_REFRESH_HZ  # VMC receivers, as VMC
 
     def __init__(
         self,

@@ -1,0 +1,46 @@
+"""Which outputs send this frame when faces that did not change are only re-sent now and then.
+
+An output sends its avatar's face on every frame where the face changed (or the output is new),
+and otherwise once per refresh period: every ``every`` frames, at frame numbers where
+``frame % every == row % every``, so a crowd of avatars that converged on the same frame is
+re-sent spread over the period instead of in one burst. ``every`` 0 or 1 = every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["RefreshSchedule", "refresh_frames"]
+
+
+def refresh_frames(refresh_hz: float, frame_rate: float) -> int:
+    """Frames between two sends of an unchanged face at ``refresh_hz`` (0 = every frame)."""
+    return max(1, round(frame_rate / refresh_hz)) if refresh_hz > 0 else 0
+
+
+def is_due(row: int, every: int, frame: int, changed: bool) -> bool:
+    """One output's answer, as ``RefreshSchedule.due`` gives it for a group."""
+    return every <= 1 or changed or frame % every == row % every
+
+
+class RefreshSchedule:
+    """The refresh schedule of a group of outputs that share one period (a ``UdpBatch``)."""
+
+    def __init__(self, rows: Sequence[int] | np.ndarray, every: int) -> None:
+        self.rows = np.asarray(rows, dtype=np.intp)
+        self.every = every
+        self._phase = self.rows % every if every > 1 else self.rows
+        self._due = np.zeros(self.rows.size, dtype=bool)
+        self._phase_hit = np.zeros(self.rows.size, dtype=bool)
+
+    def due(self, changed_rows: np.ndarray, frame: int) -> np.ndarray | None:
+        """A bool per output: its row changed (``changed_rows`` is per table row) or its phase
+        came round; None when every output sends every frame. A view of a kept buffer."""
+        if self.every <= 1:
+            return None
+        due = np.take(changed_rows, self.rows, out=self._due, mode="clip")
+        np.equal(self._phase, frame % self.every, out=self._phase_hit)
+        due |= self._phase_hit
+        return due
