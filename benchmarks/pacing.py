@@ -8,8 +8,8 @@ frames). Inputs arrive every frame for every avatar (all rows re-inferred); outp
 receiver process.
 
 The single-avatar case also runs under each of the pacer's modes (``PACING_MODES``: event-loop
-sleep alone, + nanosleep tail, + 0.2 ms spin, the default), labelled ``pacer <mode>``, to
-compare lateness with CPU.
+sleep alone, + nanosleep tail, + 0.2 ms spin, and the kernel timer, the default), labelled
+``pacer <mode>``, to compare lateness with CPU.
 
 Also runnable alone for the long soak run (not part of ``vadbridge bench``):
 ``python -m vadbridge.benchmarks.pacing --fps 60 --avatars 1 --seconds 600 [--realtime]``.
@@ -85,7 +85,7 @@ def run_pacing(
         bridge = scenario.bridge(fps)
         pacer = RecordingPacer(1.0 / fps, on_tick=scenario.move_targets)
         if mode is not None:
-            pacer.spin_s, pacer.spin_only_s = PACING_MODES[mode]
+            pacer.set_mode(mode)
         bridge.pacer = pacer
         freeze_startup_objects()  # as `vadbridge run` does before its frame loop
         cpu_start = time.process_time()

@@ -41,6 +41,7 @@ def test_malformed_input_is_counted_and_the_stream_goes_on(mosquitto) -> None:
     osc_port = free_port(socket.SOCK_DGRAM)
     text = f"""
 stats_interval_s: 0
+idle_refresh_hz: 0  # every frame: the test measures gaps in the stream
 inputs:
   - {{type: osc, host: 127.0.0.1, port: {osc_port}}}
   - {{type: mqtt, host: 127.0.0.1, port: {mosquitto.port}}}

@@ -41,8 +41,8 @@ def test_every_pacing_mode_hands_out_consecutive_frames_never_before_their_deadl
 ) -> None:
     # How late each mode is belongs to the benchmark (vadbridge bench --only pacing); that none
     # is early, and none skips or repeats on an unloaded loop, is the pacer's contract.
-    tail_s, spin_only_s = PACING_MODES[mode]
-    pacer = FramePacer(1 / 200, spin_s=tail_s, spin_only_s=spin_only_s)
+    pacer = FramePacer(1 / 200, mode=mode)
+    assert pacer.mode == mode  # this machine (Linux) has the timer: no fallback
 
     async def check() -> list[int]:
         frames = []
@@ -71,3 +71,32 @@ def test_a_stall_skips_frames_instead_of_bursting() -> None:
 def test_period_must_be_positive() -> None:
     with pytest.raises(ValueError, match="period_s"):
         FramePacer(0.0)
+
+
+def test_the_timer_mode_falls_back_to_spinning_with_a_clock_of_its_own() -> None:
+    """The kernel timer keeps perf_counter's clock (CLOCK_MONOTONIC): an injected clock (a
+    test's, a simulation's) cannot be waited for on it, so the pacer spins instead."""
+    assert FramePacer(1 / 60).mode == "timer"  # the default, where it can run
+    pacer = FramePacer(1 / 60, clock=time.monotonic)
+    assert pacer.mode == "spin"
+    assert (pacer.spin_s, pacer.spin_only_s) == (PACING_MODES["spin"].tail_s,
+                                                 PACING_MODES["spin"].spin_only_s)
+    with pytest.raises(ValueError, match="pacing mode"):
+        FramePacer(1 / 60, mode="busy")
+
+
+def test_the_timer_wakes_for_inputs_until_the_deadline() -> None:
+    """With the timer the loop stays free until the deadline: a callback scheduled 5 ms before
+    it runs before the frame is handed out (the spin modes poll the loop for the same end)."""
+
+    async def check() -> tuple[float, float]:
+        pacer = FramePacer(1 / 20)  # 50 ms frames
+        await pacer.next_frame()
+        loop = asyncio.get_running_loop()
+        ran_at: list[float] = []
+        loop.call_at(loop.time() + 0.045, lambda: ran_at.append(time.perf_counter()))
+        frame = await pacer.next_frame()
+        return ran_at[0], pacer.deadline(frame)
+
+    ran_at, deadline = asyncio.run(check())
+    assert ran_at < deadline

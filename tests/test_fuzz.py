@@ -303,6 +303,7 @@ class Daemon:
 def daemon_yaml(checkpoint: Path, inputs: str, vmc_port: int) -> str:
     return f"""
 stats_interval_s: {STATS_INTERVAL_S}
+idle_refresh_hz: 0  # every frame: the tests measure the longest gap in the stream
 model: {{checkpoint: {checkpoint}}}
 smoothing: {{tau_ms: 0}}
 inputs: [{inputs}]

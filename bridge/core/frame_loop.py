@@ -7,10 +7,12 @@ soon after as the machine allows. It sleeps on the event loop until shortly befo
 ``spin_only_s``, and spins that last bit polling the event loop, so inputs that arrive until
 the deadline make the frame.
 
-``PACING_MODES`` names the three ways measured for issue 16 (``vadbridge bench --only
-pacing`` prints lateness and CPU for each): ``sleep`` (the event loop's sleep alone),
-``nanosleep`` (loop sleep, then a blocking nanosleep to the deadline, no spin) and ``spin``
-(the default: loop sleep, nanosleep, a 0.2 ms spin); docs/performance.md, "Pacing modes".
+``PACING_MODES`` names the ways measured for issue 16 (``vadbridge bench --only pacing`` prints
+lateness and CPU for each): ``sleep`` (the event loop's sleep alone), ``nanosleep`` (loop sleep,
+then a blocking nanosleep to the deadline, no spin), ``spin`` (loop sleep, nanosleep, a 0.2 ms
+spin) and ``timer`` (the default: the loop wakes on a kernel timer armed at the deadline,
+``core/deadline_timer.py``; where there is none, not Linux, it falls back to ``spin``);
+docs/performance.md, "Pacing modes".
 """
 
 from __future__ import annotations
@@ -21,18 +23,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vadbridge.core.deadline_timer import DeadlineTimer
+
 # A frame sent later than this after its deadline counts as late in the stats line.
 LATE_THRESHOLD_S = 0.002
 # The last stretch before a deadline that is busy-waited rather than slept.
 SPIN_ONLY_S = 0.0002
 # How long before a deadline the event loop's sleep hands over to the thread's nanosleep.
 TAIL_S = 0.0015
-# mode -> (tail_s, spin_only_s) for FramePacer
-PACING_MODES: dict[str, tuple[float, float]] = {
-    "sleep": (0.0, 0.0),
-    "nanosleep": (TAIL_S, 0.0),
-    "spin": (TAIL_S, SPIN_ONLY_S),
+
+
+@dataclass(frozen=True)
+class PacingMode:
+    """How the pacer waits for a deadline."""
+
+    tail_s: float  # the blocking tail before the deadline: nanosleep, then spin
+    spin_only_s: float  # of which the last stretch is spun
+    timer: bool = False  # wake on a kernel timer at the deadline instead (no tail)
+
+
+PACING_MODES: dict[str, PacingMode] = {
+    "sleep": PacingMode(0.0, 0.0),
+    "nanosleep": PacingMode(TAIL_S, 0.0),
+    "spin": PacingMode(TAIL_S, SPIN_ONLY_S),
+    "timer": PacingMode(0.0, 0.0, timer=True),
 }
+DEFAULT_PACING_MODE = "timer"
+FALLBACK_PACING_MODE = "spin"  # where the timer cannot run
 
 
 @dataclass
@@ -60,16 +77,44 @@ class FramePacer:
     """Hands out frame ticks: ``await pacer.next_frame()`` returns the frame due now."""
 
     period_s: float
-    spin_s: float = TAIL_S  # the blocking tail (nanosleep, then spin) before each deadline
-    spin_only_s: float = SPIN_ONLY_S  # of which the last stretch is spun
+    mode: str = DEFAULT_PACING_MODE  # a PACING_MODES name
     clock: Callable[[], float] = time.perf_counter
     stats: PacingStats = field(default_factory=PacingStats)
     start_s: float = field(init=False, default=0.0)
     frame_index: int = field(init=False, default=-1)
+    spin_s: float = field(init=False, default=0.0)  # the blocking tail before each deadline
+    spin_only_s: float = field(init=False, default=0.0)  # of which the last stretch is spun
+    _timer: DeadlineTimer | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.period_s > 0:
             raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        self.set_mode(self.mode)
+
+    def set_mode(self, name: str) -> None:
+        """Wait the ``PACING_MODES[name]`` way from the next frame on. ``timer`` needs the
+        real clock and a timerfd; without either the pacer falls back to ``spin`` (``mode``
+        then says so)."""
+        if name not in PACING_MODES:
+            raise ValueError(f"pacing mode must be one of {sorted(PACING_MODES)}, got {name!r}")
+        if PACING_MODES[name].timer:
+            try:
+                if self.clock is not time.perf_counter:
+                    raise OSError("the timer keeps time.perf_counter's clock")
+                self._timer = self._timer or DeadlineTimer()
+            except OSError:
+                name = FALLBACK_PACING_MODE
+        if not PACING_MODES[name].timer:
+            self.close()
+        self.mode = name
+        self.spin_s = PACING_MODES[name].tail_s
+        self.spin_only_s = PACING_MODES[name].spin_only_s
+
+    def close(self) -> None:
+        """Release the timer, if the mode had one (the pacer can still pace, by sleeping)."""
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
 
     def deadline(self, frame_index: int) -> float:
         return self.start_s + frame_index * self.period_s
@@ -93,6 +138,11 @@ class FramePacer:
             due = newest_passed
         deadline = self.deadline(due)
         remaining = deadline - now
+        if self._timer is not None:
+            # Inputs are read while the loop waits, up to the deadline: nothing to spin for.
+            if remaining > 0:
+                await self._timer.wait_until(deadline)
+            return self._handed_out(due, deadline)
         if remaining > self.spin_s:
             await asyncio.sleep(remaining - self.spin_s)
         # The tail: a blocking nanosleep (accurate to ~0.1 ms, costs no CPU), then a short spin.
@@ -107,6 +157,9 @@ class FramePacer:
         await asyncio.sleep(0)
         while self.clock() < deadline:
             await asyncio.sleep(0)
+        return self._handed_out(due, deadline)
+
+    def _handed_out(self, due: int, deadline: float) -> int:
         lateness = self.clock() - deadline
         self.frame_index = due
         self.stats.frames += 1
