@@ -16,7 +16,10 @@
 
 **CPU** is each process's utime + stime from ``/proc/PID/stat`` (in ``SC_CLK_TCK`` ticks,
 10 ms here: +-0.05 % of a core over 20 s) over the same wall window, after a warm-up that skips
-start-up and model loading, as % of one core. The ratio is naive / daemon.
+start-up and model loading, as % of one core. The ratio is naive / daemon. The whole machine's
+busy and steal shares over the window (``/proc/stat``) are printed beside them: on a shared
+virtual machine a run whose CPUs were stolen or busy with other work is slower and later
+throughout, and these two rows say so.
 
 **Lateness** is measured where a receiver sees it. Each VMC bundle carries its frame's time
 (``/VMC/Ext/T`` = frame index x period, the pacer's deadline grid), so every datagram has its
@@ -85,6 +88,14 @@ def cpu_ticks(pid: int) -> int:
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on: comm may hold spaces
     return int(fields[11]) + int(fields[12])  # fields 14 and 15
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) ticks of all CPUs from /proc/stat: how busy the whole machine was,
+    and how long the hypervisor kept its CPUs from running anything (steal)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle - fields[7], fields[7], sum(fields)
 
 
 def grid_lateness_s(receive_s: np.ndarray, frame_index: np.ndarray, period_s: float,
@@ -298,6 +309,8 @@ class OneAvatarRun:
     naive_cpu_pct: float
     daemon: Pacing
     naive: Pacing
+    machine_busy_pct: float  # all processes, both side by side included, % of all cores
+    machine_steal_pct: float  # time the hypervisor ran other guests on our CPUs
 
     def results(self) -> list[Result]:
         p50, p99, worst = self.daemon.lateness_ms
@@ -309,6 +322,10 @@ class OneAvatarRun:
             Result("one_avatar", CASE, "lateness max", worst, "ms"),
             Result("one_avatar", CASE, "frames received", self.daemon.frames, "frames"),
             Result("one_avatar", CASE, "frames missing", self.daemon.missing, "frames"),
+            Result("one_avatar", CASE, "machine busy (every process)", self.machine_busy_pct,
+                   "% of all cores"),
+            Result("one_avatar", CASE, "machine steal (hypervisor)", self.machine_steal_pct,
+                   "% of all cores"),
         ]
 
 
@@ -335,9 +352,11 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
             time.sleep(warmup_s)
             progress(f"one avatar: measuring {seconds:g} s")
             ticks = (cpu_ticks(daemon.pid), cpu_ticks(naive.pid))
+            machine = machine_ticks()
             wall, window_start = time.monotonic(), time.time()
             time.sleep(seconds)
             ticks_after = (cpu_ticks(daemon.pid), cpu_ticks(naive.pid))
+            machine_after = machine_ticks()
             wall, window_end = time.monotonic() - wall, time.time()
             if daemon.poll() is not None or naive.poll() is not None:
                 raise RuntimeError("a process under test exited during the measurement")
@@ -354,10 +373,14 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
         receivers.close()
     cpu = [(after - before) / ticks_per_s / wall * 100
            for before, after in zip(ticks, ticks_after, strict=True)]
+    busy, steal, total = (after - before for before, after in zip(machine, machine_after,
+                                                                   strict=True))
     window = (window_start, window_end)
     return OneAvatarRun(seconds=wall, daemon_cpu_pct=cpu[0], naive_cpu_pct=cpu[1],
                         daemon=pacing_of(daemon_stamps, window, fps),
-                        naive=pacing_of(naive_stamps, window, fps))
+                        naive=pacing_of(naive_stamps, window, fps),
+                        machine_busy_pct=busy / max(total, 1) * 100,
+                        machine_steal_pct=steal / max(total, 1) * 100)
 
 
 def run(*, quick: bool, seconds: float | None = None,
