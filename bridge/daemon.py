@@ -335,6 +335,9 @@ class Bridge:
         np.logical_or(self.animator.changed, send_next, out=changed)
         send_next[:] = False
         weights = self._sent_weights
+        if np.count_nonzero(changed) == count:  # every face moved (one live avatar): all go
+            self.send_frame(frame, time_s)
+            return
         for batch, schedule in self._batch_schedules:
             batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame))
         for sink, face, row, every in self._single_schedules:

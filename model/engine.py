@@ -314,4 +314,4 @@ class NumpyMLP:
             np.multiply(h, self._slope, out=tmp)
             np.maximum(h, tmp, out=x[:, :-1])
         np.dot(x, self._out_weight, out=out)
-        np.clip(out, 0.0, 1.0, out=out)
+        np.minimum(np.maximum(out, 0.0, out=out), 1.0, out=out)  # np.clip's wrapper costs 3 µs

@@ -40,7 +40,7 @@ class RefreshSchedule:
         came round; None when every output sends every frame. A view of a kept buffer."""
         if self.every <= 1:
             return None
-        due = np.take(changed_rows, self.rows, out=self._due, mode="clip")
+        due = changed_rows.take(self.rows, out=self._due, mode="clip")
         np.equal(self._phase, frame % self.every, out=self._phase_hit)
         due |= self._phase_hit
         return due

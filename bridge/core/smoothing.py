@@ -149,8 +149,8 @@ def smooth_toward(
         attack, release = alphas, None
     delta = np.subtract(target, state, out=work.delta[:count])
     flags = np.not_equal(delta, 0.0, out=work.flags[:count])
-    np.any(flags, axis=1, out=changed)
-    if not changed.any():
+    np.logical_or.reduce(flags, axis=1, out=changed)
+    if not np.count_nonzero(changed):
         return
     step = work.step[:count]
     if release is None:
@@ -167,6 +167,8 @@ def smooth_toward(
         step *= delta
     state += step
     distance = np.abs(np.subtract(target, state, out=delta), out=delta)
-    close = np.all(np.less(distance, SNAP_DISTANCE, out=flags), axis=1, out=work.rows[:count])
-    if close.any():  # rare (a glide's last frame): indexing beats a masked copy of every row
+    close = np.logical_and.reduce(np.less(distance, SNAP_DISTANCE, out=flags), axis=1,
+                                  out=work.rows[:count])
+    # Rare (a glide's last frame): indexing beats a masked copy of every row.
+    if np.count_nonzero(close):
         state[close] = target[close]

@@ -86,13 +86,13 @@ class UdpBatch:
         bool per output, as ``core.refresh.RefreshSchedule.due`` gives it), only those."""
         picks = None
         if due is not None:
-            picks = np.flatnonzero(due)
+            picks = due.nonzero()[0]
             if picks.size == 0:
                 return
             if picks.size == len(self._sends):
                 picks = None
         if picks is None:
-            gathered = np.take(weights, self.rows, axis=0, out=self._gathered, mode="clip")
+            gathered = weights.take(self.rows, axis=0, out=self._gathered, mode="clip")
             self._floats[:, self._weight_words] = gathered
         else:
             self._floats[picks[:, np.newaxis], self._weight_words] = weights[self.rows[picks]]
