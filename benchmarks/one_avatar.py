@@ -5,7 +5,8 @@
 
 - the daemon, ``python -m vadbridge run --config <yaml>``: one OSC input, one avatar at 60 fps,
   three outputs (``vmc``, ``osc``, ``livelink``), every other key at its default (smoothing,
-  liveliness, idle refresh, engine, pacer), except ``stats_interval_s: 0`` (no stats lines);
+  liveliness, idle refresh, engine, pacing mode), except ``stats_interval_s: 0`` (no stats
+  lines);
 - the naive seed-style process, ``benchmarks.naive_daemon`` (python-osc server, torch on one
   sample, python-osc/struct packets, ``time.sleep`` pacing), to the same kinds of receivers;
 - one receiver process for all six streams (its CPU is not counted), which stamps every VMC
@@ -52,7 +53,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -66,6 +66,7 @@ from vadbridge.benchmarks.harness import (
     scratch_dir,
     stop_process,
 )
+from vadbridge.benchmarks.naive_daemon import READY
 from vadbridge.benchmarks.targets import target_lines
 from vadbridge.core.osc_codec import encode_message
 
@@ -229,58 +230,36 @@ def daemon_config(osc_port: int, ports: dict[str, int], fps: int) -> str:
             f"outputs:\n{outputs}")
 
 
-def _wait_for(what: str, ready: Callable[[], bool], process: subprocess.Popen[Any],
-              log: Callable[[], str]) -> None:
+def _start(directory: Path, name: str, argv: list[str], ready: str) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with its output in ``directory/<name>.log``; return once the log shows
+    ``ready`` (raise RuntimeError with the log's tail if it exits or takes too long)."""
+    log_path = directory / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not ready():
+    while ready not in log_path.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start (exit code {process.poll()}):\n"
-                               f"{log()[-2000:]}")
+            stop_process(process)
+            raise RuntimeError(f"the {name} process did not start (exit code "
+                               f"{process.poll()}):\n{log_path.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
+    return process
 
 
 def start_daemon(directory: Path, osc_port: int, ports: dict[str, int],
                  fps: int) -> subprocess.Popen[bytes]:
     config = directory / "one_avatar.yaml"
     config.write_text(daemon_config(osc_port, ports, fps))
-    log_path = directory / "daemon.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vadbridge", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=log,
-        )
-
-    def log_text() -> str:
-        return log_path.read_text(errors="replace")
-
-    try:
-        _wait_for("the daemon", lambda: "streaming at" in log_text(), process, log_text)
-    except BaseException:
-        stop_process(process)
-        raise
-    return process
+    argv = [sys.executable, "-m", "vadbridge", "run", "--config", str(config)]
+    return _start(directory, "daemon", argv, "streaming at")
 
 
 def start_naive(directory: Path, osc_port: int, ports: dict[str, int],
                 fps: int) -> subprocess.Popen[bytes]:
-    log_path = directory / "naive.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vadbridge.benchmarks.naive_daemon", "--osc-port",
-             str(osc_port), "--fps", str(fps),
-             *[arg for kind in KINDS for arg in (f"--{kind}", f"{HOST}:{ports[kind]}")]],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-
-    def log_text() -> str:
-        return log_path.read_text(errors="replace")
-
-    try:
-        _wait_for("the naive process", lambda: "ready" in log_text(), process, log_text)
-    except BaseException:
-        stop_process(process)
-        raise
-    return process
+    argv = [sys.executable, "-m", "vadbridge.benchmarks.naive_daemon", "--osc-port",
+            str(osc_port), "--fps", str(fps),
+            *[arg for kind in KINDS for arg in (f"--{kind}", f"{HOST}:{ports[kind]}")]]
+    return _start(directory, "naive", argv, READY)
 
 
 def send_vad(ports: Sequence[int], stop: threading.Event) -> None:
