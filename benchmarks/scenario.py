@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -57,7 +58,8 @@ class Scenario:
                 return frame
         raise RuntimeError(f"avatars did not converge within {max_frames} frames")
 
-    def bridge(self, frame_rate: float, idle_refresh_hz: float = 0.0) -> Bridge:
+    def bridge(self, frame_rate: float,
+               idle_refresh_hz: float | Literal["auto"] = "auto") -> Bridge:
         """The real daemon over this table (no sources: benchmarks move targets themselves)."""
         return Bridge(
             table=self.table,
