@@ -335,11 +335,13 @@ class Bridge:
         np.logical_or(self.animator.changed, send_next, out=changed)
         send_next[:] = False
         weights = self._sent_weights
-        if np.count_nonzero(changed) == count:  # every face moved (one live avatar): all go
+        moved = np.count_nonzero(changed)
+        if moved == count:  # every face moved (one live avatar): all go
             self.send_frame(frame, time_s)
             return
         for batch, schedule in self._batch_schedules:
-            batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame))
+            if moved or schedule.refreshes_at(frame):  # else nothing of this batch is due
+                batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame))
         for sink, face, row, every in self._single_schedules:
             if is_due(row, every, frame, bool(changed[row])):
                 face.number = frame

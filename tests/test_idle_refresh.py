@@ -41,7 +41,7 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
             frames = bridge.pacer.stats.frames
     finally:
         vmc.close()
-    assert [schedule.every for _, schedule in bridge._batch_schedules] == [12]  # 60 fps / 5 Hz
+    assert [every for _, _, _, every in bridge._single_schedules] == [12]  # 60 fps / 5 Hz
     assert 8 <= len(idle) <= 12  # ~5 per second instead of ~120 in 2 s
     assert frames > 100  # the frame loop itself kept running at 60 fps
     # While the face glides toward the new input it changes every frame: every frame goes out.
@@ -99,6 +99,8 @@ def test_a_schedule_sends_changed_rows_at_once_and_the_rest_spread_over_the_peri
     due = schedule.due(changed, 100)
     assert due is not None and due[5] and not is_due(5, 4, 100, changed=False)
     assert is_due(5, 4, 100, changed=True)
+    assert [RefreshSchedule([3, 7], 4).refreshes_at(frame) for frame in range(4)] == [
+        False, False, False, True]  # both rows' phase is 3: frames 0-2 need no look at rows
     assert RefreshSchedule(rows, 1).due(nothing_changed, 7) is None  # every frame: all
     assert RefreshSchedule(rows, 0).due(nothing_changed, 7) is None
     assert [refresh_frames(hz, 60) for hz in (0, 2, 5, 60, 240)] == [0, 30, 12, 1, 1]
@@ -120,18 +122,15 @@ def test_auto_refreshes_each_output_at_its_receivers_rate() -> None:
         config = config_from_yaml("stats_interval_s: 0\ninputs: []\n" + outputs)
         assert config.idle_refresh_hz == "auto"
         with running_bridge(config) as bridge:
-            batched = sorted(schedule.every for _, schedule in bridge._batch_schedules)
-            single = [every for _, _, _, every in bridge._single_schedules]
-            assert (batched, single) == ([12, 30, 30], [0])
+            assert not bridge._batch_schedules  # one output of each kind: none batched
+            assert [every for _, _, _, every in bridge._single_schedules] == [30, 30, 12, 0]
             # Converged (nothing moves without inputs): the VMC receiver gets the refresh only.
             receivers[0].receive(0.3)
             assert len(receivers[0].receive(1.0)) <= 3  # 2 Hz (every frame would be ~60)
         config = config_from_yaml("stats_interval_s: 0\nidle_refresh_hz: 10\ninputs: []\n"
                                   + outputs)
         with running_bridge(config) as bridge:
-            everies = [s.every for _, s in bridge._batch_schedules]
-            everies += [every for _, _, _, every in bridge._single_schedules]
-            assert everies == [6, 6, 6, 6]
+            assert [every for _, _, _, every in bridge._single_schedules] == [6, 6, 6, 6]
     finally:
         for receiver in receivers:
             receiver.close()

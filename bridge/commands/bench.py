@@ -1,8 +1,8 @@
 """``vadbridge bench [--quick] [--only NAME ...]``: run the benchmarks, print one table.
 
-The suite lives in ``vadbridge.benchmarks.suite``. frame_cost's naive reference is the torch
-module: without torch the other benchmarks run and frame_cost is skipped (asking for it with
-``--only`` exits 2).
+The suite lives in ``vadbridge.benchmarks.suite``. The naive references of frame_cost and
+one_avatar run the torch module: without torch the other benchmarks run and those two are
+skipped (asking for one with ``--only`` exits 2).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> None:
         help="run the performance benchmarks and print a table",
         description="Measure what a frame costs (inference, encoding, pacing, latency, idle "
         "load) beside a naive implementation, and print one table with the targets "
-        "(frame_cost needs torch; without it the others run).",
+        "(frame_cost and one_avatar need torch; without it the others run).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a few seconds per benchmark (smoke run, noisy)"

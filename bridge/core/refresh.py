@@ -34,6 +34,13 @@ class RefreshSchedule:
         self._phase = self.rows % every if every > 1 else self.rows
         self._due = np.zeros(self.rows.size, dtype=bool)
         self._phase_hit = np.zeros(self.rows.size, dtype=bool)
+        # Which frames of the period some output refreshes on: an idle frame checks one bool.
+        self._refreshing_at = np.zeros(max(every, 1), dtype=bool)
+        self._refreshing_at[self._phase if every > 1 else 0] = True
+
+    def refreshes_at(self, frame: int) -> bool:
+        """Whether some output's refresh falls on ``frame`` (always, at every frame)."""
+        return self.every <= 1 or bool(self._refreshing_at[frame % self.every])
 
     def due(self, changed_rows: np.ndarray, frame: int) -> np.ndarray | None:
         """A bool per output: its row changed (``changed_rows`` is per table row) or its phase

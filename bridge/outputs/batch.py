@@ -11,8 +11,10 @@ as if it had encoded the frame itself). Bytes on the wire are the sink's encoder
 
 Outputs join one batch when their layouts have the same ``shape_key``: the same encoder kind
 and options, names of the same lengths (each row starts from its own encoder's template, so
-subjects ``avatar01`` and ``avatar02`` share a batch). ``batch_bindings`` groups them; the
-daemon regroups whenever its outputs change (start, SIGHUP reload, liveliness on or off).
+subjects ``avatar01`` and ``avatar02`` share a batch). An output with no partner sends through
+its own encoder: a batch of one costs 20-40 µs a frame more (measured cold, one avatar with
+three outputs). ``batch_bindings`` groups them; the daemon regroups whenever its outputs change
+(start, SIGHUP reload, liveliness on or off).
 """
 
 from __future__ import annotations
@@ -112,10 +114,10 @@ class UdpBatch:
 
 
 def batch_bindings(pairs: Sequence[tuple[object, int]]) -> tuple[list[UdpBatch], list[int]]:
-    """Group ``(sink, row)`` pairs: ``UdpSink``s whose encoders have layouts of one shape become
-    one ``UdpBatch``. Returns the batches and the indices of the pairs left to send one by one
-    (other sinks, and encoders without a layout)."""
-    groups: dict[tuple[object, ...], list[tuple[UdpSink, PacketLayout, int]]] = {}
+    """Group ``(sink, row)`` pairs: two or more ``UdpSink``s whose encoders have layouts of one
+    shape become one ``UdpBatch``. Returns the batches and the indices of the pairs left to send
+    one by one (other sinks, encoders without a layout, and outputs without a partner)."""
+    groups: dict[tuple[object, ...], list[tuple[int, UdpSink, PacketLayout, int]]] = {}
     alone = []
     for index, (sink, row) in enumerate(pairs):
         layout = sink.layout() if isinstance(sink, UdpSink) else None
@@ -123,5 +125,11 @@ def batch_bindings(pairs: Sequence[tuple[object, int]]) -> tuple[list[UdpBatch],
             alone.append(index)
             continue
         assert isinstance(sink, UdpSink)
-        groups.setdefault(layout.shape_key, []).append((sink, layout, row))
-    return [UdpBatch(members) for members in groups.values()], alone
+        groups.setdefault(layout.shape_key, []).append((index, sink, layout, row))
+    batches = []
+    for members in groups.values():
+        if len(members) == 1:
+            alone.append(members[0][0])
+        else:
+            batches.append(UdpBatch([(sink, layout, row) for _, sink, layout, row in members]))
+    return batches, sorted(alone)
