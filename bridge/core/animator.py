@@ -17,6 +17,17 @@ VAD. Between, the face lags the model by at most L * SKIP_EPSILON per weight, L 
 Lipschitz constant (max-norm in, max-norm out); docs/performance.md, "Skipped inference", has
 the measurement. Rows with new input (``target_dirty``) are always inferred.
 
+Lookahead (VAD space, tables of at most ``LOOKAHEAD_MAX_ROWS`` avatars): a step that runs the
+model also smooths the next ``LOOKAHEAD_FRAMES`` frames ahead (the same arithmetic on a copy of
+the state, toward the same targets) and infers them in the same forward call; the following
+steps take those states and faces instead of smoothing and inferring, until a target changes,
+the step length or the time constants do, or the frames run out. The faces are the ones the
+frame-by-frame path makes (the same smoothing; the model's batch of 4 rows may round apart from
+a batch of 1 at float32's last bits). For one avatar the model's cost is per call, not per row
+(a cold call on 1 or 4 rows costs the same: docs/performance.md, "One avatar"), so with inputs
+at 30 Hz every other frame runs no model at all; a crowd infers every moving row every frame,
+where skipping is what saves.
+
 All of a step's arrays are made once (the first step, or when the batch grows): a step
 allocates no array data with an engine that has ``forward_into``, apart from the index of the
 moving rows when only some of them move. It calls ufuncs and array methods directly
@@ -58,6 +69,11 @@ _MAX_CACHED_STEPS = 8
 # 0.0039). 0 turns skipping off.
 SKIP_EPSILON = 2.5e-4
 
+# Lookahead (module docstring): frames predicted per model call, and the largest table using it.
+LOOKAHEAD_FRAMES = 3
+LOOKAHEAD_MAX_ROWS = 4
+_LOOKAHEAD_BATCH = (LOOKAHEAD_FRAMES + 1) * LOOKAHEAD_MAX_ROWS
+
 
 class Engine(Protocol):
     """``NumpyMLP``, ``LutEngine``; ``forward_into(vad, out)`` is used when the engine has it."""
@@ -79,9 +95,14 @@ class Animator:
         space: SmoothingSpace = "vad",
         symmetry: bool = True,
         skip_epsilon: float = SKIP_EPSILON,
+        lookahead_frames: int = LOOKAHEAD_FRAMES,
     ) -> None:
         """``tau_s``: one time constant for attack and release everywhere, or ``TimeConstants``;
-        ``skip_epsilon``: see the module docstring (0 infers every row that moved)."""
+        ``skip_epsilon`` and ``lookahead_frames`` (at most ``LOOKAHEAD_FRAMES``; 0 = off): see
+        the module docstring (0 infers every row that moved)."""
+        if not 0 <= lookahead_frames <= LOOKAHEAD_FRAMES:
+            raise ValueError(f"lookahead_frames must be 0..{LOOKAHEAD_FRAMES}")
+        self.lookahead_frames = lookahead_frames
         self.table = table
         self.engine = engine
         self._times = _time_constants(tau_s)
@@ -106,8 +127,18 @@ class Animator:
         # Gather/scatter buffers for a subset of rows, and symmetry's pair halves.
         self._rows_vad = np.zeros((capacity, VAD_AXES), dtype=np.float32)
         self._rows_weights = np.zeros((capacity, NUM_BLENDSHAPES), dtype=np.float32)
-        self._left = np.zeros((capacity, LEFT_INDICES.size), dtype=np.float32)
-        self._right = np.zeros((capacity, RIGHT_INDICES.size), dtype=np.float32)
+        pairs = max(capacity, _LOOKAHEAD_BATCH)
+        self._left = np.zeros((pairs, LEFT_INDICES.size), dtype=np.float32)
+        self._right = np.zeros((pairs, RIGHT_INDICES.size), dtype=np.float32)
+        # Lookahead: this frame's and the predicted frames' rows, frame after frame, for one
+        # forward call; each predicted frame's changed rows; what the predictions assumed.
+        self._ahead_vad = np.zeros((_LOOKAHEAD_BATCH, VAD_AXES), dtype=np.float32)
+        self._ahead_weights = np.zeros((_LOOKAHEAD_BATCH, NUM_BLENDSHAPES), dtype=np.float32)
+        self._ahead_changed = np.zeros((LOOKAHEAD_FRAMES, LOOKAHEAD_MAX_ROWS), dtype=bool)
+        self._ahead_state = np.zeros((LOOKAHEAD_MAX_ROWS, VAD_AXES), dtype=np.float32)
+        self._ahead_frames = 0  # predicted frames not used yet
+        self._ahead_used = 0  # predicted frames used so far
+        self._ahead_key: tuple[int, float, StepAlphas | None] = (0, 0.0, None)
         # Made on the first blendshape-space step: 52 columns of scratch cost ~0.7 KB an avatar.
         self._weight_buffers: SmoothingBuffers | None = None
         self.inferred_rows = 0  # how many avatar-rows went through the model (for stats)
@@ -209,8 +240,22 @@ class Animator:
         vad_alphas, weight_alphas = self._step_alphas(dt_s)
         changed = self._changed[:count]
         if self.space == "vad":
+            if self._ahead_frames and self._predicted_for(count, dt_s, vad_alphas, dirty):
+                self._take_predicted_frame(count)
+                return
+            self._ahead_frames = 0
             smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
                           self._vad_buffers)
+            if (self.lookahead_frames and count <= LOOKAHEAD_MAX_ROWS
+                    and self._forward_into is not None):
+                # Every moving row inferred (no skipping: the call costs the same), with the
+                # frames ahead.
+                changed |= dirty
+                if np.count_nonzero(changed):
+                    self._infer_with_lookahead(count, dt_s, vad_alphas)
+                dirty[:] = False
+                self._settled_count = -1 if np.count_nonzero(changed) else count
+                return
             infer = self._rows_to_infer(changed, dirty, count)
             changed |= dirty
             inferred = int(np.count_nonzero(infer))
@@ -238,6 +283,55 @@ class Animator:
                           vad_moved, self._vad_buffers)
             changed |= vad_moved
         dirty[:] = False
+        self._settled_count = -1 if np.count_nonzero(changed) else count
+
+    def _infer_with_lookahead(self, count: int, dt_s: float, alphas: StepAlphas) -> None:
+        """Infer every row of this frame and of the next frames smoothed ahead, in one call."""
+        assert self._forward_into is not None
+        table = self.table
+        state = self._ahead_state[:count]
+        np.copyto(state, table.state_vad[:count])
+        batch = self._ahead_vad
+        batch[:count] = state
+        frames = 0
+        for frame in range(self.lookahead_frames):
+            moved = self._ahead_changed[frame, :count]
+            smooth_toward(state, table.target_vad[:count], alphas, moved, self._vad_buffers)
+            if not np.count_nonzero(moved):  # at rest from here: nothing left to predict
+                break
+            batch[(frame + 1) * count : (frame + 2) * count] = state
+            frames += 1
+        rows = (frames + 1) * count
+        weights = self._ahead_weights[:rows]
+        self._forward_into(batch[:rows], weights)
+        if self.symmetry:
+            self._symmetrize(weights)
+        table.weights[:count] = weights[:count]
+        self._inferred_vad[:count] = table.state_vad[:count]
+        self.inferred_rows += rows
+        self._ahead_frames, self._ahead_used = frames, 0
+        self._ahead_key = (count, dt_s, alphas)
+
+    def _predicted_for(self, count: int, dt_s: float, alphas: StepAlphas,
+                       dirty: np.ndarray) -> bool:
+        """Whether the predicted frames hold for this step: no new target, and the same rows,
+        step length and time constants (alphas are cached per step length: a new object means
+        new time constants)."""
+        rows, step_s, predicted_alphas = self._ahead_key
+        return (rows == count and step_s == dt_s and predicted_alphas is alphas
+                and not np.count_nonzero(dirty))
+
+    def _take_predicted_frame(self, count: int) -> None:
+        """This step is the next predicted frame: its states, faces and changed rows."""
+        table = self.table
+        self._ahead_used += 1
+        frame = self._ahead_used
+        table.state_vad[:count] = self._ahead_vad[frame * count : (frame + 1) * count]
+        table.weights[:count] = self._ahead_weights[frame * count : (frame + 1) * count]
+        self._inferred_vad[:count] = table.state_vad[:count]
+        changed = self._changed[:count]
+        changed[:] = self._ahead_changed[frame - 1, :count]
+        self._ahead_frames -= 1
         self._settled_count = -1 if np.count_nonzero(changed) else count
 
     def set_space(self, space: SmoothingSpace) -> None:
