@@ -100,3 +100,28 @@ def test_the_timer_wakes_for_inputs_until_the_deadline() -> None:
 
     ran_at, deadline = asyncio.run(check())
     assert ran_at < deadline
+
+
+@pytest.mark.parametrize("mode", sorted(PACING_MODES))
+def test_an_overrunning_frame_loop_still_lets_the_event_loop_run(mode: str) -> None:
+    """Frame work longer than the period: every next_frame is already late, and must still
+    yield, or inputs, signals and timeouts would never run (the loop would hang)."""
+
+    async def check() -> int:
+        pacer = FramePacer(1 / 240, mode=mode)
+        ticks = 0
+
+        async def other() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other())
+        for _ in range(20):
+            await pacer.next_frame()
+            time.sleep(0.006)  # 6 ms of work in a 4.2 ms period
+        task.cancel()
+        return ticks
+
+    assert asyncio.run(check()) >= 15

@@ -142,6 +142,9 @@ class FramePacer:
             # Inputs are read while the loop waits, up to the deadline: nothing to spin for.
             if remaining > 0:
                 await self._timer.wait_until(deadline)
+            else:  # already late (an overrun): still let the loop run inputs and signals
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             return self._handed_out(due, deadline)
         if remaining > self.spin_s:
             await asyncio.sleep(remaining - self.spin_s)
