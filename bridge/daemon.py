@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
-from vadbridge.core.refresh import RefreshSchedule, is_due, refresh_frames
+from vadbridge.core.refresh import RefreshSchedule, is_due, next_refresh, refresh_frames
 from vadbridge.core.smoothing import TimeConstants
 from vadbridge.core.stats import (
     DEFAULT_LOG_INTERVAL_S,
@@ -59,6 +60,8 @@ class Sink(Protocol):
 
 
 SINK_DRAIN_TIMEOUT_S = 0.5
+# The longest the frame loop rests with nothing to do (it wakes at once for an input or a reload).
+MAX_REST_S = 1.0
 STATS_OFF_POLL_S = 1.0
 
 
@@ -198,6 +201,7 @@ class Bridge:
         self._apply_settings(settings)
         for binding in added:  # a new output gets the next frame, not the next idle refresh
             self._send_next[binding.row] = True
+        self.pacer.wake()
         if self._main_task is not None:  # running: start the new outputs' tasks now
             self._start_output_tasks(list({id(b.sink): b.sink for b in added}.values()))
         retire(removed, self.pacer.frame_index + 1, self.pacer.time_s)
@@ -245,6 +249,7 @@ class Bridge:
             self.input_stats.reject("avatar.limit", str(error))
             return
         self.table.set_target(row, sample.vad, self.clock())
+        self.pacer.wake()  # a resting frame loop makes the next frame (no-op otherwise)
 
     async def run(self) -> None:
         """Run until cancelled (SIGINT/SIGTERM cancel it), then send neutral and close.
@@ -313,8 +318,33 @@ class Bridge:
             if self.liveliness is not None:  # a lively face changes every frame
                 self._lively(time_s)
                 self.send_frame(frame, time_s)
-            else:
-                self._send_due(frame, time_s)
+                continue
+            self._send_due(frame, time_s)
+            rest_until = self._rest_until(frame)
+            if rest_until > frame + 1:
+                await pacer.rest(rest_until)
+                # Smoothing restarts from rest: a new target glides from the next frame, one
+                # period at a time (not one step as long as the rest).
+                previous_frame = pacer.frame_index
+
+    def _rest_until(self, frame: int) -> int:
+        """The next frame that may have something to do: ``frame + 1`` unless every face is at
+        rest, then the first output refresh, the first idle timeout, or MAX_REST_S away."""
+        if not self.animator.at_rest or np.count_nonzero(self._send_next[: len(self.table)]):
+            return frame + 1
+        until = frame + max(1, round(MAX_REST_S / self.pacer.period_s))
+        for _, schedule in self._batch_schedules:
+            until = min(until, schedule.next_refresh(frame))
+        for _, _, row, every in self._single_schedules:
+            until = min(until, next_refresh(row, every, frame))
+        if self.idle_timeout_s > 0 and until > frame + 1:
+            count = len(self.table)
+            held = np.any(self.table.target_vad[:count] != 0.0, axis=1)
+            if held.any():  # an avatar eases back to neutral at its timeout: be awake for it
+                release_s = float(self.table.last_input_s[:count][held].min()) + self.idle_timeout_s
+                frames_away = math.ceil((release_s - self.clock()) / self.pacer.period_s)
+                until = min(until, frame + max(1, frames_away))
+        return until
 
     def send_frame(self, number: int, time_s: float) -> None:
         """Send every output its avatar's current face (the frame loop's send, every frame)."""

@@ -150,6 +150,13 @@ class Animator:
         self.changed: np.ndarray = self._changed[:0]
 
     @property
+    def at_rest(self) -> bool:
+        """Every face on its target and no new target: a step would change nothing."""
+        count = len(self.table)
+        return self._settled_count == count and not np.count_nonzero(
+            self.table.target_dirty[:count])
+
+    @property
     def tau_s(self) -> float | TimeConstants:
         """The smoothing time constants: one number when attack and release are equal
         everywhere, else the ``TimeConstants``. Setting takes effect from the next step."""

@@ -49,6 +49,9 @@ PACING_MODES: dict[str, PacingMode] = {
     "timer": PacingMode(0.0, 0.0, timer=True),
 }
 DEFAULT_PACING_MODE = "timer"
+# A rest ends this long before the due frame's deadline (the event loop's own timer is good to
+# about a millisecond); ``next_frame`` then waits the rest the usual, precise way.
+REST_MARGIN_S = 0.002
 FALLBACK_PACING_MODE = "spin"  # where the timer cannot run
 
 
@@ -85,6 +88,7 @@ class FramePacer:
     spin_s: float = field(init=False, default=0.0)  # the blocking tail before each deadline
     spin_only_s: float = field(init=False, default=0.0)  # of which the last stretch is spun
     _timer: DeadlineTimer | None = field(init=False, default=None, repr=False)
+    _rest_waiter: asyncio.Future[None] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.period_s > 0:
@@ -173,7 +177,41 @@ class FramePacer:
             self.stats.late += 1
         return due
 
+    async def rest(self, until: int) -> None:
+        """Nothing is due before frame ``until``: sleep through the frames before it, or until
+        ``wake()``. The next ``next_frame`` then hands out the next frame on the grid at its
+        deadline, as ever. Frames rested through count as frames (there was nothing to send in
+        them), neither late nor skipped."""
+        if self.frame_index < 0 or until <= self.frame_index + 1:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._rest_waiter = waiter
+        delay_s = self.deadline(until) - REST_MARGIN_S - self.clock()
+        handle = loop.call_later(max(delay_s, 0.0), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._rest_waiter = None
+        passed = math.floor((self.clock() - self.start_s) / self.period_s)
+        newest = min(passed, until - 1)
+        if newest > self.frame_index:
+            self.stats.frames += newest - self.frame_index
+            self.frame_index = newest
+
+    def wake(self) -> None:
+        """End a ``rest`` now (an input or a reload arrived); nothing when not resting."""
+        waiter = self._rest_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     @property
     def time_s(self) -> float:
         """Seconds since the first frame, at the current frame's deadline."""
         return self.frame_index * self.period_s
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

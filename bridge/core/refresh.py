@@ -8,6 +8,7 @@ re-sent spread over the period instead of in one burst. ``every`` 0 or 1 = every
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,11 @@ def is_due(row: int, every: int, frame: int, changed: bool) -> bool:
     return every <= 1 or changed or frame % every == row % every
 
 
+def next_refresh(row: int, every: int, frame: int) -> int:
+    """One output's ``RefreshSchedule.next_refresh``."""
+    return frame + 1 if every <= 1 else frame + 1 + (row - frame - 1) % every
+
+
 class RefreshSchedule:
     """The refresh schedule of a group of outputs that share one period (a ``UdpBatch``)."""
 
@@ -37,10 +43,20 @@ class RefreshSchedule:
         # Which frames of the period some output refreshes on: an idle frame checks one bool.
         self._refreshing_at = np.zeros(max(every, 1), dtype=bool)
         self._refreshing_at[self._phase if every > 1 else 0] = True
+        self._phases = sorted(set(self._phase.tolist())) if every > 1 else [0]
 
     def refreshes_at(self, frame: int) -> bool:
         """Whether some output's refresh falls on ``frame`` (always, at every frame)."""
         return self.every <= 1 or bool(self._refreshing_at[frame % self.every])
+
+    def next_refresh(self, frame: int) -> int:
+        """The first frame after ``frame`` on which some output refreshes."""
+        if self.every <= 1 or not self._phases:
+            return frame + 1
+        start = (frame + 1) % self.every
+        index = bisect.bisect_left(self._phases, start)
+        phase = self._phases[index] if index < len(self._phases) else self._phases[0] + self.every
+        return frame + 1 + phase - start
 
     def due(self, changed_rows: np.ndarray, frame: int) -> np.ndarray | None:
         """A bool per output: its row changed (``changed_rows`` is per table row) or its phase
