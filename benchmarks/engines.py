@@ -2,8 +2,9 @@
 
 Per avatar-row cost of one batched forward pass (1 and 1,000 rows) for each kernel that is
 installed, all on one thread, interleaved call by call so machine noise hits each alike:
-``NumpyMLP.forward_into`` (the daemon's engine), onnxruntime on the graph ``vadbridge export``
-writes (``model.onnx_export``) with bound input and output buffers, and the torch module in
+``NumpyMLP.forward_into`` (the daemon's default engine), ``OnnxRuntimeEngine.forward_into``
+(``model.engine: onnxruntime``: the graph ``vadbridge export`` writes, input and output bound
+to the caller's arrays on each call), and the torch module in
 ``inference_mode``. Only numpy is used by the daemon; the others are measured to show what a
 different runtime would buy (docs/performance.md, "MLP kernel").
 
@@ -25,6 +26,7 @@ from vadbridge.benchmarks.harness import Models, Result
 from vadbridge.core.animator import SKIP_EPSILON
 from vadbridge.model.arkit import enforce_symmetry
 from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.onnx_engine import OnnxRuntimeEngine, onnxruntime_installed
 
 BATCHES: tuple[int, ...] = (1, 1000)
 
@@ -40,23 +42,6 @@ def lipschitz(engine: NumpyMLP, *, pairs: int, step: float = 1e-3, seed: int = 0
     change = np.abs(enforce_symmetry(engine.forward(x)) - enforce_symmetry(engine.forward(y)))
     keep = moved > 0
     return float((change.max(axis=1)[keep] / moved[keep]).max())
-
-
-def _onnxruntime_kernel(engine: NumpyMLP, vad: np.ndarray, out: np.ndarray) -> Callable[[], Any]:
-    import onnxruntime as ort
-
-    from vadbridge.model.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        build_onnx_model(engine).SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    binding = session.io_binding()
-    binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(vad))
-    binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(out))
-    return lambda: session.run_with_iobinding(binding)
 
 
 def _torch_kernel(module: Any, vad: np.ndarray) -> Callable[[], Any]:
@@ -79,11 +64,10 @@ def kernels(models: Models, rows: int) -> dict[str, tuple[Callable[[], Any], np.
     found: dict[str, tuple[Callable[[], Any], np.ndarray | None]] = {}
     numpy_out = np.empty((rows, 52), dtype=np.float32)
     found["numpy"] = (lambda: engine.forward_into(vad, numpy_out), numpy_out)
-    try:
+    if onnxruntime_installed():  # the daemon's own onnxruntime engine, buffers bound per call
+        ort_engine = OnnxRuntimeEngine(engine)
         ort_out = np.empty((rows, 52), dtype=np.float32)
-        found["onnxruntime"] = (_onnxruntime_kernel(engine, vad, ort_out), ort_out)
-    except ImportError:
-        pass
+        found["onnxruntime"] = (lambda: ort_engine.forward_into(vad, ort_out), ort_out)
     if models.module is not None:
         found["torch"] = (_torch_kernel(models.module, vad), None)
     return found

@@ -71,6 +71,10 @@ def load_model_engine(config: BridgeConfig) -> Engine:
         from vadbridge.model.lut import bake_lut
 
         return bake_lut(engine)
+    if config.model.engine == "onnxruntime":  # the optional extra, imported only when chosen
+        from vadbridge.model.onnx_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(engine)
     return engine
 
 
