@@ -269,6 +269,7 @@ class Bridge:
                 tasks.create_task(self._stats_lines(), name="stats")
         finally:
             self.stopping = True
+            self.pacer.close()  # its kernel timer, if it has one
             retire(self.bindings, self.pacer.frame_index + 1, self.pacer.time_s)
             if self._output_tasks:
                 _, pending = await asyncio.wait(self._output_tasks, timeout=SINK_DRAIN_TIMEOUT_S)
@@ -312,14 +313,15 @@ class Bridge:
             frame = await pacer.next_frame()
             if self.idle_timeout_s > 0:
                 table.release_idle(self.clock(), self.idle_timeout_s)
-            self.animator.step((frame - previous_frame) * pacer.period_s)
+            elapsed = frame - previous_frame  # more than 1 after skipped frames
+            self.animator.step(elapsed * pacer.period_s)
             previous_frame = frame
             time_s = pacer.time_s
             if self.liveliness is not None:  # a lively face changes every frame
                 self._lively(time_s)
                 self.send_frame(frame, time_s)
                 continue
-            self._send_due(frame, time_s)
+            self._send_due(frame, time_s, max(1, elapsed))
             rest_until = self._rest_until(frame)
             if rest_until > frame + 1:
                 await pacer.rest(rest_until)
@@ -356,7 +358,7 @@ class Bridge:
             face.time_s = time_s
             sink.send(face)
 
-    def _send_due(self, frame: int, time_s: float) -> None:
+    def _send_due(self, frame: int, time_s: float, elapsed: int = 1) -> None:
         """Send the faces that changed this frame, and the others on their outputs' refresh
         schedules (core/refresh.py)."""
         count = len(self.table)
@@ -370,10 +372,10 @@ class Bridge:
             self.send_frame(frame, time_s)
             return
         for batch, schedule in self._batch_schedules:
-            if moved or schedule.refreshes_at(frame):  # else nothing of this batch is due
-                batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame))
+            if moved or schedule.refreshes_at(frame, elapsed):  # else none of it is due
+                batch.send_rows(weights, time_s, schedule.due(self._changed_rows, frame, elapsed))
         for sink, face, row, every in self._single_schedules:
-            if is_due(row, every, frame, bool(changed[row])):
+            if is_due(row, every, frame, bool(changed[row]), elapsed):
                 face.number = frame
                 face.time_s = time_s
                 sink.send(face)

@@ -15,6 +15,7 @@ Needs ``onnx`` and ``onnxruntime``: ``pip install 'vadbridge[export]'``.
 from __future__ import annotations
 
 import importlib.util
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,8 @@ from vadbridge.model.engine import NumpyMLP
 __all__ = ["ONNXRUNTIME_EXTRA", "OnnxRuntimeEngine", "onnxruntime_installed"]
 
 ONNXRUNTIME_EXTRA = "pip install 'vadbridge[export]'"
-# Bindings kept (a table's rows, the lookahead's batch, a subset's gather buffer: a handful).
+# Bindings kept, least recently used dropped first: the table's rows and the lookahead's batch
+# every frame, and gathers of a subset of rows (a new row count, a new binding).
 _KEPT_BINDINGS = 16
 
 
@@ -56,7 +58,7 @@ class OnnxRuntimeEngine:
         self._ortvalue = ort.OrtValue.ortvalue_from_numpy
         # (input address, rows, output address) -> its binding. A binding's OrtValues keep their
         # arrays alive, so an address cannot be reused by another array while it is cached.
-        self._bindings: dict[tuple[int, int, int], Any] = {}
+        self._bindings: OrderedDict[tuple[int, int, int], Any] = OrderedDict()
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
         self.config = mlp.config
 
@@ -68,7 +70,8 @@ class OnnxRuntimeEngine:
                 f"expected VAD of shape (N, {self.config.in_features}), got {batch.shape}"
             )
         out = np.empty((batch.shape[0], self.config.out_features), dtype=np.float32)
-        return self.forward_into(batch, out)
+        self._session.run_with_iobinding(self._bind(batch, out))  # a new array: not kept
+        return out
 
     def forward_into(self, vad: npt.NDArray[np.float32],
                      out: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -81,13 +84,19 @@ class OnnxRuntimeEngine:
             raise ValueError(f"vad has {vad.shape[0]} rows and out {out.shape[0]}")
         key = (vad.__array_interface__["data"][0], vad.shape[0],
                out.__array_interface__["data"][0])
-        binding = self._bindings.get(key)
+        bindings = self._bindings
+        binding = bindings.get(key)
         if binding is None:
-            if len(self._bindings) >= _KEPT_BINDINGS:
-                self._bindings.clear()
-            binding = self._session.io_binding()
-            binding.bind_ortvalue_input(self._input, self._ortvalue(vad))
-            binding.bind_ortvalue_output(self._output, self._ortvalue(out))
-            self._bindings[key] = binding
+            if len(bindings) >= _KEPT_BINDINGS:
+                bindings.popitem(last=False)  # the least recently used
+            binding = bindings[key] = self._bind(vad, out)
+        else:
+            bindings.move_to_end(key)
         self._session.run_with_iobinding(binding)
         return out
+
+    def _bind(self, vad: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> Any:
+        binding = self._session.io_binding()
+        binding.bind_ortvalue_input(self._input, self._ortvalue(vad))
+        binding.bind_ortvalue_output(self._output, self._ortvalue(out))
+        return binding

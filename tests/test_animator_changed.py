@@ -67,3 +67,14 @@ def test_a_table_at_rest_is_not_stepped_until_a_target_or_an_avatar_arrives() ->
     inferred = animator.inferred_rows
     animator.step(1 / 60)
     assert animator.inferred_rows == inferred + 3  # every row re-inferred in the new space
+
+
+def test_an_empty_table_is_at_rest() -> None:
+    """No avatars (a shard that owns none yet): nothing to animate, so the frame loop may rest."""
+    animator = Animator(AvatarTable(4, initial_ids=[]), _SumEngine(), tau_s=0.05)  # type: ignore[arg-type]
+    animator.step(1 / 60)
+    assert animator.at_rest
+    animator.table.set_target(animator.table.row("a"), (0.5, None, None), now_s=0.0)
+    assert not animator.at_rest
+    animator.step(1 / 60)
+    assert animator.changed.tolist() == [True]

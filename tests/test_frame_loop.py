@@ -125,3 +125,35 @@ def test_an_overrunning_frame_loop_still_lets_the_event_loop_run(mode: str) -> N
         return ticks
 
     assert asyncio.run(check()) >= 15
+
+
+def test_rested_frames_count_as_frames_but_not_in_the_mean_lateness() -> None:
+    async def check() -> tuple[int, int]:
+        pacer = FramePacer(1 / 100)
+        await pacer.next_frame()
+        await pacer.next_frame()
+        await pacer.rest(20)  # frames 2..19 rested
+        await pacer.next_frame()
+        return pacer.stats.frames, pacer.stats.handed_out
+
+    frames, handed_out = asyncio.run(check())
+    assert frames == 21 and handed_out == 3
+    snapshot = FramePacer(1 / 100).stats
+    snapshot.frames, snapshot.handed_out, snapshot.lateness_sum_s = frames, handed_out, 0.003
+    assert snapshot.snapshot()["mean_lateness_ms"] == 1.0  # 3 ms over the 3 handed out
+
+
+def test_closing_the_timer_ends_a_wait_on_it() -> None:
+    """A pacer switched away from the timer (or a bridge stopping) while its frame loop waits:
+    the wait ends instead of hanging on an unregistered fd."""
+
+    async def check() -> float:
+        pacer = FramePacer(1 / 2)  # a deadline 0.5 s away
+        await pacer.next_frame()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, pacer.close)
+        started = time.perf_counter()
+        await asyncio.wait_for(pacer.next_frame(), 5)
+        return time.perf_counter() - started
+
+    assert asyncio.run(check()) < 5

@@ -140,3 +140,33 @@ def test_auto_refreshes_each_output_at_its_receivers_rate() -> None:
 def test_idle_refresh_hz_is_auto_or_a_rate(value: object) -> None:
     with pytest.raises(ConfigError, match=r"idle_refresh_hz.*auto"):
         config_from_yaml(f"idle_refresh_hz: {str(value).lower()}\n")
+
+
+def test_a_refresh_that_falls_on_a_skipped_frame_goes_out_on_the_next_one() -> None:
+    """Only even frames handed out (an overloaded loop skipping every other one): rows whose
+    phase is odd are still refreshed once a period, on the frame after their phase."""
+    rows = np.array([1, 3, 4])
+    schedule = RefreshSchedule(rows, 30)
+    nothing_changed = np.zeros(5, dtype=bool)
+    sends = np.zeros(3, dtype=int)
+    for frame in range(32, 92, 2):  # two periods, elapsed 2 each time
+        assert schedule.refreshes_at(frame, 2) == any(
+            is_due(int(row), 30, frame, False, 2) for row in rows)
+        due = schedule.due(nothing_changed, frame, 2)
+        assert due is not None
+        for index, row in enumerate(rows):
+            assert bool(due[index]) == is_due(int(row), 30, frame, False, 2)
+        sends += due
+    assert sends.tolist() == [2, 2, 2]
+    assert is_due(1, 30, 32, False, 2) and not is_due(1, 30, 32, False, 1)
+
+
+def test_a_refresh_period_of_days_costs_no_memory() -> None:
+    """idle_refresh_hz 1e-9 at 240 fps is a period of 2.4e11 frames: the schedule keeps its
+    phases, not an array of the period."""
+    every = refresh_frames(1e-9, 240)
+    schedule = RefreshSchedule([0, 5], every)
+    assert schedule.refreshes_at(every * 3 + 5) and not schedule.refreshes_at(every * 3 + 6)
+    assert schedule.next_refresh(6) == every
+    config = config_from_yaml("idle_refresh_hz: 1.0e-9\n")
+    assert config.idle_refresh_hz == 1e-9

@@ -50,6 +50,20 @@ def test_onnxruntime_computes_the_numpy_kernels_faces(rows: int) -> None:
     np.testing.assert_allclose(out, mlp.forward(vad), rtol=0, atol=FLOAT32_PATH_ATOL)
     with pytest.raises(ValueError, match="rows"):
         engine.forward_into(vad, table)
+
+    # forward() allocates its output: nothing of it is kept. forward_into's bindings are kept
+    # per buffer, the least recently used dropped past 16.
+    kept = len(engine._bindings)
+    for _ in range(5):
+        engine.forward(vad)
+    assert len(engine._bindings) == kept
+    buffers = [(np.zeros((rows, 3), np.float32), np.zeros((rows, 52), np.float32))
+               for _ in range(20)]
+    for vad_buffer, out_buffer in buffers:
+        engine.forward_into(vad_buffer, out_buffer)
+    assert len(engine._bindings) == 16
+    engine.forward_into(vad, out)  # dropped long ago: bound again, and still right
+    np.testing.assert_allclose(out, mlp.forward(vad), rtol=0, atol=FLOAT32_PATH_ATOL)
     with pytest.raises(ValueError, match="shape"):
         engine.forward(np.zeros((2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="C-contiguous"):

@@ -32,6 +32,7 @@ __all__ = [
     "ListOf",
     "NewFilePath",
     "Number",
+    "NumberOrAuto",
     "OffOrAtLeast",
     "Optional",
     "Section",

@@ -76,7 +76,8 @@ _LOOKAHEAD_BATCH = (LOOKAHEAD_FRAMES + 1) * LOOKAHEAD_MAX_ROWS
 
 
 class Engine(Protocol):
-    """``NumpyMLP``, ``LutEngine``; ``forward_into(vad, out)`` is used when the engine has it."""
+    """``NumpyMLP``, ``LutEngine``, ``OnnxRuntimeEngine``; ``forward_into(vad, out)`` is used
+    when the engine has it."""
 
     def forward(self, vad: np.ndarray) -> np.ndarray: ...
 
@@ -240,6 +241,7 @@ class Animator:
         count = len(table)
         self.changed = self._changed[:count]
         if count == 0:
+            self._settled_count = 0  # nothing to animate: at rest until an avatar arrives
             return
         dirty = table.target_dirty[:count]
         if self._settled_count == count and not np.count_nonzero(dirty):

@@ -137,9 +137,12 @@ class DeadlineTimer:
             self._fd = -1
 
     def close(self) -> None:
-        """Unregister from the loop and close the fd (idempotent)."""
+        """Unregister from the loop and close the fd (idempotent); a pending ``wait_until``
+        returns at once (early: its caller waits the rest another way, or is stopping)."""
         if self._fd < 0:
             return
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._fd)
         os.close(self._fd)

@@ -2,10 +2,9 @@
 
 The pacer never bursts: after an overrun it jumps to the newest deadline that has passed and
 counts the frames in between as skipped, so frame k always goes out at t0 + k * period or as
-soon after as the machine allows. It sleeps on the event loop until shortly before a deadline
-(the loop's sleep is only good to about a millisecond), sleeps the thread for the rest but
-``spin_only_s``, and spins that last bit polling the event loop, so inputs that arrive until
-the deadline make the frame.
+soon after as the machine allows. How it waits for a deadline is its mode (below); in every
+mode, inputs that arrive until the deadline make the frame. With nothing to do (every face at
+rest) the frame loop may ``rest`` through frames, and ``wake`` ends a rest at once.
 
 ``PACING_MODES`` names the ways measured for issue 16 (``vadbridge bench --only pacing`` prints
 lateness and CPU for each): ``sleep`` (the event loop's sleep alone), ``nanosleep`` (loop sleep,
@@ -62,6 +61,7 @@ class PacingStats:
     late: int = 0
     max_lateness_s: float = 0.0
     lateness_sum_s: float = 0.0
+    handed_out: int = 0  # frames handed to the frame work (``frames`` also counts rested ones)
 
     def snapshot(self) -> dict[str, float]:
         return {
@@ -69,8 +69,8 @@ class PacingStats:
             "skipped": self.skipped,
             "late": self.late,
             "max_lateness_ms": round(self.max_lateness_s * 1e3, 3),
-            "mean_lateness_ms": round(self.lateness_sum_s / self.frames * 1e3, 3)
-            if self.frames
+            "mean_lateness_ms": round(self.lateness_sum_s / self.handed_out * 1e3, 3)
+            if self.handed_out
             else 0.0,
         }
 
@@ -133,6 +133,7 @@ class FramePacer:
             self.start()
             self.frame_index = 0
             self.stats.frames += 1
+            self.stats.handed_out += 1
             return 0
         due = self.frame_index + 1
         now = self.clock()
@@ -170,6 +171,7 @@ class FramePacer:
         lateness = self.clock() - deadline
         self.frame_index = due
         self.stats.frames += 1
+        self.stats.handed_out += 1
         self.stats.lateness_sum_s += lateness
         if lateness > self.stats.max_lateness_s:
             self.stats.max_lateness_s = lateness

@@ -1,9 +1,16 @@
 """Which outputs send this frame when faces that did not change are only re-sent now and then.
 
 An output sends its avatar's face on every frame where the face changed (or the output is new),
-and otherwise once per refresh period: every ``every`` frames, at frame numbers where
+and otherwise once per refresh period: every ``every`` frames, on the frames where
 ``frame % every == row % every``, so a crowd of avatars that converged on the same frame is
 re-sent spread over the period instead of in one burst. ``every`` 0 or 1 = every frame.
+
+A frame is handed out ``elapsed`` frames after the one before (1, or more when the pacer skipped
+frames after an overrun): a refresh that fell on a skipped frame goes out on the next frame
+handed out, so a skip never stretches an output's silence by a whole period.
+
+``RefreshSchedule`` answers for a group of outputs with one period (a ``UdpBatch``), with numpy;
+``is_due`` and ``next_refresh`` are the same rule for one output, in plain Python.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RefreshSchedule", "refresh_frames"]
+__all__ = ["RefreshSchedule", "is_due", "next_refresh", "refresh_frames"]
 
 
 def refresh_frames(refresh_hz: float, frame_rate: float) -> int:
@@ -21,9 +28,9 @@ def refresh_frames(refresh_hz: float, frame_rate: float) -> int:
     return max(1, round(frame_rate / refresh_hz)) if refresh_hz > 0 else 0
 
 
-def is_due(row: int, every: int, frame: int, changed: bool) -> bool:
+def is_due(row: int, every: int, frame: int, changed: bool, elapsed: int = 1) -> bool:
     """One output's answer, as ``RefreshSchedule.due`` gives it for a group."""
-    return every <= 1 or changed or frame % every == row % every
+    return every <= 1 or changed or (frame - row) % every < elapsed
 
 
 def next_refresh(row: int, every: int, frame: int) -> int:
@@ -37,17 +44,21 @@ class RefreshSchedule:
     def __init__(self, rows: Sequence[int] | np.ndarray, every: int) -> None:
         self.rows = np.asarray(rows, dtype=np.intp)
         self.every = every
-        self._phase = self.rows % every if every > 1 else self.rows
+        period = max(every, 1)
+        self._phase = self.rows % period
         self._due = np.zeros(self.rows.size, dtype=bool)
         self._phase_hit = np.zeros(self.rows.size, dtype=bool)
-        # Which frames of the period some output refreshes on: an idle frame checks one bool.
-        self._refreshing_at = np.zeros(max(every, 1), dtype=bool)
-        self._refreshing_at[self._phase if every > 1 else 0] = True
-        self._phases = sorted(set(self._phase.tolist())) if every > 1 else [0]
+        self._since = np.zeros(self.rows.size, dtype=np.intp)
+        # The phases some output refreshes on (a set, not an array of the period: a period of
+        # hours at 240 fps is millions of frames).
+        self._phases: list[int] = sorted(set(self._phase.tolist()))
+        self._phase_set = frozenset(self._phases)
 
-    def refreshes_at(self, frame: int) -> bool:
-        """Whether some output's refresh falls on ``frame`` (always, at every frame)."""
-        return self.every <= 1 or bool(self._refreshing_at[frame % self.every])
+    def refreshes_at(self, frame: int, elapsed: int = 1) -> bool:
+        """Whether some output's refresh falls in the ``elapsed`` frames up to ``frame``."""
+        if self.every <= 1 or elapsed >= self.every:
+            return True
+        return any((frame - back) % self.every in self._phase_set for back in range(elapsed))
 
     def next_refresh(self, frame: int) -> int:
         """The first frame after ``frame`` on which some output refreshes."""
@@ -58,12 +69,18 @@ class RefreshSchedule:
         phase = self._phases[index] if index < len(self._phases) else self._phases[0] + self.every
         return frame + 1 + phase - start
 
-    def due(self, changed_rows: np.ndarray, frame: int) -> np.ndarray | None:
+    def due(self, changed_rows: np.ndarray, frame: int, elapsed: int = 1) -> np.ndarray | None:
         """A bool per output: its row changed (``changed_rows`` is per table row) or its phase
-        came round; None when every output sends every frame. A view of a kept buffer."""
+        came round in the ``elapsed`` frames up to ``frame``; None when every output sends
+        every frame. A view of a kept buffer."""
         if self.every <= 1:
             return None
         due = changed_rows.take(self.rows, out=self._due, mode="clip")
-        np.equal(self._phase, frame % self.every, out=self._phase_hit)
+        if elapsed == 1:
+            np.equal(self._phase, frame % self.every, out=self._phase_hit)
+        else:  # (frame - phase) % every < elapsed: the phase fell in the skipped frames
+            since = np.subtract(frame % self.every, self._phase, out=self._since)
+            np.remainder(since, self.every, out=since)
+            np.less(since, elapsed, out=self._phase_hit)
         due |= self._phase_hit
         return due
