@@ -222,3 +222,31 @@ outputs:
     finally:
         for receiver in receivers:
             receiver.close()
+
+
+def test_a_regrouped_live_link_batch_goes_on_with_the_stamps_it_sent(
+    receivers: list[socket.socket],
+) -> None:
+    """The members of a Live Link batch share one time-of-day anchor: when a reload removes the
+    first member, the next batch stamps the same time as before (the wall clock is not read
+    again, which would jump by its drift, an NTP step or a DST change)."""
+    readings = iter([3600.0, 7200.0, 10800.0])  # each read of the wall clock differs
+    encoders = [LiveLinkEncoder(subject=f"face{i}", time_of_day=lambda: next(readings))
+                for i in range(3)]
+    sinks = [UdpSink(e, *r.getsockname(), name=f"ll{i}")
+             for i, (e, r) in enumerate(zip(encoders, receivers, strict=True))]
+    weights = np.zeros((3, 52), dtype=np.float32)
+    try:
+        first = UdpBatch([(sinks[i], encoders[i].layout(), i) for i in (0, 1)])
+        first.send_rows(weights, 1.0)
+        before = encoders[1].timecode(1.0)
+        regrouped = UdpBatch([(sinks[i], encoders[i].layout(), i) for i in (1, 2)])
+        regrouped.send_rows(weights, 1.0)
+        # face1's datagram from each batch: byte for byte the same (same time, same anchor).
+        from_first, from_regrouped = _receive(receivers[1], 2)
+        assert from_first == from_regrouped
+        assert encoders[2].timecode(1.0) == before == encoders[0].timecode(1.0)
+        assert next(readings) == 7200.0  # the wall clock was read once, at the first frame
+    finally:
+        for sink in sinks:
+            sink.close()

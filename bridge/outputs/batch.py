@@ -25,6 +25,7 @@ import numpy as np
 
 from vadbridge.model.arkit import NUM_BLENDSHAPES
 from vadbridge.outputs.layout import PacketLayout
+from vadbridge.outputs.livelink import LiveLinkEncoder
 from vadbridge.outputs.udp import UdpSink
 
 __all__ = ["UdpBatch", "batch_bindings"]
@@ -71,6 +72,8 @@ class UdpBatch:
                 np.ndarray((count,), ">f4", self.buffer, offset + 4, (row_bytes,)),
             )
         self.sinks = [sink for sink, _, _ in members]
+        if self._timecode is not None:
+            self._share_timecode_anchor()
         self.rows = np.asarray([row for _, _, row in members], dtype=np.intp)
         view = memoryview(self.buffer)
         self._sends = [
@@ -79,6 +82,18 @@ class UdpBatch:
             for i, sink in enumerate(self.sinks)
         ]  # fmt: skip
         self._gathered = np.zeros((count, NUM_BLENDSHAPES), dtype=np.float32)
+
+    def _share_timecode_anchor(self) -> None:
+        """One time-of-day anchor for every member (Live Link): the one a member already
+        stamped from, if any, so a regrouped batch goes on with the stamps it sent; the batch
+        stamps with its first member's ``timecode``, which then reads the shared anchor."""
+        encoders = [sink.encoder for sink in self.sinks
+                    if isinstance(sink.encoder, LiveLinkEncoder)]
+        if not encoders:
+            return
+        anchor = next((e.anchor for e in encoders if e.anchor.anchored), encoders[0].anchor)
+        for encoder in encoders:
+            encoder.use_anchor(anchor)
 
     def __len__(self) -> int:
         return len(self._sends)

@@ -135,6 +135,15 @@ class LiveLinkEncoder:
             timecode=self.timecode,
         )
 
+    @property
+    def anchor(self) -> TimeOfDayAnchor:
+        return self._anchor
+
+    def use_anchor(self, anchor: TimeOfDayAnchor) -> None:
+        """Stamp from ``anchor`` from now on: the Live Link outputs of one ``UdpBatch`` share
+        one, so its stamps do not jump when a reload changes which output comes first."""
+        self._anchor = anchor
+
     def timecode(self, time_s: float) -> tuple[int, float]:
         """(frame, subframe) of the time of day at ``time_s`` (anchored at the first call)."""
         return frame_time(self._anchor.seconds(time_s), self.fps)

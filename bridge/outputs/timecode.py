@@ -39,6 +39,11 @@ class TimeOfDayAnchor:
         self._time_of_day = time_of_day
         self._origin_s: float | None = None
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the wall clock was read (the first frame was stamped)."""
+        return self._origin_s is not None
+
     def seconds(self, time_s: float) -> float:
         """Seconds since midnight for ``time_s`` (wrapping at 24 h)."""
         if self._origin_s is None:
