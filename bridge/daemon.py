@@ -20,7 +20,7 @@ import numpy as np
 from vadbridge.config import LivelinessConfig, SmoothingSpace
 from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
-from vadbridge.core.frame_loop import FramePacer
+from vadbridge.core.frame_loop import DEFAULT_PACING_MODE, FramePacer
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.refresh import RefreshSchedule, is_due, next_refresh, refresh_frames
 from vadbridge.core.smoothing import TimeConstants
@@ -118,13 +118,14 @@ class Bridge:
         input_stats: InputStats,
         settings: LiveSettings,
         clock: Callable[[], float] = time.monotonic,
+        pacing: str = DEFAULT_PACING_MODE,
     ) -> None:
         self.table = table
         self.animator = animator
         self.sources = list(sources)
         self.input_stats = input_stats
         self.clock = clock
-        self.pacer = FramePacer(1.0 / frame_rate)
+        self.pacer = FramePacer(1.0 / frame_rate, mode=pacing)
         # Idle refresh (core/refresh.py): rows whose face changed this frame, and rows to send
         # next frame whatever changed (a new output's).
         self._changed_rows = np.zeros(table.capacity, dtype=bool)

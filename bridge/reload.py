@@ -25,8 +25,9 @@ What a reload applies:
 
 What needs a restart (logged; the running value stays): ``inputs`` (sockets, subscriptions),
 ``model``, ``avatars`` (table capacity, shard), ``limits`` (read by the sources), ``web`` (the
-control panel's listener) and ``frame_rate`` (the frame clock's ``time_s = frame * period``
-would jump, and receivers such as Live Link read frame numbers as a timeline).
+control panel's listener), ``pacing`` (the pacer's kernel timer is made with the frame clock)
+and ``frame_rate`` (the frame clock's ``time_s = frame * period`` would jump, and receivers such
+as Live Link read frame numbers as a timeline).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _T = TypeVar("_T")
 
 RELOADABLE = ("outputs", "smoothing", "liveliness", "idle_refresh_hz", "stats_interval_s",
               "log_level")
-NEEDS_RESTART = ("frame_rate", "inputs", "model", "avatars", "limits", "web")
+NEEDS_RESTART = ("frame_rate", "pacing", "inputs", "model", "avatars", "limits", "web")
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ def build_bridge(config: BridgeConfig, *, engine: Engine | None = None) -> Bridg
     return Bridge(
         table=table, animator=animator, sources=sources, bindings=bindings,
         frame_rate=config.frame_rate, input_stats=stats, settings=settings,
+        pacing=config.pacing,
     )
 
 

@@ -157,3 +157,15 @@ def test_closing_the_timer_ends_a_wait_on_it() -> None:
         return time.perf_counter() - started
 
     assert asyncio.run(check()) < 5
+
+
+def test_the_config_offers_exactly_the_pacers_modes() -> None:
+    from bridge_harness import config_from_yaml
+
+    from vadbridge.config.schema import PACING_MODE_NAMES
+    from vadbridge.wiring import build_bridge
+
+    assert sorted(PACING_MODE_NAMES) == sorted(PACING_MODES)
+    bridge = build_bridge(config_from_yaml("pacing: spin\ninputs: []\noutputs: []\n"))
+    assert bridge.pacer.mode == "spin" and bridge.pacer.spin_only_s > 0
+    assert build_bridge(config_from_yaml("inputs: []\noutputs: []\n")).pacer.mode == "timer"

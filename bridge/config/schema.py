@@ -54,6 +54,8 @@ __all__ = [
 _MIN_STATS_INTERVAL_S = 0.1
 
 SmoothingSpace = Literal["vad", "blendshapes"]
+# core.frame_loop.PACING_MODES' names (config cannot import core; a test keeps them equal).
+PACING_MODE_NAMES = ("timer", "spin", "nanosleep", "sleep")
 """Where the animator smooths: the VAD state (``vad``) or the 52 weights (``blendshapes``)."""
 
 
@@ -243,6 +245,12 @@ class BridgeConfig:
     """The whole validated configuration of one bridge instance."""
 
     frame_rate: int = setting(60, FRAME_RATE, "Frames per second sent to every output.")
+    pacing: str = setting(
+        "timer", Choice(*PACING_MODE_NAMES),
+        "How the frame loop waits for each frame's deadline. timer = a kernel timer armed at the "
+        "deadline (Linux; elsewhere spin); spin = sleep, then busy-wait the last 0.2 ms (the "
+        "least lateness, ~0.6-0.8% of a core more); nanosleep and sleep: docs/performance.md, "
+        "\"Pacing modes\".")
     idle_refresh_hz: float | Literal["auto"] = setting(
         "auto", NumberOrAuto(0.0, FRAME_RATE_RANGE[1], "each output at its receiver's rate"),
         "A face that did not change is re-sent at this rate instead of every frame (a crowd of "
