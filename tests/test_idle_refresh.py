@@ -12,7 +12,14 @@ from conftest import free_port
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from vadbridge.config import BridgeConfig, ConfigError
-from vadbridge.core.refresh import RefreshSchedule, is_due, refresh_frames
+from vadbridge.core.refresh import (
+    SPREAD_FRAMES,
+    RefreshSchedule,
+    is_due,
+    next_refresh,
+    refresh_frames,
+    refresh_phase,
+)
 from vadbridge.daemon import Binding
 from vadbridge.outputs import VmcEncoder
 from vadbridge.outputs.udp import UdpSink
@@ -80,27 +87,37 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
 
 
 def test_a_schedule_sends_changed_rows_at_once_and_the_rest_spread_over_the_period() -> None:
-    """Rows 0..11 at a period of 4 frames: over any 4 consecutive frames every row is due
-    exactly once (3 rows a frame, not 12 in one burst); a changed row is due at once."""
-    rows = np.arange(12)
-    schedule = RefreshSchedule(rows, 4)
-    nothing_changed = np.zeros(12, dtype=bool)
-    sends = np.zeros(12, dtype=int)
-    for frame in range(100, 104):
+    """120 rows at a period of 30 frames (2 Hz at 60 fps): over any 30 consecutive frames every
+    row is due exactly once, in groups SPREAD_FRAMES apart (15 rows on 8 frames, not 120 on
+    one); a changed row is due at once."""
+    rows = np.arange(120)
+    schedule = RefreshSchedule(rows, 30)
+    nothing_changed = np.zeros(120, dtype=bool)
+    sends = np.zeros(120, dtype=int)
+    busy_frames = []
+    for frame in range(100, 130):
         due = schedule.due(nothing_changed, frame)
         assert due is not None
-        assert int(due.sum()) == 3
-        for row in rows[due]:
-            assert is_due(int(row), 4, frame, changed=False)
+        assert schedule.refreshes_at(frame) == bool(due.any())
+        for row in (0, 7, 8, 119):
+            assert bool(due[row]) == is_due(row, 30, frame, changed=False)
+        if due.any():
+            busy_frames.append(frame % 30)
+            assert schedule.next_refresh(frame - 1) == frame
         sends += due
-    assert sends.tolist() == [1] * 12
+    assert sends.tolist() == [1] * 120
+    assert sorted(busy_frames) == [0, 4, 8, 12, 16, 20, 24]  # 7 groups, SPREAD_FRAMES apart
+    assert SPREAD_FRAMES == 4
+    # Row 8 is in the group of phase 4; frame 100 is at 10 of the period: next at 124. The
+    # schedule's next refresh is the next group's (phase 12): frame 102.
+    assert refresh_phase(8, 30) == 4
+    assert next_refresh(8, 30, 100) == 124
+    assert schedule.next_refresh(100) == 102
     changed = nothing_changed.copy()
     changed[5] = True
-    due = schedule.due(changed, 100)
-    assert due is not None and due[5] and not is_due(5, 4, 100, changed=False)
-    assert is_due(5, 4, 100, changed=True)
-    assert [RefreshSchedule([3, 7], 4).refreshes_at(frame) for frame in range(4)] == [
-        False, False, False, True]  # both rows' phase is 3: frames 0-2 need no look at rows
+    due = schedule.due(changed, 101)
+    assert due is not None and due[5] and not is_due(5, 30, 101, changed=False)
+    assert is_due(5, 30, 101, changed=True)
     assert RefreshSchedule(rows, 1).due(nothing_changed, 7) is None  # every frame: all
     assert RefreshSchedule(rows, 0).due(nothing_changed, 7) is None
     assert [refresh_frames(hz, 60) for hz in (0, 2, 5, 60, 240)] == [0, 30, 12, 1, 1]
@@ -143,13 +160,13 @@ def test_idle_refresh_hz_is_auto_or_a_rate(value: object) -> None:
 
 
 def test_a_refresh_that_falls_on_a_skipped_frame_goes_out_on_the_next_one() -> None:
-    """Only even frames handed out (an overloaded loop skipping every other one): rows whose
-    phase is odd are still refreshed once a period, on the frame after their phase."""
+    """Only odd frames handed out (an overloaded loop skipping every other one): the rows,
+    whose phases are even, are still refreshed once a period, on the frame after their phase."""
     rows = np.array([1, 3, 4])
     schedule = RefreshSchedule(rows, 30)
     nothing_changed = np.zeros(5, dtype=bool)
     sends = np.zeros(3, dtype=int)
-    for frame in range(32, 92, 2):  # two periods, elapsed 2 each time
+    for frame in range(31, 91, 2):  # two periods, elapsed 2 each time
         assert schedule.refreshes_at(frame, 2) == any(
             is_due(int(row), 30, frame, False, 2) for row in rows)
         due = schedule.due(nothing_changed, frame, 2)
@@ -158,7 +175,8 @@ def test_a_refresh_that_falls_on_a_skipped_frame_goes_out_on_the_next_one() -> N
             assert bool(due[index]) == is_due(int(row), 30, frame, False, 2)
         sends += due
     assert sends.tolist() == [2, 2, 2]
-    assert is_due(1, 30, 32, False, 2) and not is_due(1, 30, 32, False, 1)
+    phase = int(refresh_phase(1, 30))
+    assert is_due(1, 30, phase + 31, False, 2) and not is_due(1, 30, phase + 31, False, 1)
 
 
 def test_a_refresh_period_of_days_costs_no_memory() -> None:
@@ -166,7 +184,9 @@ def test_a_refresh_period_of_days_costs_no_memory() -> None:
     phases, not an array of the period."""
     every = refresh_frames(1e-9, 240)
     schedule = RefreshSchedule([0, 5], every)
-    assert schedule.refreshes_at(every * 3 + 5) and not schedule.refreshes_at(every * 3 + 6)
-    assert schedule.next_refresh(6) == every
+    phase = int(refresh_phase(5, every))
+    assert phase > 0
+    assert schedule.refreshes_at(every * 3 + phase) and not schedule.refreshes_at(every * 3 + 1)
+    assert schedule.next_refresh(phase) == every
     config = config_from_yaml("idle_refresh_hz: 1.0e-9\n")
     assert config.idle_refresh_hz == 1e-9

@@ -2,8 +2,10 @@
 
 An output sends its avatar's face on every frame where the face changed (or the output is new),
 and otherwise once per refresh period: every ``every`` frames, on the frames where
-``frame % every == row % every``, so a crowd of avatars that converged on the same frame is
-re-sent spread over the period instead of in one burst. ``every`` 0 or 1 = every frame.
+``frame % every == refresh_phase(row, every)``. The phases are spread over the period in steps of
+``SPREAD_FRAMES``: a crowd of avatars that converged on the same frame is re-sent in a few
+groups (not one burst), and a frame loop at rest wakes for one group in ``SPREAD_FRAMES``
+frames (not every frame). ``every`` 0 or 1 = every frame.
 
 A frame is handed out ``elapsed`` frames after the one before (1, or more when the pacer skipped
 frames after an overrun): a refresh that fell on a skipped frame goes out on the next frame
@@ -20,7 +22,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RefreshSchedule", "is_due", "next_refresh", "refresh_frames"]
+__all__ = ["SPREAD_FRAMES", "RefreshSchedule", "is_due", "next_refresh", "refresh_frames",
+           "refresh_phase"]
+
+# Refresh phases are multiples of this: at 60 fps a crowd at rest wakes the loop 15 times a
+# second for its refreshes. Measured (1,000 converged avatars, one VMC output each, 2 Hz): 4.5%
+# of a core with phases on every frame, docs/performance.md, "Round 2, session 4".
+SPREAD_FRAMES = 4
+
+
+def refresh_phase(row: int | np.ndarray, every: int) -> int | np.ndarray:
+    """The frame of the period (``frame % every``) on which ``row`` refreshes."""
+    if every <= 1:
+        return row * 0
+    groups = max(1, every // SPREAD_FRAMES)
+    return (row % groups) * (every // groups)
 
 
 def refresh_frames(refresh_hz: float, frame_rate: float) -> int:
@@ -30,12 +46,14 @@ def refresh_frames(refresh_hz: float, frame_rate: float) -> int:
 
 def is_due(row: int, every: int, frame: int, changed: bool, elapsed: int = 1) -> bool:
     """One output's answer, as ``RefreshSchedule.due`` gives it for a group."""
-    return every <= 1 or changed or (frame - row) % every < elapsed
+    return every <= 1 or changed or (frame - int(refresh_phase(row, every))) % every < elapsed
 
 
 def next_refresh(row: int, every: int, frame: int) -> int:
     """One output's ``RefreshSchedule.next_refresh``."""
-    return frame + 1 if every <= 1 else frame + 1 + (row - frame - 1) % every
+    if every <= 1:
+        return frame + 1
+    return frame + 1 + (int(refresh_phase(row, every)) - frame - 1) % every
 
 
 class RefreshSchedule:
@@ -44,8 +62,7 @@ class RefreshSchedule:
     def __init__(self, rows: Sequence[int] | np.ndarray, every: int) -> None:
         self.rows = np.asarray(rows, dtype=np.intp)
         self.every = every
-        period = max(every, 1)
-        self._phase = self.rows % period
+        self._phase = np.asarray(refresh_phase(self.rows, every), dtype=np.intp)
         self._due = np.zeros(self.rows.size, dtype=bool)
         self._phase_hit = np.zeros(self.rows.size, dtype=bool)
         self._since = np.zeros(self.rows.size, dtype=np.intp)
