@@ -1,8 +1,9 @@
 """A frame loop with nothing to do rests: every face at rest, no output due until its refresh.
 
 It sleeps through those frames (counted as frames: there was nothing to send) and wakes for
-the next refresh, an input, a reload or an idle timeout. Nothing here asserts on how long a
-wake-up takes; the counts are bounded from the side a loaded machine cannot cross.
+the next refresh, an input, a reload (tests/test_idle_refresh.py) or an idle timeout. Nothing
+here asserts on how long a wake-up takes; the counts are bounded from the side a loaded machine
+cannot cross.
 """
 
 from __future__ import annotations
@@ -104,30 +105,3 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
     finally:
         vmc.close()
     assert waited > 0.3  # not before the timeout (0.6 s after the input, minus the glide)
-
-
-def test_a_reload_that_adds_an_output_ends_a_rest() -> None:
-    """The added output gets a frame at once (not at the next refresh) though the loop rested."""
-    vmc, added = UdpReceiver(), UdpReceiver()
-    config = config_from_yaml(f"""
-stats_interval_s: 0
-idle_refresh_hz: 0.2
-inputs: []
-outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
-""")
-    from vadbridge.daemon import Binding
-    from vadbridge.outputs import VmcEncoder
-    from vadbridge.outputs.udp import UdpSink
-
-    try:
-        with running_bridge(config) as bridge:
-            vmc.receive(0.5)  # at rest; the next refresh is up to 1 s away (MAX_REST_S)
-            binding = bridge.bindings[0]
-            sink = UdpSink(VmcEncoder(), "127.0.0.1", added.port, name="added")
-            on_loop(bridge, lambda: bridge.reconfigure(
-                bridge.settings, [binding, Binding(sink, binding.row)]))
-            first = added.receive(0.3)
-    finally:
-        vmc.close()
-        added.close()
-    assert len(first) == 1

@@ -62,7 +62,8 @@ def test_every_top_level_key_is_either_reloadable_or_needs_a_restart() -> None:
 
 
 def test_an_output_a_reload_adds_gets_the_next_frame_not_the_next_refresh() -> None:
-    """At 0.1 Hz a converged face is re-sent every 10 s: a new receiver must not wait for it."""
+    """At 0.1 Hz a converged face is re-sent every 10 s: a new receiver must not wait for it.
+    The frame loop rests meanwhile (nothing is due for up to a second): the reload wakes it."""
     vmc, added = UdpReceiver(), UdpReceiver()
     config = config_from_yaml(f"""
 stats_interval_s: 0
