@@ -46,7 +46,9 @@ def _libc_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]]:
         create_fd, settime = libc.timerfd_create, libc.timerfd_settime
     except AttributeError as error:
         raise OSError("this libc has no timerfd") from error
-    spec = _Itimerspec()  # one, reused: arming allocates nothing
+    spec = _Itimerspec()  # one, reused: arming allocates no structure
+    value = spec.it_value  # a view into ``spec`` (each attribute access would make a new one)
+    spec_pointer = ctypes.byref(spec)
 
     def create() -> int:
         fd = int(create_fd(_CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
@@ -56,8 +58,8 @@ def _libc_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]]:
         return fd
 
     def arm(fd: int, deadline_ns: int) -> None:
-        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
-        if settime(fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
+        value.tv_sec, value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
+        if settime(fd, _TFD_TIMER_ABSTIME, spec_pointer, None) != 0:
             number = ctypes.get_errno()
             raise OSError(number, os.strerror(number))
 
