@@ -112,13 +112,25 @@ def _time_frames(
 
 
 def bridge_frame_us(
-    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
+    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int,
+    *, batched: bool = True,
 ) -> tuple[float, float, float]:
-    """Median µs per avatar-frame of the real path: (total, animate, encode + send)."""
+    """Median µs per avatar-frame of the real path: (total, animate, encode + send).
+
+    ``batched`` False: every output encodes its own frame (``UdpSink.send`` per avatar, the
+    daemon's send before outputs were batched), the batches' side-by-side reference."""
     scenario = build_scenario(engine, avatars, kind, receiver.port)
+    faces = [(b.sink, Frame(scenario.table.weights[b.row])) for b in scenario.bindings]
+
+    def send_one_by_one(frame: int, time_s: float) -> None:
+        for sink, face in faces:
+            face.number = frame
+            face.time_s = time_s
+            sink.send(face)
 
     try:
-        send_frame = scenario.bridge(60).send_frame  # the frame loop's own send
+        # The frame loop's own send, or the reference.
+        send_frame = scenario.bridge(60).send_frame if batched else send_one_by_one
         result = _time_frames(scenario, send_frame, receiver, frames, avatars)
         if scenario.send_errors():
             raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
@@ -157,30 +169,6 @@ def gliding_frame_us(
     finally:
         scenario.close()
     return total, inferred
-
-
-def unbatched_frame_us(
-    engine: Engine, avatars: int, kind: str, receiver: DrainedReceiver, frames: int
-) -> tuple[float, float, float]:
-    """As ``bridge_frame_us`` with every output encoding its own frame (``UdpSink.send`` per
-    avatar, the daemon's send before outputs were batched): the batches' side-by-side
-    reference."""
-    scenario = build_scenario(engine, avatars, kind, receiver.port)
-    faces = [(b.sink, Frame(scenario.table.weights[b.row])) for b in scenario.bindings]
-
-    def send_frame(frame: int, time_s: float) -> None:
-        for sink, face in faces:
-            face.number = frame
-            face.time_s = time_s
-            sink.send(face)
-
-    try:
-        result = _time_frames(scenario, send_frame, receiver, frames, avatars)
-        if scenario.send_errors():
-            raise RuntimeError(f"{scenario.send_errors()} sends failed on loopback")
-    finally:
-        scenario.close()
-    return result
 
 
 def _frames_for(avatars: int, quick: bool, budget: int) -> int:
@@ -242,8 +230,9 @@ def run(
                     for batched in (True, False):
                         if engine_name == "mlp" and batched:
                             continue  # measured above
-                        measure = bridge_frame_us if batched else unbatched_frame_us
-                        total, animate, send = measure(engine, avatars, kind, receiver, frames)
+                        total, animate, send = bridge_frame_us(
+                            engine, avatars, kind, receiver, frames, batched=batched
+                        )
                         case = f"{avatars} avatars, {OUTPUT_LABELS[kind]}, {engine_name}" + (
                             "" if batched else ", outputs one by one"
                         )

@@ -140,7 +140,6 @@ class Bridge:
         # UDP outputs go in batches (outputs.batch); the others one by one, with their faces;
         # each with its refresh schedule (built from the bindings and the settings).
         self._batches: list[UdpBatch] = []
-        self._sends: list[tuple[Sink, Frame]] = []
         self._singles: list[Binding] = []
         self._batch_schedules: list[tuple[UdpBatch, RefreshSchedule]] = []
         self._single_schedules: list[tuple[Sink, Frame, int, int]] = []
@@ -165,7 +164,6 @@ class Bridge:
         self.bindings = list(bindings)
         self._batches, alone = batch_bindings([(b.sink, b.row) for b in self.bindings])
         self._singles = [self.bindings[index] for index in alone]
-        self._sends = [(b.sink, self._face(b.row)) for b in self._singles]
         self._set_schedules()
 
     def _refresh_frames(self, sink: object) -> int:
@@ -354,7 +352,7 @@ class Bridge:
         weights = self._sent_weights
         for batch in self._batches:
             batch.send_rows(weights, time_s)
-        for sink, face in self._sends:
+        for sink, face, _, _ in self._single_schedules:
             face.number = number
             face.time_s = time_s
             sink.send(face)

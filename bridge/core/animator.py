@@ -255,26 +255,7 @@ class Animator:
             self._ahead_frames = 0
             smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
                           self._vad_buffers)
-            if (self.lookahead_frames and count <= LOOKAHEAD_MAX_ROWS
-                    and self._forward_into is not None):
-                # Every moving row inferred (no skipping: the call costs the same), with the
-                # frames ahead.
-                changed |= dirty
-                if np.count_nonzero(changed):
-                    self._infer_with_lookahead(count, dt_s, vad_alphas)
-                dirty[:] = False
-                self._settled_count = -1 if np.count_nonzero(changed) else count
-                return
-            infer = self._rows_to_infer(changed, dirty, count)
-            changed |= dirty
-            inferred = int(np.count_nonzero(infer))
-            if inferred == count:
-                self._infer_rows(table.state_vad, table.weights, None, count)
-                self._inferred_vad[:count] = table.state_vad[:count]
-            elif inferred:
-                rows = infer.nonzero()[0]
-                self._infer_rows(table.state_vad, table.weights, rows, count)
-                self._inferred_vad[rows] = table.state_vad[rows]
+            self._infer_vad_rows(changed, dirty, count, dt_s, vad_alphas)
         else:
             inferred = int(np.count_nonzero(dirty))
             if inferred == count:
@@ -293,6 +274,29 @@ class Animator:
             changed |= vad_moved
         dirty[:] = False
         self._settled_count = -1 if np.count_nonzero(changed) else count
+
+    def _infer_vad_rows(self, changed: np.ndarray, dirty: np.ndarray, count: int, dt_s: float,
+                        alphas: StepAlphas) -> None:
+        """After the VAD step: infer the rows whose faces must follow their smoothed VAD, and
+        add the rows with new input to ``changed``."""
+        if self.lookahead_frames and count <= LOOKAHEAD_MAX_ROWS and self._forward_into is not None:
+            # Every moving row inferred (no skipping: the call costs the same), with the frames
+            # ahead.
+            changed |= dirty
+            if np.count_nonzero(changed):
+                self._infer_with_lookahead(count, dt_s, alphas)
+            return
+        table = self.table
+        infer = self._rows_to_infer(changed, dirty, count)
+        changed |= dirty
+        inferred = int(np.count_nonzero(infer))
+        if inferred == count:
+            self._infer_rows(table.state_vad, table.weights, None, count)
+            self._inferred_vad[:count] = table.state_vad[:count]
+        elif inferred:
+            rows = infer.nonzero()[0]
+            self._infer_rows(table.state_vad, table.weights, rows, count)
+            self._inferred_vad[rows] = table.state_vad[rows]
 
     def _infer_with_lookahead(self, count: int, dt_s: float, alphas: StepAlphas) -> None:
         """Infer every row of this frame and of the next frames smoothed ahead, in one call."""
