@@ -14,7 +14,6 @@ Needs ``onnx`` and ``onnxruntime``: ``pip install 'vadbridge[export]'``.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import OrderedDict
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.model.engine import NumpyMLP
+from vadbridge.model.optional import installed
 
 __all__ = ["ONNXRUNTIME_EXTRA", "OnnxRuntimeEngine", "onnxruntime_installed"]
 
@@ -33,10 +33,7 @@ _KEPT_BINDINGS = 16
 
 def onnxruntime_installed() -> bool:
     """Whether ``onnx`` and ``onnxruntime`` can be imported (without importing them)."""
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
-    except (ImportError, ValueError):  # a broken or blocked installation
-        return False
+    return installed("onnx", "onnxruntime")
 
 
 class OnnxRuntimeEngine:

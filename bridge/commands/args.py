@@ -10,7 +10,6 @@ an installed user has: a command (``vadbridge infer --list-emotions``), not a re
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.model.emotions import UnknownEmotionError, emotion_to_vad
+from vadbridge.model.optional import installed
 
 __all__ = [
     "EXIT_FAILURE",
@@ -51,10 +51,7 @@ LIST_SHAPES: Final = "vadbridge infer --list-shapes"
 
 def torch_installed() -> bool:
     """Whether ``import torch`` can work, found without importing it (that takes seconds)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):  # a broken install, or a half-imported torch module
-        return False
+    return installed("torch")
 
 
 class UsageError(ValueError):

@@ -16,7 +16,6 @@ DenchiSoft/VTubeStudio's README; docs/references.md, "VTube Studio".
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from vadbridge.config.specs import (
 )
 from vadbridge.config.values import AVATAR_DOC, AVATAR_ID, PORT_RANGE
 from vadbridge.model.arkit import ARKIT_NAMES, upper_camel
+from vadbridge.model.optional import installed
 
 __all__ = [
     "CUSTOM_PARAMETER_PREFIX",
@@ -257,10 +257,7 @@ def _is_websocket_url(text: str) -> bool:
 
 def _aiohttp_installed() -> bool:
     """Whether the client's one extra dependency can be imported (the base install lacks it)."""
-    try:
-        return importlib.util.find_spec("aiohttp") is not None
-    except (ImportError, ValueError):  # a broken or blocked installation
-        return False
+    return installed("aiohttp")
 
 
 _TOKEN_FILE = NewFilePath("VTube Studio token")
