@@ -98,9 +98,18 @@ class Reloader:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def request(self) -> None:
-        """Schedule a reload on the running loop (safe to call from a signal handler)."""
-        self._keep(asyncio.get_running_loop().create_task(self.reload(), name="config reload"))
+    def request(self, then: Callable[[], None] | None = None) -> None:
+        """Schedule a reload on the running loop (safe to call from a signal handler);
+        ``then()`` runs when it has been applied or rejected."""
+        self._keep(asyncio.get_running_loop().create_task(self._reload_then(then),
+                                                          name="config reload"))
+
+    async def _reload_then(self, then: Callable[[], None] | None) -> None:
+        try:
+            await self.reload()
+        finally:
+            if then is not None:
+                then()
 
     async def reload(self) -> ReloadResult:
         async with self._lock:  # two quick SIGHUPs: the second reload sees the first's result

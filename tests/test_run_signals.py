@@ -131,6 +131,48 @@ def test_sighups_from_the_first_moment_of_run_never_kill_the_daemon(tmp_path: Pa
     assert "Traceback" not in text
 
 
+def test_started_with_sighup_ignored_no_sighup_from_the_first_instant_kills_it(
+        tmp_path: Path) -> None:
+    """The interpreter's own start-up (~13 ms after exec here) runs before any Python code, so
+    only a process that starts with SIGHUP ignored is safe there: README "Running as a service"
+    says to start it so (or under systemd's Type=notify, whose reloads wait for READY=1). An
+    ignored disposition is inherited through fork and exec; the parent here ignores SIGHUP
+    while it spawns, as a shell script's ``trap '' HUP`` does for its commands. SIGHUPs from
+    the moment the process exists: none kills it, and a later one reloads."""
+    vmc = UdpReceiver()
+    config = vmc_config(tmp_path / "bridge.yaml", vmc.port)
+    log = tmp_path / "bridge.log"
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with log.open("wb") as stderr:
+            daemon = subprocess.Popen([sys.executable, "-m", "vadbridge", "run", "--config",
+                                       str(config)], cwd=REPO,
+                                      stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    try:
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < 1.0:  # sh, exec, the interpreter, imports, model
+            daemon.send_signal(signal.SIGHUP)
+            sent += 1
+            time.sleep(0.001)
+            assert daemon.poll() is None, log.read_text()
+        assert sent > 100
+        wait_for(lambda: b"streaming at" in log.read_bytes(), 30, "the daemon to stream")
+        assert vmc.receive(0.5), "no frames"
+        wait_for(lambda: b"config reloaded" in log.read_bytes(), 5, "the held SIGHUP's reload")
+        reloads = log.read_bytes().count(b"config reloaded")
+        daemon.send_signal(signal.SIGHUP)  # the ignored disposition did not stick
+        wait_for(lambda: log.read_bytes().count(b"config reloaded") > reloads, 5, "a reload")
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=10)
+    finally:
+        kill_if_running(daemon)
+        vmc.close()
+    assert code == 0, log.read_text()
+
+
 def test_the_launcher_holds_sighup_before_importing_the_command_layer() -> None:
     """The console script's launcher (``vadbridge.__main__:main``) takes SIGHUP over before it
     imports anything slow: the package root and ``vadbridge.hangup`` pull in neither typing nor

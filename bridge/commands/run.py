@@ -30,6 +30,7 @@ from vadbridge.config import (
 )
 from vadbridge.hangup import EarlyHangup, hold
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
+from vadbridge.service_notify import ServiceNotifier
 
 # The repository's config/ folder, installed as the package ``vadbridge.presets``.
 DEFAULT_CONFIG = Path(str(importlib.resources.files("vadbridge.presets").joinpath("default.yaml")))
@@ -133,7 +134,7 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
         panel = attach_panel(bridge, config, reloader)
     freeze_startup_objects()
     try:
-        asyncio.run(_serve(bridge, reloader, hangup=hangup,
+        asyncio.run(_serve(bridge, reloader, hangup=hangup, notifier=ServiceNotifier(),
                            banner=lambda: banner_lines(config, label, bridge, panel=panel)))
     except OSError as error:  # a listener could not bind; its message names it (no "[Errno N]")
         print(f"vadbridge run: {error.strerror or error}", file=sys.stderr)
@@ -146,10 +147,13 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
 
 async def _serve(bridge: Any, reloader: Any = None,
                  banner: Callable[[], list[str]] | None = None,
-                 hangup: EarlyHangup | None = None) -> None:
+                 hangup: EarlyHangup | None = None,
+                 notifier: ServiceNotifier | None = None) -> None:
     """Bind the listeners, log the banner (``banner()``, called once they are bound, so it
     shows the bound ports), stream until a signal. A SIGHUP ``hangup`` caught before the
-    reload handler was installed reloads now."""
+    reload handler was installed reloads now. ``notifier`` tells a service manager when the
+    bridge is ready, reloading and stopping."""
+    notifier = notifier if notifier is not None else ServiceNotifier(address="")
     for source in bridge.sources:
         start = getattr(source, "start", None)
         if start is not None:
@@ -159,15 +163,23 @@ async def _serve(bridge: Any, reloader: Any = None,
     _stop_on_signals(task)
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
     if reloader is not None and reloader.path is not None and sighup is not None:
-        asyncio.get_running_loop().add_signal_handler(sighup, reloader.request)
+        def reload_on_hangup() -> None:
+            notifier.reloading()
+            reloader.request(then=notifier.ready)
+
+        asyncio.get_running_loop().add_signal_handler(sighup, reload_on_hangup)
         if hangup is not None and hangup.requested:
             reloader.request()
     for line in banner() if banner is not None else []:
         log.info("%s", line)
+    notifier.ready()
     try:
         await bridge.run()
     except asyncio.CancelledError:
         log.info("stopped: sent a neutral frame to every output")
+    finally:
+        notifier.stopping()
+        notifier.close()
 
 
 def banner_lines(config: BridgeConfig, label: str, bridge: Bridge, *,
