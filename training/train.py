@@ -17,7 +17,7 @@ import copy
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import torch
@@ -131,10 +131,15 @@ def train(
     config: TrainConfig | None = None,
     *,
     data_source: str = "unknown",
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | Literal["stderr"] | None = "stderr",
 ) -> TrainResult:
-    """Train a fresh ``VADBlendshapeMLP`` on ``dataset`` with the card's recipe."""
+    """Train a fresh ``VADBlendshapeMLP`` on ``dataset`` with the card's recipe. A line per
+    epoch goes to ``progress``: ``"stderr"`` is the ``sys.stderr`` of the time of the call (a
+    default of ``sys.stderr`` itself would be the stream of the first import, which a test's
+    capture may have closed since); None prints nothing."""
     config = config or TrainConfig()
+    if progress == "stderr":
+        progress = sys.stderr
     previous_threads = torch.get_num_threads()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(config.threads)
