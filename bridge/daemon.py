@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol, cast
 
 import numpy as np
@@ -38,7 +39,11 @@ log = logging.getLogger("vadbridge")
 
 
 class Source(Protocol):
+    """An input. ``kind`` is the name it counts its inputs under in the stats (``osc``,
+    ``mqtt``, ``web``)."""
+
     name: str
+    kind: str
 
     async def run(self, on_sample: Callable[[VadSample], None]) -> None: ...
 
@@ -241,11 +246,14 @@ class Bridge:
         blinks and breathing on a copy of them); read-only by convention."""
         return self._sent_weights
 
-    def on_sample(self, sample: VadSample) -> None:
+    def on_sample(self, sample: VadSample, *, source: str) -> None:
+        """Set the target of ``sample``'s avatar. ``source`` is the name the input's source
+        counts it under (``osc``, ``mqtt``, ``web``): a sample carries no source, and a refusal
+        here is that source's rejection (``run`` binds it per source)."""
         try:
             row = self.table.row(sample.avatar)
         except AvatarLimitError as error:
-            self.input_stats.reject("avatar.limit", str(error))
+            self.input_stats.reject("avatar.limit", str(error), source=source)
             return
         self.table.set_target(row, sample.vad, self.clock())
         self.pacer.wake()  # a resting frame loop makes the next frame (no-op otherwise)
@@ -262,7 +270,8 @@ class Bridge:
         try:
             async with asyncio.TaskGroup() as tasks:
                 for source in self.sources:
-                    tasks.create_task(source.run(self.on_sample), name=f"source {source.name}")
+                    on_sample = partial(self.on_sample, source=source.kind)
+                    tasks.create_task(source.run(on_sample), name=f"source {source.name}")
                 tasks.create_task(self._frames(), name="frames")
                 # Always running: a SIGHUP reload may turn stats lines on (bridge/reload.py).
                 tasks.create_task(self._stats_lines(), name="stats")

@@ -72,7 +72,8 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
             worked = _record_steps(bridge)
             vmc.receive(0.6)  # resting between the 2 Hz refreshes
             before = len(worked)
-            on_loop(bridge, lambda: bridge.on_sample(VadSample("default", (0.8, None, None))))
+            on_loop(bridge, lambda: bridge.on_sample(VadSample("default", (0.8, None, None)),
+                                                     source="osc"))
             wait_until(lambda: bridge.table.state_vad[0, 0] != 0.0, "the glide to start")
             first_step = worked[before]
             moved = [float(bridge.table.state_vad[0, 0])]
@@ -96,7 +97,8 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
 """)
     try:
         with running_bridge(config) as bridge:
-            on_loop(bridge, lambda: bridge.on_sample(VadSample("default", (0.7, 0.5, 0.2))))
+            on_loop(bridge, lambda: bridge.on_sample(VadSample("default", (0.7, 0.5, 0.2)),
+                                                     source="osc"))
             wait_until(lambda: bridge.animator.at_rest and bridge.table.state_vad[0, 0] > 0.69,
                        "the face to arrive and rest")
             started = time.monotonic()

@@ -89,7 +89,7 @@ def test_every_accepted_payload_form_arrives(mosquitto: Mosquitto, protocol: str
     run(main())
     assert stats.snapshot() == {
         "accepted": {"mqtt": len(ACCEPTED)},
-        "rejected": {},
+        "rejected": {}, "rejected_by_source": {},
         "clipped": {"mqtt": 1}, "ignored": {},
     }
 
@@ -138,7 +138,8 @@ def test_malformed_batch_is_counted_exactly_and_good_messages_still_flow(
             ]
 
     run(main())
-    assert stats.snapshot() == {"accepted": {"mqtt": 2}, "rejected": BAD_COUNTS, "clipped": {},
+    assert stats.snapshot() == {"accepted": {"mqtt": 2}, "rejected": BAD_COUNTS,
+                                "rejected_by_source": {"mqtt": len(BAD)}, "clipped": {},
                                 "ignored": {}}
 
 

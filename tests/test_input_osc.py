@@ -105,7 +105,7 @@ def test_every_accepted_form_arrives_over_udp() -> None:
     stats = run_and_return(body)
     assert stats.snapshot() == {
         "accepted": {"osc": len(expected)},
-        "rejected": {},
+        "rejected": {}, "rejected_by_source": {},
         "clipped": {"osc": 1}, "ignored": {},
     }
 
@@ -189,6 +189,7 @@ def test_malformed_batch_is_counted_exactly_and_streaming_continues() -> None:
             "emotion.invalid": 1,
             "osc.address": 3,
         },
+        "rejected_by_source": {"osc": 18},  # the 18 above: every one an OSC rejection
         "clipped": {"osc": 1}, "ignored": {},
     }
 

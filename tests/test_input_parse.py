@@ -429,12 +429,13 @@ def test_stats_count_accepted_rejected_and_clipped() -> None:
     stats.accept("osc")
     stats.accept("mqtt")
     stats.clipped("osc")
-    stats.reject("nonfinite", "x")
-    stats.reject("nonfinite", "y")
-    stats.reject("mqtt.json", "z")
+    stats.reject("nonfinite", "x", source="osc")
+    stats.reject("nonfinite", "y", source="mqtt")
+    stats.reject("mqtt.json", "z", source="mqtt")
     assert stats.snapshot() == {
         "accepted": {"osc": 2, "mqtt": 1},
         "rejected": {"nonfinite": 2, "mqtt.json": 1},
+        "rejected_by_source": {"osc": 1, "mqtt": 2},
         "clipped": {"osc": 1}, "ignored": {},
     }
     assert stats.accepted_total == 3
@@ -455,15 +456,15 @@ def test_rejections_log_once_per_kind_per_interval_then_count_the_rest(
     clock = FakeClock()
     stats = InputStats(log_interval_s=10.0, clock=clock)
     with caplog.at_level(logging.WARNING, logger="vadbridge.inputs"):
-        stats.reject("osc.arity", "first")
+        stats.reject("osc.arity", "first", source="osc")
         clock.now_s += 1.0
-        stats.reject("osc.arity", "second")
-        stats.reject("osc.arity", "third")
-        stats.reject("nonfinite", "other kind")  # its own budget
+        stats.reject("osc.arity", "second", source="osc")
+        stats.reject("osc.arity", "third", source="osc")
+        stats.reject("nonfinite", "other kind", source="osc")  # its own budget
         clock.now_s += 9.0
-        stats.reject("osc.arity", "after the interval")
+        stats.reject("osc.arity", "after the interval", source="osc")
         clock.now_s += 10.0
-        stats.reject("osc.arity", "quiet interval")
+        stats.reject("osc.arity", "quiet interval", source="osc")
     assert [r.getMessage() for r in caplog.records] == [
         "rejected input (osc.arity): first",
         "rejected input (nonfinite): other kind",

@@ -230,7 +230,7 @@ def test_vrm_presets_follow_the_smoothed_vad_on_kept_and_new_outputs_after_a_rel
         assert bridge.animator.space == "blendshapes"
         assert bridge.bindings[0].sink is kept_sink and len(bridge.bindings) == 2
         happiness = emotion_to_vad("happiness")
-        bridge.on_sample(VadSample("default", tuple(float(v) for v in happiness)))
+        bridge.on_sample(VadSample("default", tuple(float(v) for v in happiness)), source="osc")
 
         def presets_after(steps: int) -> tuple[float, float]:
             for _ in range(steps):

@@ -59,7 +59,7 @@ def test_a_reload_that_changes_a_recordings_avatar_keeps_one_whole_take(
         binding = bridge.bindings[0]
         assert binding.sink is sink  # the same writer goes on, now fed bob's row
         assert binding.row == bridge.table.row("bob") != bridge.table.row("alice")
-        bridge.on_sample(VadSample("bob", (0.9, 0.8, 0.7)))
+        bridge.on_sample(VadSample("bob", (0.9, 0.8, 0.7)), source="osc")
         written = sink.frames_written
         wait_until(lambda: sink.frames_written >= written + 20)
     data = take.read_bytes()

@@ -167,7 +167,8 @@ def test_a_rejection_reason_with_a_raw_newline_is_logged_escaped_on_one_line(
 ) -> None:
     stats = InputStats()
     with caplog.at_level(logging.WARNING, logger="vadbridge.inputs"):
-        stats.reject("mqtt.topic", "vb/a\n2026-01-01 ERROR vadbridge: forged" + "y" * 1000)
+        stats.reject("mqtt.topic", "vb/a\n2026-01-01 ERROR vadbridge: forged" + "y" * 1000,
+                     source="mqtt")
     (record,) = caplog.records
     text = record.getMessage()
     assert "\n" not in text and "vb/a\\n2026-01-01 ERROR" in text

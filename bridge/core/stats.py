@@ -65,7 +65,12 @@ def printable(text: str, limit: int = _REASON_CHARS) -> str:
 
 
 class InputStats:
-    """Accepted inputs per source, rejected per kind, clipped per source, ignored per kind.
+    """Accepted inputs per source, rejected per kind and per source, clipped per source, ignored
+    per kind.
+
+    Sources are the names inputs are counted under (``osc``, ``mqtt``, ``web``); kinds such as
+    ``rate_limit`` or ``avatar.limit`` are shared by them, so a rejection is counted twice over:
+    per kind (the stats line, the log) and per source (the panel's accepted/rejected per source).
 
     Ignored messages are not input and nothing is wrong with them (an MQTT retained value being
     cleared): counted, never logged.
@@ -94,6 +99,7 @@ class InputStats:
         self._logger = logger
         self._accepted: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
+        self._rejected_by_source: dict[str, int] = {}
         self._clipped: dict[str, int] = {}
         self._ignored: dict[str, int] = {}
         self._last_logged_s: dict[str, float] = {}
@@ -134,8 +140,12 @@ class InputStats:
         """Count one message of ``kind`` that carries no input and is dropped quietly."""
         self._ignored[kind] = self._ignored.get(kind, 0) + 1
 
-    def reject(self, kind: str, reason: str) -> None:
+    def reject(self, kind: str, reason: str, *, source: str) -> None:
+        """Count one input of ``source`` rejected as ``kind``; log ``reason`` if ``kind`` has
+        not been logged in the last ``log_interval_s``. ``source`` is keyword-only and required
+        so that no rejection goes uncounted per source."""
         self._rejected[kind] = self._rejected.get(kind, 0) + 1
+        self._rejected_by_source[source] = self._rejected_by_source.get(source, 0) + 1
         now_s = self._clock()
         last_s = self._last_logged_s.get(kind)
         if last_s is not None and now_s - last_s < self.log_interval_s:
@@ -161,11 +171,14 @@ class InputStats:
         return sum(self._rejected.values())
 
     def snapshot(self) -> dict[str, dict[str, int]]:
-        """Copies of the counters, for the stats line: ``{"accepted", "rejected", "clipped",
-        "ignored"}``."""
+        """Copies of the counters: ``{"accepted", "rejected", "rejected_by_source", "clipped",
+        "ignored"}``, each a name -> count dict: ``accepted``, ``rejected_by_source`` and
+        ``clipped`` per source, ``rejected`` and ``ignored`` per kind. The stats line shows all
+        but ``rejected_by_source``; the panel shows that one beside ``accepted``."""
         return {
             "accepted": dict(self._accepted),
             "rejected": dict(self._rejected),
+            "rejected_by_source": dict(self._rejected_by_source),
             "clipped": dict(self._clipped),
             "ignored": dict(self._ignored),
         }

@@ -117,6 +117,8 @@ class MqttSource:
     its avatar table's check).
     """
 
+    kind = SOURCE
+
     def __init__(
         self,
         config: MqttInputConfig,
@@ -149,11 +151,12 @@ class MqttSource:
             if avatars is None
             else tuple(f"{prefix}/{a}/{leaf}" for a in sorted(avatars) for leaf in leaves)
         )
-        source = self
+        mqtt_source = self
 
         class Queue(_NewestWinsQueue):
             def _dropped(self, kind: str, topic: str) -> None:
-                source.stats.reject(kind, f"MQTT {show(topic)}: {_DROP_REASONS[kind]}")
+                mqtt_source.stats.reject(kind, f"MQTT {show(topic)}: {_DROP_REASONS[kind]}",
+                                         source=SOURCE)
 
         self._session = MqttSession(
             config, log=log, max_queued_messages=max_queued_messages, queue_type=Queue
@@ -251,13 +254,14 @@ class MqttSource:
             if avatar is not None and not admits(avatar):
                 self.stats.reject(
                     "avatar.limit", f"MQTT {show(topic)}: avatar not admitted "
-                    "(unknown, another shard's, or the table is full)"
+                    "(unknown, another shard's, or the table is full)", source=SOURCE,
                 )
                 return
         limiter = self.rate_limiter
         if limiter is not None and not limiter.allow(topic.rpartition("/")[0]):
             self.stats.reject(
-                "rate_limit", f"MQTT {topic}: over {limiter.rate_per_s:g} messages/s per avatar"
+                "rate_limit", f"MQTT {topic}: over {limiter.rate_per_s:g} messages/s per avatar",
+                source=SOURCE,
             )
             return
         if not isinstance(payload, bytes | bytearray):
@@ -270,7 +274,7 @@ class MqttSource:
                 max_payload_bytes=self.max_payload_bytes,
             )
         except InputError as error:
-            self.stats.reject(error.kind, error.reason)
+            self.stats.reject(error.kind, error.reason, source=SOURCE)
             return
         self.stats.accept(SOURCE, sample)
         if clipped:

@@ -64,6 +64,8 @@ class OscSource:
     counted once as ``avatar.limit`` (the daemon passes its avatar table's check).
     """
 
+    kind = SOURCE
+
     def __init__(
         self,
         host: str,
@@ -163,7 +165,8 @@ class OscSource:
         stats = self.stats
         sender = addr[0]
         if self.allow_list is not None and not self.allow_list.allows(sender):
-            stats.reject("osc.sender", f"datagram from {sender} (not in allow_hosts)")
+            stats.reject("osc.sender", f"datagram from {sender} (not in allow_hosts)",
+                         source=SOURCE)
             return
         limiter = self.rate_limiter
         if limiter is not None and not limiter.ready(sender):
@@ -171,17 +174,19 @@ class OscSource:
                 "rate_limit",
                 # Wording pinned by tests/test_security.py (a one-message datagram's line).
                 f"OSC from {sender}: over {limiter.rate_per_s:g} datagrams/s",
+                source=SOURCE,
             )
             return
         if len(data) > self.max_datagram_bytes:
             stats.reject(
-                "oversize", f"OSC datagram of {len(data)} bytes > {self.max_datagram_bytes}"
+                "oversize", f"OSC datagram of {len(data)} bytes > {self.max_datagram_bytes}",
+                source=SOURCE,
             )
             return
         try:
             messages = decode_datagram(data)
         except OscDecodeError as error:
-            stats.reject("osc.decode", f"datagram from {sender}: {error.reason}")
+            stats.reject("osc.decode", f"datagram from {sender}: {error.reason}", source=SOURCE)
             return
         if limiter is not None:
             granted = limiter.take(sender, len(messages))
@@ -191,25 +196,27 @@ class OscSource:
                     f"of a datagram over {limiter.rate_per_s:g} messages/s"
                 )
                 for _ in range(len(messages) - granted):
-                    stats.reject("rate_limit", reason)
+                    stats.reject("rate_limit", reason, source=SOURCE)
                 del messages[granted:]
         admits = self.admits
         for message in messages:
             if isinstance(message, OscDecodeError):  # this message only: a bundle goes on
-                stats.reject("osc.decode", f"message from {sender}: {message.reason}")
+                stats.reject("osc.decode", f"message from {sender}: {message.reason}",
+                             source=SOURCE)
                 continue
             if admits is not None:
                 avatar = address_avatar(message[0])
                 if avatar is not None and not admits(avatar):
                     stats.reject(
                         "avatar.limit", f"OSC {show(message[0])}: avatar {show(avatar)} "
-                        "not admitted (unknown, another shard's, or the table is full)"
+                        "not admitted (unknown, another shard's, or the table is full)",
+                        source=SOURCE,
                     )
                     continue
             try:
                 sample, clipped = parse_osc_message(*message)
             except InputError as error:
-                stats.reject(error.kind, error.reason)
+                stats.reject(error.kind, error.reason, source=SOURCE)
                 continue
             stats.accept(SOURCE, sample)
             if clipped:

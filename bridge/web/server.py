@@ -93,6 +93,8 @@ class ControlPanel:
     address. Rejected messages are counted in ``stats`` under ``web.*`` kinds.
     """
 
+    kind = SOURCE
+
     def __init__(self, config: WebConfig, backend: PanelBackend, stats: InputStats, *,
                  input_limiter: RateLimiter | None = None, token: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -184,7 +186,7 @@ class ControlPanel:
                      handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         if self.token is None and not is_loopback(_host_name(request.host)):
             self.stats.reject("web.host", f"request for host {show(request.host)}: this panel "
-                              "answers loopback names only (it has no token)")
+                              "answers loopback names only (it has no token)", source=SOURCE)
             return web.Response(status=403, text="forbidden: loopback names only\n")
         response: web.StreamResponse = await handler(request)
         return response
@@ -209,17 +211,19 @@ class ControlPanel:
         origin = request.headers.get("Origin")
         if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
             self.stats.reject("web.origin", f"WebSocket from a page of {show(origin)}, not this "
-                              "panel's: refused (another site cannot drive the face)")
+                              "panel's: refused (another site cannot drive the face)",
+                              source=SOURCE)
             return web.Response(status=403, text="forbidden: another site's page\n")
         if self.token is not None:
             given = request.query.get("token", "")
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 self.stats.reject("web.auth", f"WebSocket from {request.remote}: "
-                                  f"{'wrong' if given else 'no'} token")
+                                  f"{'wrong' if given else 'no'} token", source=SOURCE)
                 return web.Response(status=401, text="unauthorized: token required\n")
         if len(self.clients) >= self.config.max_clients:
             self.stats.reject("web.clients", f"WebSocket from {request.remote}: "
-                              f"{self.config.max_clients} pages are connected already")
+                              f"{self.config.max_clients} pages are connected already",
+                              source=SOURCE)
             return web.Response(status=503, text="too many pages connected\n")
         return None
 
@@ -262,15 +266,17 @@ class ControlPanel:
     def _received(self, client: Client, message: Any) -> None:
         stats = self.stats
         if message.type is WSMsgType.ERROR:  # too big (the connection is closed: 1009)
-            stats.reject("oversize", f"page message from {client.peer}: {message.data}")
+            stats.reject("oversize", f"page message from {client.peer}: {message.data}",
+                         source=SOURCE)
             return
         if message.type is not WSMsgType.TEXT:
-            stats.reject("web.binary", f"page message from {client.peer}: not text")
+            stats.reject("web.binary", f"page message from {client.peer}: not text",
+                         source=SOURCE)
             return
         if not client.limiter.allow(None):
             client.over_limit += 1
             stats.reject("web.rate_limit", f"page from {client.peer}: over "
-                         f"{self.config.messages_per_s:g} messages/s")
+                         f"{self.config.messages_per_s:g} messages/s", source=SOURCE)
             return
         client.over_limit = 0
         try:
@@ -289,7 +295,7 @@ class ControlPanel:
             self._reject(client, InputError("web.unknown", f"unknown message type {show(kind)}"))
 
     def _reject(self, client: Client, error: InputError) -> None:
-        self.stats.reject(error.kind, f"page from {client.peer}: {error.reason}")
+        self.stats.reject(error.kind, f"page from {client.peer}: {error.reason}", source=SOURCE)
         client.reply(messages.reply("rejected", kind=error.kind, reason=error.reason))
 
     def _input(self, client: Client, data: dict[str, Any]) -> None:

@@ -388,11 +388,15 @@ function showStats(stats) {
   $("fps").textContent = stats.fps === null ? "–" : stats.fps.toFixed(1);
   $("late").textContent = `${stats.late}, ${stats.skipped}`;
   $("lateness").textContent = `mean ${stats.lateness_ms.mean.toFixed(3)} ms, max ${stats.lateness_ms.max.toFixed(3)} ms`;
-  const sources = new Set(["osc", "mqtt", "web", ...Object.keys(stats.totals.accepted)]);
+  // Rejections are counted by kind and by source: a kind such as rate_limit is every source's.
+  const totals = stats.totals, interval = stats.inputs;
+  const sources = new Set(["osc", "mqtt", "web", ...Object.keys(totals.accepted),
+    ...Object.keys(totals.rejected_by_source)]);
   table("inputs", [...sources].sort().map((source) => [
-    source, perSecond(stats.inputs.accepted[source] || 0, seconds),
-    String(stats.totals.accepted[source] || 0),
-    (stats.totals.clipped[source] || 0) ? `${stats.totals.clipped[source]} clipped` : "",
+    source, perSecond(interval.accepted[source] || 0, seconds), String(totals.accepted[source] || 0),
+    perSecond(interval.rejected_by_source[source] || 0, seconds),
+    String(totals.rejected_by_source[source] || 0),
+    (totals.clipped[source] || 0) ? String(totals.clipped[source]) : "",
   ]));
   const kinds = Object.keys(stats.totals.rejected).sort();
   table("rejected", kinds.length ? kinds.map((kind) => [
