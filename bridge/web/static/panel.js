@@ -392,11 +392,12 @@ function showStats(stats) {
   const totals = stats.totals, interval = stats.inputs;
   const sources = new Set(["osc", "mqtt", "web", ...Object.keys(totals.accepted),
     ...Object.keys(totals.rejected_by_source)]);
+  const rateAndTotal = (counts, since, source) =>
+    `${perSecond(counts[source] || 0, seconds)} · ${since[source] || 0}`;
   table("inputs", [...sources].sort().map((source) => [
-    source, perSecond(interval.accepted[source] || 0, seconds), String(totals.accepted[source] || 0),
-    perSecond(interval.rejected_by_source[source] || 0, seconds),
-    String(totals.rejected_by_source[source] || 0),
-    (totals.clipped[source] || 0) ? String(totals.clipped[source]) : "",
+    source, rateAndTotal(interval.accepted, totals.accepted, source),
+    rateAndTotal(interval.rejected_by_source, totals.rejected_by_source, source),
+    String(totals.clipped[source] || 0),
   ]));
   const kinds = Object.keys(stats.totals.rejected).sort();
   table("rejected", kinds.length ? kinds.map((kind) => [
