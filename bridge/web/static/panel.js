@@ -407,9 +407,9 @@ function showStats(stats) {
     output.name, output.state || "", `${output.send_errors} send errors`,
     stats.receivers[output.name] !== undefined ? `${stats.receivers[output.name]} receivers` : "",
   ]);
-  for (const source of stats.sources) {
-    if (source.state) outputs.push([`input ${source.name}`, source.state, "", ""]);
-  }
+  // Inputs that hold a connection (an MQTT broker) say whether it is up.
+  table("connections", stats.sources.filter((source) => source.state)
+    .map((source) => [`input ${source.name}`, source.state]));
   if (stats.output_count > stats.outputs.length) {
     outputs.push([`… ${stats.output_count - stats.outputs.length} more outputs`, "", "", ""]);
   }
