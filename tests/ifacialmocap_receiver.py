@@ -4,7 +4,9 @@ phone. A handshake from a real socket, frames parsed strictly.
 
 The parser follows the published grammar: ``name<sep>INT|`` fields (``-`` in v1, ``&`` in v2),
 then ``=head#`` with six floats, ``rightEye#`` and ``leftEye#`` with three each, and a final
-``|``. The 52 names are typed here from the app's own frames, not derived from ARKit's.
+``|``. Every frame must carry each of the app's 52 names exactly once, with an integer 0-100,
+and no key but those and the app's ``trackingStatus`` and ``hapihapi``. The 52 names are typed
+here from the app's own frames, not derived from ARKit's.
 """
 
 from __future__ import annotations
@@ -58,9 +60,13 @@ def parse_frame(datagram: bytes, version: str) -> ParsedFrame:
         parts = field.split(separator)
         assert len(parts) == 2, f"{field!r}: one {separator!r} between name and value"
         name, value = parts
-        assert value.isdigit(), f"{field!r}: the value is a non-negative integer"
+        assert name in APP_BLENDSHAPES or name in APP_EXTRA_KEYS, f"{name!r}: a key of the app"
+        assert name not in values, f"{name!r}: each key once"
+        assert value.isdigit() and int(value) <= 100, f"{field!r}: the value is an integer 0-100"
         keys.append(name)
         values[name] = int(value)
+    missing = APP_BLENDSHAPES - values.keys()
+    assert not missing, f"all 52 names, missing {sorted(missing)}"
     head = _floats(fields[head_at], "=head#", 6)
     right_eye = _floats(fields[head_at + 1], "rightEye#", 3)
     left_eye = _floats(fields[head_at + 2], "leftEye#", 3)

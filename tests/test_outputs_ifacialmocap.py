@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -110,6 +111,24 @@ def test_values_are_rounded_percent_clipped_to_0_100_and_nan_is_0() -> None:
     assert (shapes["eyeBlink_L"], shapes["eyeBlink_R"], shapes["jawOpen"]) == (13, 99, 100)
     assert (shapes["mouthClose"], shapes["cheekPuff"], shapes["noseSneer_L"]) == (0, 0, 0)
     assert shapes["tongueOut"] == 100
+
+
+@pytest.mark.parametrize(("edit", "reason"), [
+    (lambda text: text.replace("jawOpen-5|", ""), "all 52 names, missing ['jawOpen']"),
+    (lambda text: text.replace("jawOpen-5|", "jawOpen-5|jawOpen-5|"), "each key once"),
+    (lambda text: text.replace("jawOpen-5|", "jawOpen-101|"), "an integer 0-100"),
+    (lambda text: text.replace("jawOpen-5|", "jawOpen-5|mouthSmile-5|"), "a key of the app"),
+    (lambda text: text.replace("|rightEye#", "|"), "starts with 'rightEye#'"),
+], ids=["missing", "twice", "over 100", "unknown key", "no rightEye"])
+def test_the_receivers_parser_refuses_an_incomplete_or_malformed_frame(
+    edit: Callable[[str], str], reason: str
+) -> None:
+    """The independent parser that checks every frame the tests read is itself strict."""
+    (datagram,) = IFacialMocapEncoder("v1").encode(Frame(FACE))
+    text = bytes(datagram).decode("ascii")
+    parse_frame(text.encode("ascii"), "v1")
+    with pytest.raises(AssertionError, match=re.escape(reason)):
+        parse_frame(edit(text).encode("ascii"), "v1")
 
 
 def test_the_encoder_refuses_a_wrong_shape_and_an_unknown_version() -> None:

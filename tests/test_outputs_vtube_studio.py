@@ -28,7 +28,7 @@ import pytest
 from bridge_harness import config_from_yaml, on_loop, running_bridge
 from conftest import free_port
 from models import _CLI_WITHOUT_TORCH
-from vts_server import VtsServer
+from vts_server import MuteListener, VtsServer
 
 from vadbridge import emotion_to_vad, load_model
 from vadbridge.benchmarks.harness import percentile
@@ -522,6 +522,9 @@ def test_closing_injects_the_pending_frame_then_returns(server: VtsServer, tmp_p
         sink.send(Frame(np.zeros(52, dtype=np.float32)))  # the daemon's neutral frame
         sink.close()
         await asyncio.wait_for(run, TIMEOUT_S)
+        # The server's thread may not have read the last one yet when run() returns.
+        await until(lambda: len(server.injections) == sink.frames_injected,
+                    "the server to read every injection")
 
     asyncio.run(scenario())
     assert server.injections[0].values["MouthSmile"] == 1.0
@@ -574,6 +577,73 @@ def test_a_server_that_stops_answering_is_dropped_and_retried(
     with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
         asyncio.run(scenario())
     assert len(lines(caplog, "stopped answering")) == 1
+
+
+def test_a_listener_that_never_answers_the_upgrade_counts_as_not_running_and_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something accepts the TCP connection and never answers the WebSocket upgrade (a hung
+    program, or another program on the port): each attempt ends after CONNECT_TIMEOUT_S as
+    "not running" (one log line, each failure counted), the next comes after the backoff, and
+    VTube Studio starting on that port later is found."""
+    monkeypatch.setattr(client_module, "CONNECT_TIMEOUT_S", 0.3)
+    mute = MuteListener().start()
+    port = mute.port
+    server = VtsServer(port=port)
+    saved_token(server, tmp_path)
+    sink = VtubeStudioSink(output_config(mute.url, tmp_path, reconnect_max_s=0.5), name="vts",
+                           frame_rate=FPS)
+
+    async def scenario() -> float:
+        async with streaming(sink):
+            await until(lambda: len(mute.accepted) >= 3, "three connection attempts")
+            assert sink.state == "unreachable"
+            assert sink.connections == 0 and sink.frames_injected == 0
+            assert sink.send_errors >= 2  # the first two attempts ended, counted
+            gaps = np.diff(mute.accepted[:3])
+            # The timeout, then the backoff (0.25 s, then the cap 0.5 s); a second for a loaded
+            # machine. At least the timeout: an attempt is not cut short, nor retried at once.
+            assert all(0.3 <= gap < 0.3 + 0.5 + 1.0 for gap in gaps), gaps
+            await asyncio.to_thread(mute.close)
+            await asyncio.to_thread(server.start)
+            return await until(lambda: len(server.injections) > 0, "injections")
+
+    try:
+        with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
+            waited_s = asyncio.run(scenario())
+    finally:
+        mute.close()
+        server.close()
+    assert waited_s < 0.3 + 0.5 + 1.0
+    (line,) = lines(caplog, f"VTube Studio not running at ws://127.0.0.1:{port}")
+    assert "no answer to the connection or the WebSocket upgrade within 0.3 s" in line
+    assert server.auth_results == [True]
+
+
+def test_a_server_that_never_answers_authentication_is_dropped_and_retried(
+    server: VtsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WebSocket opens but the authentication request gets no reply: after REPLY_TIMEOUT_S
+    the connection is dropped (one log line, each counted) and tried again with the backoff."""
+    monkeypatch.setattr(client_module, "REPLY_TIMEOUT_S", 0.3)
+    saved_token(server, tmp_path)
+    server.silent = True
+    sink = VtubeStudioSink(output_config(server.url, tmp_path, reconnect_max_s=0.5), name="vts",
+                           frame_rate=FPS)
+
+    async def scenario() -> None:
+        async with streaming(sink):
+            await until(lambda: server.connections >= 3, "three connections")
+            assert sink.state == "stalled" and sink.frames_injected == 0
+            assert sink.send_errors >= 2
+            server.silent = False
+            await until(lambda: len(server.injections) > 0, "injections")
+
+    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
+        asyncio.run(scenario())
+    assert len(lines(caplog, "did not answer the auth request within 0.3 s")) == 1
+    assert server.auth_results[-1] is True and sink.connections >= 3
 
 
 def test_an_unwritable_token_file_keeps_the_token_for_the_run(
@@ -732,14 +802,16 @@ WINDOW_S = 2.0  # one lateness measurement: 120 frames at 60 fps
 MAX_WINDOWS = 5
 
 
-@pytest.mark.parametrize("trouble", ["down", "replies_late", "silent"])
+@pytest.mark.parametrize("trouble", ["down", "mute", "replies_late", "silent"])
 def test_the_frame_loop_keeps_time_while_vtube_studio_is_down_slow_or_silent(
-    tmp_path: Path, recording_pacer: list[RecordingPacer], trouble: str
+    tmp_path: Path, recording_pacer: list[RecordingPacer], monkeypatch: pytest.MonkeyPatch,
+    trouble: str
 ) -> None:
     """Lateness p99 under 2 ms (the pacing benchmark's target) while the client retries a
-    closed port, waits on replies 200 ms late, or on a server that never answers (the
-    authentication request, then everything, unanswered). The server runs in its own process,
-    as VTube Studio does.
+    closed port, or a port that accepts and never answers the WebSocket upgrade (attempts
+    timed out after 0.5 s here), waits on replies 200 ms late, or on a server that never
+    answers (the authentication request, then everything, unanswered). The server runs in its
+    own process, as VTube Studio does.
 
     The frame loop shares this machine with the other test worker, whose bursts make a few
     frames late in any window, with or without this output (a window under a heavy test can
@@ -748,8 +820,9 @@ def test_the_frame_loop_keeps_time_while_vtube_studio_is_down_slow_or_silent(
     on its retries, waits or replies would be late in every window."""
     token = "vts-earlier-token-0123456789"
     (tmp_path / "vts.token").write_text(token)
-    options = {"down": (), "replies_late": ("--reply-delay-s", "0.2"),
+    options = {"down": (), "mute": ("--mute",), "replies_late": ("--reply-delay-s", "0.2"),
                "silent": ("--silent",)}[trouble]
+    monkeypatch.setattr(client_module, "CONNECT_TIMEOUT_S", 0.5)
     windows: list[tuple[float, float, int]] = []  # (p99 ms, median ms, frames)
 
     def on_time(window: tuple[float, float, int]) -> bool:
@@ -778,8 +851,8 @@ def test_the_frame_loop_keeps_time_while_vtube_studio_is_down_slow_or_silent(
           f"per {WINDOW_S:g} s: {shown}")
     assert all(frames >= WINDOW_S * FPS * 0.9 for _, _, frames in windows), shown
     assert on_time(windows[-1]), shown
-    assert state in {"down": ("unreachable",), "replies_late": ("streaming",),
-                     "silent": ("starting", "stalled")}[trouble]
+    assert state in {"down": ("unreachable",), "mute": ("unreachable",),
+                     "replies_late": ("streaming",), "silent": ("starting", "stalled")}[trouble]
 
 
 def test_a_reload_keeps_an_unchanged_output_connected_and_replaces_a_changed_one(

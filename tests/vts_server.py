@@ -19,6 +19,9 @@ It runs in a thread with its own event loop, so a test's client (or a whole brid
 another process would. ``stop()``/``start()`` restart it on the same port; ``reply_delay_s``
 makes it slow (each request waits before it is answered, in order); ``silent`` makes it read
 everything and answer nothing. ``send_raw`` pushes any text or bytes to the connected clients.
+
+``MuteListener`` is not VTube Studio at all: a TCP port that accepts connections and never
+answers them (no HTTP upgrade), as a hung program or another program on the port would.
 """
 
 from __future__ import annotations
@@ -312,6 +315,56 @@ class VtsServer:
                           {"errorID": error_id, "message": message})
 
 
+class MuteListener:
+    """A TCP listener on 127.0.0.1 that accepts every connection and never reads, answers or
+    closes it. ``accepted`` holds each connection's ``time.monotonic()`` at accept. Runs in a
+    thread with its own event loop, as ``VtsServer`` does."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.accepted: list[float] = []
+        self._held: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vts-mute",
+                                        daemon=True)
+        self._thread.start()
+
+    def start(self) -> MuteListener:
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(TIMEOUT_S)
+        return self
+
+    def close(self) -> None:
+        """Close the held connections and the listening socket (the port is free after); a
+        second call does nothing."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(TIMEOUT_S)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(TIMEOUT_S)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def _start(self) -> None:
+        async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted.append(time.monotonic())
+            self._held.append(writer)
+
+        self._server = await asyncio.start_server(hold, "127.0.0.1", self.port,
+                                                  reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        for writer in self._held:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
 def main() -> None:
     """Serve in a process of its own until stdin closes; print the port once listening.
 
@@ -322,7 +375,15 @@ def main() -> None:
     parser.add_argument("--token", help="a token issued earlier to the plugin vadbridge")
     parser.add_argument("--reply-delay-s", type=float, default=0.0)
     parser.add_argument("--silent", action="store_true")
+    parser.add_argument("--mute", action="store_true",
+                        help="not VTube Studio: accept connections and never answer them")
     args = parser.parse_args()
+    if args.mute:
+        listener = MuteListener().start()
+        print(listener.port, flush=True)
+        sys.stdin.read()
+        listener.close()
+        return
     server = VtsServer(reply_delay_s=args.reply_delay_s, silent=args.silent)
     if args.token:
         server.issued[args.token] = ("vadbridge", "vadbridge")

@@ -12,7 +12,9 @@ Studio shows its Allow popup and answers when the user clicks) and keep it in ``
 (mode 0600); create the custom parameters if asked; then inject the newest face every frame, at
 most ``rate_hz`` times a second and at least every ``KEEPALIVE_S`` (VTube Studio lets go of a
 parameter after a second without data). When VTube Studio is closed or restarts, the client
-reconnects with exponential backoff (0.25 s doubling up to ``reconnect_max_s``).
+reconnects with exponential backoff (0.25 s doubling up to ``reconnect_max_s``); an attempt that
+gets no WebSocket handshake within ``CONNECT_TIMEOUT_S`` (something listens but never answers)
+counts as VTube Studio not running.
 
 Each state change is one log line (``state``); a reply we cannot use (not JSON, too big, an
 unexpected type, an API error) is counted in ``reply_errors`` by kind and in ``send_errors``
@@ -65,7 +67,7 @@ INITIAL_RETRY_S: Final = 0.25
 DENIED_RETRY_S: Final = 30.0  # a denied user is asked again, but not every few seconds
 REPLY_TIMEOUT_S: Final = 5.0  # an API request unanswered this long means a stuck server
 KEEPALIVE_S: Final = 0.5  # re-inject at least this often: VTube Studio lets go after 1 s
-CONNECT_TIMEOUT_S: Final = 3.0
+CONNECT_TIMEOUT_S: Final = 3.0  # the TCP connect and the WebSocket upgrade together
 CLOSE_TIMEOUT_S: Final = 1.0
 MAX_REPLY_BYTES: Final = 64 * 1024  # VTube Studio's replies to our requests are < 1 KB
 ERROR_DENIED: Final = 50  # TokenRequestDenied: also the answer to anything after a revoke
@@ -195,9 +197,9 @@ class VtubeStudioSink:
         """Connect, authenticate and inject until ``close()``, reconnecting with backoff."""
         closed = self._closed_event
         delay_s = INITIAL_RETRY_S
-        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
-                                        sock_connect=CONNECT_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        # No session-wide limits: a connection lasts as long as VTube Studio runs. ``_connect``
+        # bounds the handshake; the replies have their own timeouts.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
             while not self._closing:
                 wait_s = delay_s
                 task = asyncio.create_task(self._connect(http), name=f"{self.name} session")
@@ -235,10 +237,18 @@ class VtubeStudioSink:
         self.state = "closed"
 
     async def _connect(self, http: aiohttp.ClientSession) -> None:
-        async with http.ws_connect(
-            self.url, max_msg_size=MAX_REPLY_BYTES, autoping=True,
-            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
-        ) as ws:
+        # One deadline for the TCP connect and the HTTP upgrade: aiohttp's connect timeouts stop
+        # at the TCP handshake, so a listener that accepts and never answers the upgrade would
+        # otherwise hold this attempt forever (no log line, no retry).
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                ws = await http.ws_connect(
+                    self.url, max_msg_size=MAX_REPLY_BYTES, autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S))
+        except TimeoutError:
+            raise TimeoutError(f"no answer to the connection or the WebSocket upgrade within "
+                               f"{CONNECT_TIMEOUT_S:g} s") from None
+        async with ws:
             self.connections += 1
             reader = asyncio.create_task(self._read(ws), name=f"{self.name} read")
             worker = asyncio.create_task(self._converse(ws), name=f"{self.name} talk")
@@ -290,10 +300,11 @@ class VtubeStudioSink:
         await self._stream(ws, parameter_map)
 
     async def _request(self, ws: aiohttp.ClientWebSocketResponse, kind: str,
-                       build: Callable[[str], str],
-                       timeout_s: float | None = REPLY_TIMEOUT_S) -> Reply:
+                       build: Callable[[str], str], *, wait_forever: bool = False) -> Reply:
         """Send the request ``build(request_id)`` and await its reply (matched by id, so
-        requests may overlap and stray messages cannot pass for a reply)."""
+        requests may overlap and stray messages cannot pass for a reply) for at most
+        ``REPLY_TIMEOUT_S``, or without a limit."""
+        timeout_s = None if wait_forever else REPLY_TIMEOUT_S
         request_id = f"vadbridge-{kind}-{next(self._request_ids)}"
         reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._futures[request_id] = reply
@@ -325,7 +336,8 @@ class VtubeStudioSink:
             "(click 'Allow' in the popup VTube Studio shows)"))
         # No timeout: the user may take minutes to click.
         reply = await self._request(
-            ws, "token", lambda request_id: token_request(self.plugin_name, request_id), None)
+            ws, "token", lambda request_id: token_request(self.plugin_name, request_id),
+            wait_forever=True)
         token = reply.data.get("authenticationToken")
         if reply.message_type == "AuthenticationTokenResponse" and is_token(token):
             assert isinstance(token, str)
