@@ -1,8 +1,8 @@
 """Issue 15's control-panel budgets: what pages, and a hostile client, cost the frame loop.
 
-``python -m vadbridge.benchmarks.panel [--seconds 10] [--pages 20] [--fps 60]`` runs the real
-bridge (the bundled model, one VMC output to a receiver process, the panel on a free loopback
-port, the real ``FramePacer`` recording each frame's lateness) for each scenario:
+``python -m vadbridge.benchmarks.panel [--seconds 10] [--pages 20] [--fps 60] [--chromium]``
+runs the real bridge (the bundled model, one VMC output to a receiver process, the panel on a
+free loopback port, the real ``FramePacer`` recording each frame's lateness) for each scenario:
 
 - ``no pages``: the panel serving nobody (the reference);
 - ``N pages``: N WebSocket clients that behave like the page, in another process: each reads
@@ -10,7 +10,12 @@ port, the real ``FramePacer`` recording each frame's lateness) for each scenario
   the face changes and is re-inferred every frame;
 - ``N pages + hostile client``: the same, plus one client sending malformed JSON, valid
   messages past the rate limit (10,000 a second in all) and 1 MB frames (each closes its
-  connection: it reconnects and sends another).
+  connection: it reconnects and sends another);
+- ``N chromium tabs`` (``--chromium``): the real page in N tabs of Debian's headless chromium.
+
+The clients run in a process of their own at the lowest CPU priority (nice 19), so that on a
+small machine the bridge's lateness measures what the pages cost it, not how the kernel shares
+the cores with the load generator.
 
 It prints the frames' lateness (p50, p99, max: ms after the deadline at which the frame began),
 the frames skipped, the clients' received updates, the hostile client's counts, and the cost of
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ FLOOD_PER_S = 10_000
 HUGE_FRAME_BYTES = 1 << 20
 PAD_PER_S = 30
 _READY = "ready"
+GENERATOR_NICENESS = 19
 _CONNECT_TIMEOUT_S = 15.0
 
 
@@ -49,6 +56,7 @@ class Scenario:
     name: str
     pages: int
     hostile: bool
+    chromium: bool = False  # the pages are tabs of a headless chromium, not aiohttp clients
     lateness_s: list[float] = field(default_factory=list)
     skipped: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -61,7 +69,10 @@ class Scenario:
                        "ms") for q in (50, 99)]
         rows += [Result("panel", self.name, "lateness max", max(self.lateness_s) * 1e3, "ms"),
                  Result("panel", self.name, "frames skipped", self.skipped, "frames")]
-        if self.pages:
+        if self.chromium:
+            rows.append(Result("panel", self.name, "tabs connected at the end",
+                               self.clients.get("connected", 0), "tabs"))
+        elif self.pages:
             rows.append(Result("panel", self.name, "face updates per page",
                                self.clients.get("faces_per_page_per_s", 0.0), "/s"))
         if self.hostile:
@@ -110,10 +121,20 @@ async def _measure(scenario: Scenario, *, fps: int, seconds: float, receiver_por
                 sys.executable, "-m", "vadbridge.benchmarks.panel", "--client",
                 f"ws://127.0.0.1:{panel.port}/ws", "--pages", str(scenario.pages),
                 "--seconds", str(seconds), *(["--hostile"] if scenario.hostile else []),
+                *(["--chromium"] if scenario.chromium else []),
                 stdout=asyncio.subprocess.PIPE,
             )
             assert client.stdout is not None
-            line = await asyncio.wait_for(client.stdout.readline(), _CONNECT_TIMEOUT_S)
+            # The load generator (21 clients, 10,000 messages a second, 1 MB frames masked in
+            # Python) needs most of a core; on a 2-core machine at equal priority the bridge's
+            # lateness would measure how the kernel shares the cores with it, not what the
+            # flood does to the bridge. A hostile page elsewhere costs the bridge only its
+            # messages, so the generator runs at the lowest priority (it still sends at full
+            # rate when a core is free: "messages written" in the table says what it achieved).
+            os.setpriority(os.PRIO_PROCESS, client.pid, GENERATOR_NICENESS)
+            line = await asyncio.wait_for(
+                client.stdout.readline(),
+                _CONNECT_TIMEOUT_S * (4 if scenario.chromium else 1))  # 20 tabs take a while
             if line.decode().strip() != _READY:
                 raise RuntimeError(f"the clients did not connect: {line!r}")
         await asyncio.sleep(0.5)  # settle: connections made, first updates sent
@@ -220,6 +241,47 @@ async def _clients(url: str, pages: int, hostile: bool, seconds: float) -> dict[
             "faces_per_page_per_s": counts["faces"] / max(pages, 1) / seconds}
 
 
+def _chromium_tabs(url: str, pages: int, seconds: float) -> dict[str, Any]:
+    """``pages`` tabs of the system's headless chromium on the panel, open for ``seconds``.
+    Each tab is the real page: it connects, receives every face and stats update and draws
+    them (a background tab draws less often: the updates still arrive). As in the ``pages``
+    scenario, a client drags the pad 30 times a second, so the face changes every frame."""
+    import threading
+
+    from vadbridge.tools.panel_screenshot import headless_chromium, wait_for
+
+    async def drag(stop: threading.Event) -> None:
+        counts = {"connected": 0, "faces": 0}
+        done = asyncio.Event()
+        async with aiohttp.ClientSession() as session:
+            task = asyncio.create_task(_page(session, url, done, counts, drag=True))
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+            await asyncio.wait_for(task, 5)
+
+    stop = threading.Event()
+    dragger = threading.Thread(target=lambda: asyncio.run(drag(stop)), daemon=True)
+    dragger.start()
+    page_url = url.replace("ws://", "http://").removesuffix("/ws") + "/"
+    with headless_chromium() as driver:
+        for index in range(pages):
+            if index:
+                driver.switch_to.new_window("tab")
+            driver.get(page_url)
+            wait_for(driver, lambda d: d.find_element("id", "status").text == "connected",
+                     f"tab {index + 1} to connect")
+        print(_READY, flush=True)
+        time.sleep(0.5 + seconds)
+        connected = 0
+        for handle in driver.window_handles:
+            driver.switch_to.window(handle)
+            connected += driver.find_element("id", "status").text == "connected"
+    stop.set()
+    dragger.join(10)
+    return {"connected": connected, "tabs": pages, "seconds": seconds}
+
+
 # --- costs per update ---------------------------------------------------------------------------
 
 
@@ -241,9 +303,12 @@ def update_costs() -> list[Result]:
                    "draws it)", geometry_s * 1e6, "µs")]
 
 
-def scenarios(pages: int) -> list[Scenario]:
-    return [Scenario("no pages", 0, False), Scenario(f"{pages} pages", pages, False),
-            Scenario(f"{pages} pages + hostile client", pages, True)]
+def scenarios(pages: int, *, chromium: bool = False) -> list[Scenario]:
+    found = [Scenario("no pages", 0, False), Scenario(f"{pages} pages", pages, False),
+             Scenario(f"{pages} pages + hostile client", pages, True)]
+    if chromium:
+        found.append(Scenario(f"{pages} chromium tabs", pages, False, chromium=True))
+    return found
 
 
 def verdicts(results: list[Scenario]) -> list[str]:
@@ -263,8 +328,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=int, default=60)
     parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the clients' process
     parser.add_argument("--hostile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--chromium", action="store_true",
+                        help="also measure with the pages as tabs of Debian's headless chromium")
     args = parser.parse_args(argv)
     if args.client:
+        if args.chromium:
+            print(json.dumps(_chromium_tabs(args.client, args.pages, args.seconds)), flush=True)
+            return
         summary = asyncio.run(_clients(args.client, args.pages, args.hostile, args.seconds))
         print(json.dumps(summary), flush=True)
         return
@@ -277,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     receiver = ReceiverProcess()
     done = []
     try:
-        for scenario in scenarios(args.pages):
+        for scenario in scenarios(args.pages, chromium=args.chromium):
             print(f"# {scenario.name} ...", file=sys.stderr, flush=True)
             asyncio.run(_measure(scenario, fps=args.fps, seconds=args.seconds,
                                  receiver_port=receiver.port))
