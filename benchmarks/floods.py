@@ -2,7 +2,8 @@
 
 ``python -m vadbridge.benchmarks.floods [--seconds 10]`` starts its own mosquitto on a free
 loopback port and, per scenario, one daemon (OSC in, MQTT in, a VMC output to a UDP receiver
-here, ``stats_interval_s: 1``), then floods it for ``--seconds``:
+here, ``stats_interval_s: 1``, ``idle_refresh_hz: 0`` so that every frame is sent), then
+floods it for ``--seconds``:
 
 - ``mqtt burst``: 30,000 QoS-0 messages at once (``mosquitto_pub -l``);
 - ``mqtt 64 KB mixes``: 1,500 ``joy+joy+...`` text mixes of 64 KB each;
@@ -213,6 +214,9 @@ SCENARIOS = (
 def _config(scenario: Scenario, osc_port: int, mqtt_port: int, vmc_port: int) -> str:
     return "\n".join([
         f"stats_interval_s: {STATS_INTERVAL_S}",
+        # Every frame goes out, at rest or not, so the stream's rate is the frame loop's: the
+        # default (auto) refreshes a VMC face at rest only twice a second.
+        "idle_refresh_hz: 0",
         "model: {checkpoint: default}",
         scenario.limits, scenario.avatars,
         "inputs:",
