@@ -9,7 +9,10 @@
   lines);
 - the naive seed-style process, ``benchmarks.naive_daemon`` (python-osc server, torch on one
   sample, python-osc/struct packets, ``time.sleep`` pacing), to the same kinds of receivers;
-- one receiver process for all six streams (its CPU is not counted), which stamps every VMC
+- the floor processes of ``benchmarks.floor`` (an asyncio loop and a sleep loop waking at the
+  frame rate, each alone and sending three packets): what this machine charges for waking and
+  sending before any frame work, measured the same way;
+- one receiver process for all the streams (its CPU is not counted), which stamps every VMC
   datagram with the kernel's receive time (SO_TIMESTAMPNS);
 - a sender thread here: ``/vad v a d`` at 30 Hz to both, a slow sine on each axis (period
   ``VAD_PERIOD_S``, the axes out of phase), as a live sentiment pipeline sends: the face glides
@@ -57,6 +60,9 @@ from pathlib import Path
 import numpy as np
 
 from vadbridge.benchmarks.floods import free_port
+from vadbridge.benchmarks.floor import FLOORS, SEND_BYTES
+from vadbridge.benchmarks.floor import READY as FLOOR_READY
+from vadbridge.benchmarks.floor import argv as floor_argv
 from vadbridge.benchmarks.harness import (
     RECEIVE_BUFFER_BYTES,
     SO_TIMESTAMPNS,
@@ -290,6 +296,7 @@ class OneAvatarRun:
     naive: Pacing
     machine_busy_pct: float  # all processes, both side by side included, % of all cores
     machine_steal_pct: float  # time the hypervisor ran other guests on our CPUs
+    floor_cpu_pct: dict[str, float]  # benchmarks/floor.py's processes, by name
 
     def results(self) -> list[Result]:
         p50, p99, worst = self.daemon.lateness_ms
@@ -305,15 +312,18 @@ class OneAvatarRun:
                    "% of all cores"),
             Result("one_avatar", CASE, "machine steal (hypervisor)", self.machine_steal_pct,
                    "% of all cores"),
-        ]
+        ] + [Result("one_avatar", f"floor: {name}, {FPS} wakes/s", "CPU", pct, "% of a core")
+             for name, pct in self.floor_cpu_pct.items()]
 
 
 def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
             progress: Callable[[str], None] = lambda _: None) -> OneAvatarRun:
     """One side-by-side run: both processes started, warmed up, measured over ``seconds``."""
     ticks_per_s = os.sysconf("SC_CLK_TCK")
-    receivers = Receivers(stamped=2, drained=4)
+    floor_sends = sum(len(SEND_BYTES) for floor in FLOORS if floor.sends)
+    receivers = Receivers(stamped=2, drained=4 + floor_sends)
     daemon = naive = None
+    floors: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     try:
         vmc_ports = iter(receivers.stamped_ports)
@@ -322,22 +332,27 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
         naive_ports = {"vmc": next(vmc_ports), "osc": next(others), "livelink": next(others)}
         daemon_in, naive_in = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
         with scratch_dir() as directory:
-            progress("one avatar: starting the daemon and the naive process")
+            progress("one avatar: starting the daemon, the naive process and the floors")
             daemon = start_daemon(directory, daemon_in, daemon_ports, fps)
             naive = start_naive(directory, naive_in, naive_ports, fps)
+            for floor in FLOORS:
+                ports = [next(others) for _ in SEND_BYTES] if floor.sends else []
+                floors.append(_start(directory, floor.name.replace(" ", "_"),
+                                     floor_argv(floor, ports, fps), FLOOR_READY))
             sender = threading.Thread(target=send_vad, args=((daemon_in, naive_in), stop),
                                       name="vad sender", daemon=True)
             sender.start()
             time.sleep(warmup_s)
             progress(f"one avatar: measuring {seconds:g} s")
-            ticks = (cpu_ticks(daemon.pid), cpu_ticks(naive.pid))
+            measured = [daemon, naive, *floors]
+            ticks = [cpu_ticks(process.pid) for process in measured]
             machine = machine_ticks()
             wall, window_start = time.monotonic(), time.time()
             time.sleep(seconds)
-            ticks_after = (cpu_ticks(daemon.pid), cpu_ticks(naive.pid))
+            ticks_after = [cpu_ticks(process.pid) for process in measured]
             machine_after = machine_ticks()
             wall, window_end = time.monotonic() - wall, time.time()
-            if daemon.poll() is not None or naive.poll() is not None:
+            if any(process.poll() is not None for process in measured):
                 raise RuntimeError("a process under test exited during the measurement")
         stop.set()
         sender.join()
@@ -346,7 +361,7 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
         daemon_stamps, naive_stamps = receivers.stamps()
     finally:
         stop.set()
-        for process in (daemon, naive):
+        for process in (daemon, naive, *floors):
             if process is not None:
                 stop_process(process)
         receivers.close()
@@ -359,7 +374,9 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
                         daemon=pacing_of(daemon_stamps, window, fps),
                         naive=pacing_of(naive_stamps, window, fps),
                         machine_busy_pct=busy / max(total, 1) * 100,
-                        machine_steal_pct=steal / max(total, 1) * 100)
+                        machine_steal_pct=steal / max(total, 1) * 100,
+                        floor_cpu_pct={floor.name: pct
+                                       for floor, pct in zip(FLOORS, cpu[2:], strict=True)})
 
 
 def run(*, quick: bool, seconds: float | None = None,

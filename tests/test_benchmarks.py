@@ -16,6 +16,7 @@ import pytest
 from models import run_cli_without_torch
 
 from vadbridge.benchmarks.encoders import PAIRS, check_identical, sample_frames
+from vadbridge.benchmarks.floor import FLOORS
 from vadbridge.benchmarks.harness import Result, format_table, parse_table
 from vadbridge.benchmarks.one_avatar import CASE as ONE_AVATAR_CASE
 from vadbridge.benchmarks.one_avatar import grid_lateness_s
@@ -103,6 +104,11 @@ def test_quick_bench_measures_one_avatar_beside_the_naive_process(
               if f"one avatar ({ONE_AVATAR_CASE})" in line]
     assert len(target) == 1
     assert "% of a core (<= 1)" in target[0] and "lateness p99" in target[0]
+    floors = {row["case"]: row["bridge"] for row in parse_table(quick_run.stdout)
+              if row["benchmark"] == "one_avatar" and row["case"].startswith("floor: ")}
+    assert set(floors) == {f"floor: {floor.name}, 60 wakes/s" for floor in FLOORS}
+    assert all(value >= 0 for value in floors.values())  # ticks of a process that ran
+    assert "this machine's floor beside it: asyncio loop + 3 sends" in quick_run.stdout
 
 
 def test_grid_lateness_is_measured_from_the_most_punctual_frame_whatever_the_clock_rate() -> None:
