@@ -28,20 +28,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 
-from vadbridge.benchmarks.harness import ReceiverProcess, Result, format_table, percentile
+from vadbridge.benchmarks.harness import (
+    ReceiverProcess,
+    Result,
+    format_table,
+    percentile,
+    renice_descendants,
+)
 
 PAGES_P99_MS = 1.0
 FLOOD_P99_MS = 2.0
@@ -243,26 +247,6 @@ async def _clients(url: str, pages: int, hostile: bool, seconds: float) -> dict[
             "faces_per_page_per_s": counts["faces"] / max(pages, 1) / seconds}
 
 
-def _renice_descendants(root: int, niceness: int) -> None:
-    """Every thread of every process below ``root`` to ``niceness``. Run as root, chromium
-    raises its browser process to nice -8 and sets its renderers' priorities itself, which a
-    user's browser cannot do; the generator's nice 19 would not hold for it otherwise."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    below = list(children.get(root, []))
-    while below:
-        pid = below.pop()
-        below += children.get(pid, [])
-        for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
-            with contextlib.suppress(OSError):  # the thread ended meanwhile
-                os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
-
-
 def _chromium_tabs(url: str, pages: int, seconds: float) -> dict[str, Any]:
     """``pages`` tabs of the system's headless chromium on the panel, open for ``seconds``.
     Each tab is the real page: it connects, receives every face and stats update and draws
@@ -296,7 +280,7 @@ def _chromium_tabs(url: str, pages: int, seconds: float) -> dict[str, Any]:
         print(_READY, flush=True)
         end = time.monotonic() + 0.5 + seconds
         while time.monotonic() < end:  # new threads and re-prioritised ones too
-            _renice_descendants(os.getpid(), GENERATOR_NICENESS)
+            renice_descendants(os.getpid(), GENERATOR_NICENESS)
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         connected = 0
         for handle in driver.window_handles:

@@ -105,10 +105,14 @@ class Reloader:
                                                           name="config reload"))
 
     async def _reload_then(self, then: Callable[[], None] | None) -> None:
+        cancelled = False
         try:
             await self.reload()
+        except asyncio.CancelledError:  # the bridge is shutting down: nothing to report
+            cancelled = True
+            raise
         finally:
-            if then is not None:
+            if then is not None and not cancelled:
                 then()
 
     async def reload(self) -> ReloadResult:

@@ -107,7 +107,6 @@ def test_quick_bench_measures_one_avatar_beside_the_naive_process(
     floors = {row["case"]: row["bridge"] for row in parse_table(quick_run.stdout)
               if row["benchmark"] == "one_avatar" and row["case"].startswith("floor: ")}
     assert set(floors) == {f"floor: {floor.name}, 60 wakes/s" for floor in FLOORS}
-    assert all(value >= 0 for value in floors.values())  # ticks of a process that ran
     assert "this machine's floor beside it: asyncio loop + 3 sends" in quick_run.stdout
 
 

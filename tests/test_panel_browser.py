@@ -329,6 +329,32 @@ def test_the_avatar_picker_lists_every_avatar_and_switches_the_face_shown(
     assert (line.avatar, line.vad) == ("npc", HAPPINESS)
 
 
+def inputs_table(driver: Any) -> dict[str, list[str]]:
+    """The page's inputs table: source -> [accepted, rejected, clipped] cells as shown."""
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#inputs tr')].map("
+        "(row) => [...row.children].map((cell) => cell.textContent));")
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_the_inputs_table_counts_each_sources_inputs_and_rejections(
+    browser: Any, bridge: PanelProcess
+) -> None:
+    """Per source, "rate in the last interval · total since start": a click is one accepted
+    ``web`` input; an OSC message for an emotion nobody knows is one rejected ``osc`` input (its
+    kind, ``emotion.unknown``, is shared by every source: only the per-source count says which)."""
+    open_panel(browser, bridge)
+    click_emotion(browser, "happiness")
+    send_osc(bridge.osc_port, osc("/emotion", "euphoria-of-nowhere", 1.0))
+    wait_for(browser, lambda d: inputs_table(d).get("osc", ["", ""])[1].endswith(" · 1"),
+             "the osc row to count the rejection")
+    wait_for(browser, lambda d: inputs_table(d)["web"][0].endswith(" · 1"),
+             "the web row to count the click")
+    table = inputs_table(browser)
+    assert table["osc"][0].endswith(" · 0") and table["web"][1].endswith(" · 0")
+    assert re.fullmatch(r"\d+\.\d/s · 1", table["web"][0]), table
+
+
 def test_the_pages_face_is_drawn_with_the_previews_geometry(
     browser: Any, bridge: PanelProcess
 ) -> None:

@@ -122,7 +122,7 @@ def test_the_panels_stats_show_the_mqtt_input_connected_then_retrying_then_back(
     vmc: UdpReceiver, mosquitto: Mosquitto
 ) -> None:
     """The stats message lists the inputs with a state (MQTT's: connected, or retrying while
-    the broker is away); the page shows it in its Outputs table as ``input <name>``."""
+    the broker is away); the page shows it in its connections table as ``input <name>``."""
 
     async def mqtt_state(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:
         while True:

@@ -160,25 +160,33 @@ async def _serve(bridge: Any, reloader: Any = None,
             await start()  # bind listeners before the first frame: a taken port fails now
     task = asyncio.current_task()
     assert task is not None
-    _stop_on_signals(task)
+    _stop_on_signals(task, first=notifier.stopping)
+    loop = asyncio.get_running_loop()
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
+    held = False
     if reloader is not None and reloader.path is not None and sighup is not None:
         def reload_on_hangup() -> None:
             notifier.reloading()
-            reloader.request(then=notifier.ready)
+            reloader.request(then=notifier.reloaded)
 
-        asyncio.get_running_loop().add_signal_handler(sighup, reload_on_hangup)
-        if hangup is not None and hangup.requested:
-            reloader.request()
+        loop.add_signal_handler(sighup, reload_on_hangup)
+        held = hangup is not None and hangup.requested
+        if held:  # ready once the file as it is now runs
+            reloader.request(then=notifier.ready)
     for line in banner() if banner is not None else []:
         log.info("%s", line)
-    notifier.ready()
+    if not held:
+        notifier.ready()
     try:
         await bridge.run()
     except asyncio.CancelledError:
         log.info("stopped: sent a neutral frame to every output")
     finally:
-        notifier.stopping()
+        if sighup is not None and reloader is not None and reloader.path is not None:
+            # No reload while shutting down; removing the handler would restore SIGHUP's
+            # default, which ends the process before it exits 0.
+            loop.add_signal_handler(sighup, lambda: None)
+        notifier.stopping()  # when the bridge ended by itself (SIGTERM said it already)
         notifier.close()
 
 
@@ -268,14 +276,21 @@ def _plural(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def _stop_on_signals(task: asyncio.Task[Any]) -> None:
-    """SIGINT/SIGTERM cancel ``task`` (the bridge then sends neutral frames and exits 0)."""
+def _stop_on_signals(task: asyncio.Task[Any],
+                     first: Callable[[], None] = lambda: None) -> None:
+    """SIGINT/SIGTERM call ``first()`` and cancel ``task`` (the bridge then sends neutral frames
+    and exits 0)."""
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        first()
+        task.cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(signum, task.cancel)
+            loop.add_signal_handler(signum, stop)
         except NotImplementedError:  # Windows event loops: plain handlers, woken thread-safely
-            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(task.cancel))
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
 
 
 def _check(config: Any, label: str) -> int:
