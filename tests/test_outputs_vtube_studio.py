@@ -17,10 +17,10 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import bridge_harness
 import numpy as np
@@ -302,6 +302,16 @@ def lines(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
+T = TypeVar("T")
+
+
+def run_logged(caplog: pytest.LogCaptureFixture,
+               scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``scenario()`` on a fresh loop, the outputs' INFO lines captured in ``caplog``."""
+    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
+        return asyncio.run(scenario())
+
+
 def test_the_token_is_asked_for_once_then_granted_and_saved_0600(
     server: VtsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -317,8 +327,7 @@ def test_the_token_is_asked_for_once_then_granted_and_saved_0600(
             assert sink.state == "streaming"
         return token
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        token = asyncio.run(scenario())
+    token = run_logged(caplog, scenario)
     assert server.token_requests == 1 and server.auth_results == [True]
     token_file = tmp_path / "vts.token"
     assert read_token_file(token_file) == (token, None)
@@ -360,8 +369,7 @@ def test_a_revoked_token_asks_the_user_again_and_replaces_the_file(
             await until(lambda: len(server.injections) > count + 5, "injections again")
         return new
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        new = asyncio.run(scenario())
+    new = run_logged(caplog, scenario)
     assert new != old and read_token_file(tmp_path / "vts.token") == (new, None)
     assert len(lines(caplog, "VTube Studio revoked the plugin's access")) == 1
     assert len(lines(caplog, "refused the saved token")) == 1
@@ -386,8 +394,7 @@ def test_a_denied_plugin_is_asked_again_later_not_at_once(
             await asyncio.to_thread(server.allow)
             await until(lambda: sink.state == "streaming", "streaming")
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        asyncio.run(scenario())
+    run_logged(caplog, scenario)
     assert server.token_requests == 2
     assert len(lines(caplog, "the user denied the plugin 'vadbridge'")) == 1
 
@@ -451,8 +458,7 @@ def test_hostile_replies_are_counted_and_logged_once_per_kind(
             count = len(server.injections)
             await until(lambda: len(server.injections) > count + 5, "injections again")
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        asyncio.run(scenario())
+    run_logged(caplog, scenario)
     assert sink.reply_errors["reply.oversize"] == 1
     assert sink.send_errors >= 3 * len(hostile) + 1
     for kind in (*hostile, "reply.oversize"):
@@ -474,8 +480,7 @@ def test_custom_parameters_are_created_and_injected_except_refused_ones(
         async with streaming(sink, weights=weights):
             await until(lambda: len(server.injections) >= 5, "injections")
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        asyncio.run(scenario())
+    run_logged(caplog, scenario)
     assert set(server.created) == set(custom_parameter_names()) - {"vadbridgeTongueOut"}
     assert server.created["vadbridgeValence"]["min"] == -1.0
     values = server.injections[-1].values
@@ -549,8 +554,7 @@ def test_closed_vtube_studio_is_logged_once_and_retried_within_the_cap(
             return await until(lambda: len(server.injections) > 0, "injections")
 
     try:
-        with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-            waited_s = asyncio.run(scenario())
+        waited_s = run_logged(caplog, scenario)
     finally:
         server.close()
     assert waited_s < 0.5 + 1.0  # the cap, plus a second for a loaded machine
@@ -574,8 +578,7 @@ def test_a_server_that_stops_answering_is_dropped_and_retried(
             server.silent = False
             await until(lambda: sink.state == "streaming", "streaming again")
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        asyncio.run(scenario())
+    run_logged(caplog, scenario)
     assert len(lines(caplog, "stopped answering")) == 1
 
 
@@ -609,8 +612,7 @@ def test_a_listener_that_never_answers_the_upgrade_counts_as_not_running_and_is_
             return await until(lambda: len(server.injections) > 0, "injections")
 
     try:
-        with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-            waited_s = asyncio.run(scenario())
+        waited_s = run_logged(caplog, scenario)
     finally:
         mute.close()
         server.close()
@@ -640,8 +642,7 @@ def test_a_server_that_never_answers_authentication_is_dropped_and_retried(
             server.silent = False
             await until(lambda: len(server.injections) > 0, "injections")
 
-    with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-        asyncio.run(scenario())
+    run_logged(caplog, scenario)
     assert len(lines(caplog, "did not answer the auth request within 0.3 s")) == 1
     assert server.auth_results[-1] is True and sink.connections >= 3
 
@@ -661,8 +662,7 @@ def test_an_unwritable_token_file_keeps_the_token_for_the_run(
             await until(lambda: len(server.injections) >= 3, "injections")
 
     try:
-        with caplog.at_level(logging.INFO, logger="vadbridge.outputs"):
-            asyncio.run(scenario())
+        run_logged(caplog, scenario)
     finally:
         folder.chmod(0o700)
     if os.geteuid() != 0:  # root writes anyway
