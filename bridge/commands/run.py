@@ -163,8 +163,10 @@ async def _serve(bridge: Any, reloader: Any = None,
     _stop_on_signals(task, first=notifier.stopping)
     loop = asyncio.get_running_loop()
     sighup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if reloader is None or reloader.path is None:
+        sighup = None  # no file to reload
     held = False
-    if reloader is not None and reloader.path is not None and sighup is not None:
+    if sighup is not None:
         def reload_on_hangup() -> None:
             notifier.reloading()
             reloader.request(then=notifier.reloaded)
@@ -182,7 +184,7 @@ async def _serve(bridge: Any, reloader: Any = None,
     except asyncio.CancelledError:
         log.info("stopped: sent a neutral frame to every output")
     finally:
-        if sighup is not None and reloader is not None and reloader.path is not None:
+        if sighup is not None:
             # No reload while shutting down; removing the handler would restore SIGHUP's
             # default, which ends the process before it exits 0.
             loop.add_signal_handler(sighup, lambda: None)
