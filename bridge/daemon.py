@@ -32,7 +32,7 @@ from vadbridge.core.stats import (
     interval_counts,
 )
 from vadbridge.core.types import Frame, VadSample
-from vadbridge.model.arkit import NUM_BLENDSHAPES, symmetrize_inplace
+from vadbridge.model.arkit import LEFT_INDICES, NUM_BLENDSHAPES, symmetrize_inplace
 from vadbridge.outputs.batch import UdpBatch, batch_bindings
 
 log = logging.getLogger("vadbridge")
@@ -138,6 +138,9 @@ class Bridge:
         self.liveliness: Liveliness | None = None  # built from the settings (_set_liveliness)
         self._liveliness_config: LivelinessConfig | None = None
         self._lively_weights: np.ndarray | None = None
+        # Symmetry's pair halves for the lively faces (sized with them): no array per frame.
+        self._lively_left: np.ndarray | None = None
+        self._lively_right: np.ndarray | None = None
         self._sent_weights = table.weights
         # One Frame per bound row, its arrays views into the tables: sending allocates nothing.
         self._faces: dict[int, Frame] = {}
@@ -235,6 +238,9 @@ class Bridge:
         # animator only rewrites for rows whose input changed.
         lively = np.zeros_like(table.weights) if self.liveliness is not None else None
         self._lively_weights = lively
+        pairs = (table.capacity, LEFT_INDICES.size)
+        self._lively_left = np.zeros(pairs, dtype=np.float32) if lively is not None else None
+        self._lively_right = np.zeros(pairs, dtype=np.float32) if lively is not None else None
         self._sent_weights = lively if lively is not None else table.weights
         self._faces = {}
         self._set_bindings(self.bindings)
@@ -391,11 +397,14 @@ class Bridge:
     def _lively(self, time_s: float) -> None:
         """The animator's weights plus blinks and breathing, symmetrised again after them."""
         assert self.liveliness is not None and self._lively_weights is not None
-        out = self._lively_weights[: len(self.table)]
-        np.copyto(out, self.table.weights[: len(self.table)])
+        assert self._lively_left is not None and self._lively_right is not None
+        count = len(self.table)
+        out = self._lively_weights[:count]
+        np.copyto(out, self.table.weights[:count])
         self.liveliness.apply(out, time_s)
         if self.animator.symmetry:
-            symmetrize_inplace(out)
+            symmetrize_inplace(out, left=self._lively_left[:count],
+                               right=self._lively_right[:count])
 
     def stats_snapshot(self) -> dict[str, Any]:
         """Counters since start (frames, late, skipped, inputs, send errors) and the gauges

@@ -105,6 +105,22 @@ def test_symmetrize_inplace_equals_enforce_symmetry() -> None:
     np.testing.assert_array_equal(batch, expected)
 
 
+def test_symmetrize_inplace_into_scratch_gives_the_same_bits() -> None:
+    batch = np.random.default_rng(6).random((3, 52), dtype=np.float32)
+    expected = batch.copy()
+    symmetrize_inplace(expected)
+    left = np.empty((3, LEFT_INDICES.size), dtype=np.float32)
+    right = np.empty((3, RIGHT_INDICES.size), dtype=np.float32)
+    symmetrize_inplace(batch, left=left, right=right)
+    assert batch.tobytes() == expected.tobytes()
+
+
+def test_symmetrize_inplace_wants_both_scratch_arrays_or_none() -> None:
+    batch = np.zeros((1, 52), dtype=np.float32)
+    with pytest.raises(ValueError, match="both"):
+        symmetrize_inplace(batch, left=np.zeros((1, LEFT_INDICES.size), dtype=np.float32))
+
+
 @pytest.mark.parametrize("shape", [(51,), (52, 2), (2, 3, 52), ()])
 def test_wrong_shapes_are_rejected_with_the_shape_named(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"\(52,\) or \(N, 52\)"):

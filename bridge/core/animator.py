@@ -56,7 +56,12 @@ from vadbridge.core.smoothing import (
     smooth_toward,
     step_alphas,
 )
-from vadbridge.model.arkit import LEFT_INDICES, NUM_BLENDSHAPES, RIGHT_INDICES
+from vadbridge.model.arkit import (
+    LEFT_INDICES,
+    NUM_BLENDSHAPES,
+    RIGHT_INDICES,
+    symmetrize_inplace,
+)
 
 # Step lengths whose alphas are kept: the frame period, and the longer steps after skipped
 # frames; more than this many means the caller's steps vary (a test), so the cache restarts.
@@ -182,16 +187,6 @@ class Animator:
             self._alphas[dt_s] = cached
         return cached
 
-    def _symmetrize(self, weights: np.ndarray) -> None:
-        """``symmetrize_inplace`` (the same arithmetic, so the same bits) into kept buffers."""
-        n = weights.shape[0]
-        left = weights.take(LEFT_INDICES, axis=1, out=self._left[:n], mode="clip")
-        right = weights.take(RIGHT_INDICES, axis=1, out=self._right[:n], mode="clip")
-        left += right
-        left *= 0.5
-        weights[:, LEFT_INDICES] = left
-        weights[:, RIGHT_INDICES] = left
-
     def _infer_rows(self, vad: np.ndarray, out: np.ndarray, rows: np.ndarray | None,
                     count: int) -> None:
         """Write the model's (symmetrised) weights for ``vad[rows]`` into ``out[rows]``;
@@ -203,7 +198,7 @@ class Animator:
             else:
                 weights[:] = self.engine.forward(vad[:count])
             if self.symmetry:
-                self._symmetrize(weights)
+                symmetrize_inplace(weights, left=self._left[:count], right=self._right[:count])
             self.inferred_rows += count
             return
         n = rows.size
@@ -214,7 +209,7 @@ class Animator:
         else:
             weights = self.engine.forward(vad[rows])
         if self.symmetry:
-            self._symmetrize(weights)
+            symmetrize_inplace(weights, left=self._left[:n], right=self._right[:n])
         out[rows] = weights
         self.inferred_rows += n
 
@@ -318,7 +313,7 @@ class Animator:
         weights = self._ahead_weights[:rows]
         self._forward_into(batch[:rows], weights)
         if self.symmetry:
-            self._symmetrize(weights)
+            symmetrize_inplace(weights, left=self._left[:rows], right=self._right[:rows])
         table.weights[:count] = weights[:count]
         self._inferred_vad[:count] = table.state_vad[:count]
         self.inferred_rows += rows
