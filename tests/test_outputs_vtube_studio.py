@@ -428,6 +428,28 @@ def test_the_token_never_reaches_the_log_even_when_the_server_echoes_it(
         assert token not in logged
 
 
+def test_a_saved_token_never_reaches_the_log_either(
+    server: VtsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token read from the file, not only one the bridge asked for, is redacted."""
+    token = saved_token(server, tmp_path)
+    sink = VtubeStudioSink(output_config(server.url, tmp_path), name="vts", frame_rate=FPS)
+
+    async def scenario() -> None:
+        async with streaming(sink):
+            await until(lambda: sink.state == "streaming", "streaming")
+            echo = {"apiName": "VTubeStudioPublicAPI", "apiVersion": "1.0",
+                    "requestID": "vadbridge-inject", "messageType": "APIError",
+                    "data": {"errorID": 0, "message": f"bad token {token}"}}
+            await asyncio.to_thread(server.send_raw, json.dumps(echo))
+            await until(lambda: "api_error.0" in sink.reply_errors, "the error counted")
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(scenario())
+    assert "bad token <token>" in caplog.text
+    assert token not in caplog.text + repr(sink) + "".join(map(str, caplog.records))
+
+
 def test_hostile_replies_are_counted_and_logged_once_per_kind(
     server: VtsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -151,7 +151,9 @@ class VtubeStudioSink:
         self._inputs = np.zeros(NUM_INPUTS, dtype=np.float32)
         self._pending = False
         self._closing = False
-        self._token: str | None = None  # kept in memory when the file cannot be written
+        # The token in use, read from the file or asked for (kept when the file cannot be
+        # written); every log line has it replaced by <token>.
+        self._token: str | None = None
         self._logged_kinds: set[str] = set()
         self._futures: dict[str, asyncio.Future[Reply]] = {}
         self._request_ids = itertools.count(1)
@@ -279,6 +281,7 @@ class VtubeStudioSink:
                 self._log_once(f"token_file {problem}", logging.WARNING,
                                f"token file {self.token_path}: {problem}; asking VTube Studio "
                                "for a new token")
+            self._token = token  # read once, and redacted from every log line like an asked one
         if token is not None and not await self._authenticate(ws, token):
             self._token = token = None
             self._enter("token_refused", (
