@@ -41,6 +41,7 @@ import aiomqtt
 
 from vadbridge.benchmarks.harness import (
     SO_TIMESTAMPNS,
+    free_port,
     record_kernel_receive_times,
     stop_process,
 )
@@ -57,13 +58,6 @@ _STATS_LINE = re.compile(r"stats \(last .*\): .* skipped (\d+), .*; inputs accep
                          r"rejected (.*), clipped (.*); send errors")
 _REJECT_LINE = re.compile(r"rejected input \(([^)]*)\)")
 _LOG_LINE = re.compile(r"^\S+ \S+ (\w+) ([\w.]+): (.*)$")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Broker:

@@ -182,6 +182,14 @@ def scratch_dir() -> Iterator[Path]:
 # --- receivers -----------------------------------------------------------------------------------
 
 
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port free for ``kind`` (TCP by default, ``socket.SOCK_DGRAM`` for UDP) now."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class DrainedReceiver:
     """A loopback UDP socket in this process, drained between frames (outside the timing)."""
 

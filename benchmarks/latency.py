@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadbridge.benchmarks.harness import Models, Result, percentile, stop_process
+from vadbridge.benchmarks.harness import Models, Result, free_port, percentile, stop_process
 from vadbridge.core.osc_codec import decode_packet, encode_message
 from vadbridge.model.arkit import symmetrize_inplace
 
@@ -39,13 +39,6 @@ inputs:
 outputs:
   - {{type: vmc, host: 127.0.0.1, port: {vmc_port}, avatar: default, naming: perfect_sync}}
 """
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _vmc_values(datagram: bytes) -> np.ndarray:
@@ -73,7 +66,7 @@ def measure_latency_s(models: Models, workdir: Path, *, fps: int, samples: int) 
         raise RuntimeError("the two latency targets give the same face: cannot tell frames apart")
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
-    osc_port = _free_udp_port()
+    osc_port = free_port(socket.SOCK_DGRAM)
     config = workdir / f"latency-{fps}.yaml"
     config.write_text(
         _CONFIG.format(

@@ -59,7 +59,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vadbridge.benchmarks.floods import free_port
 from vadbridge.benchmarks.floor import FLOORS, SEND_BYTES
 from vadbridge.benchmarks.floor import READY as FLOOR_READY
 from vadbridge.benchmarks.floor import argv as floor_argv
@@ -68,6 +67,7 @@ from vadbridge.benchmarks.harness import (
     SO_TIMESTAMPNS,
     Result,
     format_table,
+    free_port,
     percentile,
     scratch_dir,
     stop_process,

@@ -20,9 +20,11 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from vadbridge.benchmarks.harness import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -71,13 +73,6 @@ def wait_for(driver: Any, condition: Any, what: str, timeout_s: float = TIMEOUT_
 
     return WebDriverWait(driver, timeout_s, poll_frequency=0.05).until(
         condition, message=f"timed out waiting for {what}")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with closing(socket.socket(socket.AF_INET, kind)) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
