@@ -159,3 +159,17 @@ def test_an_unset_upper_case_variable_is_still_named(tmp_path: Path,
     path.write_text("inputs:\n  - {type: mqtt, username: u, password_env: VADBRIDGE_TEST_UNSET}\n")
     with pytest.raises(ConfigError, match="environment variable VADBRIDGE_TEST_UNSET to be set"):
         load_config(path)
+
+
+def test_a_secret_pasted_into_the_panels_token_env_is_not_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel's token_env is read by the same rule as MQTT's password_env."""
+    monkeypatch.delenv(PASTED_VALID_NAME, raising=False)
+    path = tmp_path / "web.yaml"
+    path.write_text(f"web: {{token_env: {PASTED_VALID_NAME}}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "web.token_env: expected the environment variable it names to be set" in str(
+        caught.value)
+    for text in (str(caught.value), repr(caught.value), caught.value.got, caught.value.expected):
+        assert PASTED_VALID_NAME not in text, text

@@ -10,11 +10,10 @@ docs/references.md, "MQTT".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from vadbridge.config.errors import Invalid, lone_surrogate_at
+from vadbridge.config.errors import Invalid
 from vadbridge.config.specs import (
     Choice,
     Context,
@@ -25,7 +24,7 @@ from vadbridge.config.specs import (
     Section,
     setting,
 )
-from vadbridge.config.values import ENV_NAME, HOST, MQTT_STRING, PORT, SECRET
+from vadbridge.config.values import ENV_NAME, HOST, MQTT_STRING, PORT, SECRET, read_secret_env
 
 __all__ = [
     "MqttConnectionConfig",
@@ -63,7 +62,6 @@ class TlsConfig:
             raise Invalid("cert_file to be set when key_file is", "no cert_file", ("key_file",))
 
 
-_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _MAX_KEEPALIVE_S = 65535  # the protocol's keep-alive is a two-byte count of seconds
 # The first reconnect delay, unless the cap (reconnect_max_s) is lower.
 _RECONNECT_INITIAL_S = 0.5
@@ -123,24 +121,8 @@ class MqttConnectionConfig:
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
         """``password_env`` read into ``password``; a password needs a user name."""
-        env_name = values.get("password_env")
-        if env_name is not None:
-            if values.get("password") is not None:
-                raise Invalid("only one of password and password_env", "both", ("password_env",))
-            if env_name not in ctx.environ:
-                # Named as given only when it looks like one (upper case): a pasted password
-                # can be a valid name too, and must not be echoed.
-                expected = (f"environment variable {env_name} to be set"
-                             if _CONVENTIONAL_ENV_NAME.fullmatch(env_name) else
-                             "the environment variable it names to be set (the name is not "
-                             "shown: not upper case, it may be a pasted secret)")
-                raise Invalid(expected, "unset", ("password_env",))
-            password = ctx.environ[env_name]
-            if lone_surrogate_at(password) is not None:  # undecodable bytes in the environment
-                raise Invalid(f"environment variable {env_name} to hold UTF-8 text",
-                              "a value that is not (not shown: it is a secret)", ("password_env",))
-            values["password"] = password
+        read_secret_env(values, ctx, env_key="password_env", value_key="password")
         if values.get("password") is not None and values.get("username") is None:
             # paho only sends a password along with a user name: it would be dropped silently.
-            where = "password_env" if env_name is not None else "password"
+            where = "password_env" if values.get("password_env") is not None else "password"
             raise Invalid("username to be set when a password is", "no username", (where,))

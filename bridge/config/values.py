@@ -15,9 +15,9 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
-from vadbridge.config.errors import Invalid, describe_kind
+from vadbridge.config.errors import Invalid, describe_kind, lone_surrogate_at
 from vadbridge.config.specs import Context, Int, Spec, Text
 
 __all__ = [
@@ -163,6 +163,35 @@ ENV_NAME = _EnvName(
     lambda text: _ENV_NAME.fullmatch(text) is not None, secret=True,
 )
 SECRET = Text("a string", lambda text: True, secret=True)
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def read_secret_env(values: dict[str, Any], ctx: Context, *, env_key: str, value_key: str,
+                    holds: str = "UTF-8 text",
+                    valid: Callable[[str], bool] = lambda text: True) -> None:
+    """Read the environment variable ``values[env_key]`` names into ``values[value_key]``
+    (nothing when ``env_key`` is unset): only one of the two keys, a variable that is set,
+    and a value that is text and ``valid`` (``holds`` says what it should hold). The value is
+    never shown, nor a name that may be a pasted secret (one that is not upper case)."""
+    env_name = values.get(env_key)
+    if env_name is None:
+        return
+    if values.get(value_key) is not None:
+        raise Invalid(f"only one of {value_key} and {env_key}", "both", (env_key,))
+    if env_name not in ctx.environ:
+        # Named as given only when it looks like one (upper case): a pasted secret can be a
+        # valid name too, and must not be echoed.
+        expected = (f"environment variable {env_name} to be set"
+                    if _CONVENTIONAL_ENV_NAME.fullmatch(env_name) else
+                    "the environment variable it names to be set (the name is not shown: not "
+                    "upper case, it may be a pasted secret)")
+        raise Invalid(expected, "unset", (env_key,))
+    secret = ctx.environ[env_name]
+    # A lone surrogate: undecodable bytes in the environment.
+    if lone_surrogate_at(secret) is not None or not valid(secret):
+        raise Invalid(f"environment variable {env_name} to hold {holds}",
+                      "a value that does not (not shown: it is a secret)", (env_key,))
+    values[value_key] = secret
 PUBLISH_TOPIC = Text(
     "an MQTT topic: non-empty, no wildcards '+' or '#', not starting with '$'; `<avatar>` "
     "stands for the avatar id",

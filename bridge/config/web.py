@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from vadbridge.config.errors import Invalid, lone_surrogate_at
 from vadbridge.config.specs import Bool, Context, Int, Number, Optional, Text, setting
-from vadbridge.config.values import ENV_NAME, HOST, PORT, is_loopback
+from vadbridge.config.values import ENV_NAME, HOST, PORT, is_loopback, read_secret_env
 
 __all__ = ["TOKEN_RULE", "WebConfig", "is_token"]
 
@@ -67,18 +66,8 @@ class WebConfig:
     @classmethod
     def _finish(cls, values: dict[str, Any], ctx: Context) -> None:
         """``token_env`` read into ``token`` (checked like one, never shown)."""
-        env_name = values.get("token_env")
-        if env_name is None:
-            return
-        if values.get("token") is not None:
-            raise Invalid("only one of token and token_env", "both", ("token_env",))
-        if env_name not in ctx.environ:
-            raise Invalid(f"environment variable {env_name} to be set", "unset", ("token_env",))
-        token = ctx.environ[env_name]
-        if lone_surrogate_at(token) is not None or not is_token(token):
-            raise Invalid(f"environment variable {env_name} to hold {_TOKEN_TEXT.expected}",
-                          "a value that does not (not shown: it is a secret)", ("token_env",))
-        values["token"] = token
+        read_secret_env(values, ctx, env_key="token_env", value_key="token",
+                        holds=_TOKEN_TEXT.expected, valid=is_token)
 
     @property
     def needs_token(self) -> bool:
