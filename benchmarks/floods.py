@@ -43,6 +43,7 @@ from vadbridge.benchmarks.harness import (
     SO_TIMESTAMPNS,
     free_port,
     record_kernel_receive_times,
+    start_logged,
     stop_process,
 )
 
@@ -258,21 +259,16 @@ def read_log(text: str, result: Result) -> None:
 
 def run_scenario(scenario: Scenario, broker: Broker, directory: Path, seconds: float) -> Result:
     receiver = FrameTimes()
-    osc_port = free_port(socket.SOCK_DGRAM)
-    config = directory / "bridge.yaml"
-    config.write_text(_config(scenario, osc_port, broker.port, receiver.port))
-    log_path = directory / "bridge.log"
-    with log_path.open("wb") as stderr:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "vadbridge", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=stderr,
-        )
+    daemon = None
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while "MQTT connected" not in log_path.read_text(errors="replace"):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daemon did not start: {log_path.read_text()}")
-            time.sleep(0.05)
+        osc_port = free_port(socket.SOCK_DGRAM)
+        config = directory / "bridge.yaml"
+        config.write_text(_config(scenario, osc_port, broker.port, receiver.port))
+        # The daemon logs to stderr and prints nothing on stdout: the log is its log lines.
+        argv = [sys.executable, "-m", "vadbridge", "run", "--config", str(config)]
+        daemon = start_logged(directory, "bridge", argv, "MQTT connected",
+                              timeout_s=_START_TIMEOUT_S)
+        log_path = directory / "bridge.log"
         time.sleep(1.0)  # settle; then cut the log here so the window's lines are its own
         log_start = log_path.stat().st_size
         start = time.time()
@@ -285,7 +281,8 @@ def run_scenario(scenario: Scenario, broker: Broker, directory: Path, seconds: f
         text = log_path.read_bytes()[log_start:].decode(errors="replace")
         flooder.join(60)
     finally:
-        stop_process(daemon)
+        if daemon is not None:
+            stop_process(daemon)
         receiver.close()
     frames = receiver.frames(start, end)
     windows = [sum(1 for t in frames if start + k <= t < start + k + 1)

@@ -268,6 +268,23 @@ def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> Non
         process.wait()
 
 
+def start_logged(directory: Path, name: str, argv: list[str], ready: str, *,
+                 timeout_s: float) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with its output in ``directory/<name>.log``; return once the log shows
+    ``ready`` (raise RuntimeError with the log's tail if it exits or takes over ``timeout_s``)."""
+    log_path = directory / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while ready not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"the {name} process did not start (exit code "
+                               f"{process.poll()}):\n{log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    return process
+
+
 class ReceiverProcess:
     """Another process draining a loopback UDP port, as VSeeFace would (its CPU is not ours)."""
 

@@ -70,6 +70,7 @@ from vadbridge.benchmarks.harness import (
     free_port,
     percentile,
     scratch_dir,
+    start_logged,
     stop_process,
 )
 from vadbridge.benchmarks.naive_daemon import READY
@@ -236,28 +237,12 @@ def daemon_config(osc_port: int, ports: dict[str, int], fps: int) -> str:
             f"outputs:\n{outputs}")
 
 
-def _start(directory: Path, name: str, argv: list[str], ready: str) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with its output in ``directory/<name>.log``; return once the log shows
-    ``ready`` (raise RuntimeError with the log's tail if it exits or takes too long)."""
-    log_path = directory / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while ready not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            raise RuntimeError(f"the {name} process did not start (exit code "
-                               f"{process.poll()}):\n{log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.05)
-    return process
-
-
 def start_daemon(directory: Path, osc_port: int, ports: dict[str, int],
                  fps: int) -> subprocess.Popen[bytes]:
     config = directory / "one_avatar.yaml"
     config.write_text(daemon_config(osc_port, ports, fps))
     argv = [sys.executable, "-m", "vadbridge", "run", "--config", str(config)]
-    return _start(directory, "daemon", argv, "streaming at")
+    return start_logged(directory, "daemon", argv, "streaming at", timeout_s=_START_TIMEOUT_S)
 
 
 def start_naive(directory: Path, osc_port: int, ports: dict[str, int],
@@ -265,7 +250,7 @@ def start_naive(directory: Path, osc_port: int, ports: dict[str, int],
     argv = [sys.executable, "-m", "vadbridge.benchmarks.naive_daemon", "--osc-port",
             str(osc_port), "--fps", str(fps),
             *[arg for kind in KINDS for arg in (f"--{kind}", f"{HOST}:{ports[kind]}")]]
-    return _start(directory, "naive", argv, READY)
+    return start_logged(directory, "naive", argv, READY, timeout_s=_START_TIMEOUT_S)
 
 
 def send_vad(ports: Sequence[int], stop: threading.Event) -> None:
@@ -337,8 +322,9 @@ def measure(*, seconds: float, warmup_s: float, fps: int = FPS,
             naive = start_naive(directory, naive_in, naive_ports, fps)
             for floor in FLOORS:
                 ports = [next(others) for _ in SEND_BYTES] if floor.sends else []
-                floors.append(_start(directory, floor.name.replace(" ", "_"),
-                                     floor_argv(floor, ports, fps), FLOOR_READY))
+                floors.append(start_logged(directory, floor.name.replace(" ", "_"),
+                                           floor_argv(floor, ports, fps), FLOOR_READY,
+                                           timeout_s=_START_TIMEOUT_S))
             sender = threading.Thread(target=send_vad, args=((daemon_in, naive_in), stop),
                                       name="vad sender", daemon=True)
             sender.start()
