@@ -204,8 +204,10 @@ class Bridge:
         kept = {id(b.sink) for b in bindings}
         removed = [b for b in self.bindings if id(b.sink) not in kept]
         added = [b for b in bindings if id(b.sink) not in bound]
-        self._set_bindings(bindings)
+        # Settings first (as at start): the outputs' schedules and faces are built once, with
+        # the new idle_refresh_hz over the weights the new liveliness sends.
         self._apply_settings(settings)
+        self._set_bindings(bindings)
         for binding in added:  # a new output gets the next frame, not the next idle refresh
             self._send_next[binding.row] = True
         self.pacer.wake()
@@ -214,13 +216,13 @@ class Bridge:
         retire(removed, self.pacer.frame_index + 1, self.pacer.time_s)
 
     def _apply_settings(self, settings: LiveSettings) -> None:
-        """Smoothing, idle handling and stats take effect from the next frame."""
+        """Smoothing, idle handling and stats take effect from the next frame; the outputs'
+        refresh schedules follow from ``_set_bindings``, which comes after (at start and in
+        ``reconfigure``)."""
         self.settings = settings
         self.animator.tau_s = settings.tau_s
         self.animator.set_space(settings.space)
         self.idle_timeout_s = settings.idle_timeout_s
-        if self.bindings:  # at start the bindings come next, with their schedules
-            self._set_schedules()
         self.stats_interval_s = settings.stats_interval_s
         # With stats lines off, rejected inputs are still logged at the counters' own pace.
         self.input_stats.log_interval_s = settings.stats_interval_s or DEFAULT_LOG_INTERVAL_S
@@ -229,8 +231,10 @@ class Bridge:
 
     def _set_liveliness(self, config: LivelinessConfig) -> None:
         """Blinks and breathing on, off or changed (at start, or by a reload): a new
-        ``Liveliness`` (its blink clocks start again), the faces rebuilt over the weights they
-        now send, and every bound face sent next frame (none stays mid-blink)."""
+        ``Liveliness`` (its blink clocks start again), the faces forgotten (``_set_bindings``,
+        which follows, rebuilds them over the weights they now send; the batches are handed
+        those weights every send), and every bound face sent next frame (none stays
+        mid-blink)."""
         self._liveliness_config = config
         table = self.table
         self.liveliness = Liveliness(config, table.capacity) if config.enabled else None
@@ -243,7 +247,6 @@ class Bridge:
         self._lively_right = np.zeros(pairs, dtype=np.float32) if lively is not None else None
         self._sent_weights = lively if lively is not None else table.weights
         self._faces = {}
-        self._set_bindings(self.bindings)
         self._send_next[:] = True
 
     @property

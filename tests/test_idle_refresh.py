@@ -11,7 +11,9 @@ from bridge_harness import UdpReceiver, config_from_yaml, on_loop, running_bridg
 from conftest import free_port
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from vadbridge.config import BridgeConfig, ConfigError
+from vadbridge.config import BridgeConfig, ConfigError, LivelinessConfig
+from vadbridge.core.animator import Animator
+from vadbridge.core.avatars import AvatarTable
 from vadbridge.core.refresh import (
     SPREAD_FRAMES,
     RefreshSchedule,
@@ -20,7 +22,10 @@ from vadbridge.core.refresh import (
     refresh_frames,
     refresh_phase,
 )
-from vadbridge.daemon import Binding
+from vadbridge.core.stats import InputStats
+from vadbridge.core.types import Frame
+from vadbridge.daemon import Binding, Bridge, LiveSettings
+from vadbridge.model.api import load_model
 from vadbridge.outputs import VmcEncoder
 from vadbridge.outputs.udp import UdpSink
 from vadbridge.reload import NEEDS_RESTART, RELOADABLE
@@ -85,6 +90,42 @@ outputs: [{{type: vmc, host: 127.0.0.1, port: {vmc.port}}}]
         added.close()
     assert len(first) == 1  # one frame at once (the row is due: its other outputs get it too)
     assert later == []  # then the refresh rate again
+
+
+class _FrameList:
+    name = "frames"
+    send_errors = 0
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def send(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_reload_of_the_refresh_rate_and_liveliness_rebuilds_the_outputs_with_both() -> None:
+    """The output's schedule has the new rate, and its face shows the lively copy of the
+    weights (not the model's), every face due next frame."""
+    table = AvatarTable(2, initial_ids=["default"])
+    before = LiveSettings(tau_s=0.1, space="vad", idle_timeout_s=0.0, idle_refresh_hz=5.0,
+                          stats_interval_s=0.0, liveliness=LivelinessConfig())
+    bridge = Bridge(table=table, animator=Animator(table, load_model()[0], tau_s=0.1),
+                    sources=[], bindings=[Binding(_FrameList(), 0)], frame_rate=60,
+                    input_stats=InputStats(), settings=before)
+    [(_, face, _, every)] = bridge._single_schedules
+    assert every == 12 and np.shares_memory(face.weights, table.weights)
+    after = dataclasses.replace(before, idle_refresh_hz=10.0,
+                                liveliness=LivelinessConfig(blink=True, seed=1))
+    bridge._send_next[:] = False
+    bridge.reconfigure(after, bridge.bindings)
+    [(_, face, _, every)] = bridge._single_schedules
+    assert every == 6  # 60 fps / 10 Hz
+    assert np.shares_memory(face.weights, bridge.shown_weights)
+    assert not np.shares_memory(face.weights, table.weights)
+    assert bridge._send_next.all()
 
 
 def test_a_schedule_sends_changed_rows_at_once_and_the_rest_spread_over_the_period() -> None:
