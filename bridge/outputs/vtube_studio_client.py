@@ -29,7 +29,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -40,6 +39,7 @@ import numpy as np
 from vadbridge.config import VtsMappingRow, VtubeStudioOutputConfig
 from vadbridge.core.stats import printable, show
 from vadbridge.core.types import Frame
+from vadbridge.files import write_replacing
 from vadbridge.model.arkit import NUM_BLENDSHAPES
 from vadbridge.outputs.vtube_studio import (
     INJECT_REQUEST_ID,
@@ -103,20 +103,7 @@ def read_token_file(path: Path) -> tuple[str | None, str | None]:
 def write_token_file(path: Path, token: str) -> None:
     """Write ``token`` to ``path`` with mode 0600, replacing the file in one step (a crash
     leaves the old file or the new one, never half a token, and no reader sees looser modes)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)  # the umask can only narrow 0600; this also fixes a leftover
-        os.write(descriptor, token.encode("ascii") + b"\n")
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    try:
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_replacing(path, token + "\n", mode=0o600)
 
 
 class VtubeStudioSink:

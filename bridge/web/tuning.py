@@ -18,11 +18,8 @@ in one rename, after the whole text was validated as a config. Its mode is the c
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from vadbridge.config import (
     SmoothingConfig,
     parse_config,
 )
+from vadbridge.files import write_replacing
 
 __all__ = [
     "PANEL_SUFFIX",
@@ -213,14 +211,14 @@ def save_beside(config_path: Path, sections: Mapping[str, Mapping[str, Any]]) ->
         return SaveOutcome(f"not saved: the result would not load: {error}")
     try:
         backup = _back_up(target)
-        _write_replacing(target, text, mode=config_path.stat().st_mode & 0o777)
+        write_replacing(target, text, mode=config_path.stat().st_mode & 0o777)
     except OSError as error:
         return SaveOutcome(f"not saved: {error.strerror or error}")
     return SaveOutcome(written=target.name, backup=None if backup is None else backup.name)
 
 
 def _back_up(target: Path) -> Path | None:
-    """Rename an existing ``target`` to the first free ``<name>.<n>.bak``."""
+    """Copy an existing ``target`` to the first free ``<name>.<n>.bak`` (never over one)."""
     if not target.exists():
         return None
     for number in range(1, _MAX_BACKUPS + 1):
@@ -231,18 +229,3 @@ def _back_up(target: Path) -> Path | None:
             shutil.copymode(target, backup)
             return backup
     raise OSError(f"{_MAX_BACKUPS} backups of {target.name} exist already; remove some")
-
-
-def _write_replacing(target: Path, text: str, *, mode: int) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
