@@ -26,6 +26,7 @@ from models import FLOAT32_PATH_ATOL
 from vadbridge.benchmarks.engines import lipschitz
 from vadbridge.core.animator import SKIP_EPSILON, Animator
 from vadbridge.core.avatars import AvatarTable
+from vadbridge.core.smoothing import smooth_toward
 from vadbridge.model.api import load_model
 
 PERIOD_S = 1 / 60
@@ -106,3 +107,20 @@ def test_stepping_allocates_nothing_that_stays(avatars: int, moving: int) -> Non
     short = _traced_growth(step, 40)
     long = _traced_growth(step, 400)
     assert long <= max(short, 0) + 1024
+
+
+def test_smoothing_reports_the_rows_on_their_target_after_a_step() -> None:
+    """What the skip test re-infers on landing: rows already on their target, rows that landed
+    (snapped), not the ones still gliding; and every row when nothing moved."""
+    state = np.array([[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]], dtype=np.float32)
+    target = np.array([[0.5, 0.5, 0.5], [0.5, 0.0, 0.0], [0.50005, 0.0, 0.0]], dtype=np.float32)
+    changed = np.zeros(3, dtype=bool)
+    arrived = np.zeros(3, dtype=bool)
+    smooth_toward(state, target, 0.1, changed, arrived=arrived)
+    assert changed.tolist() == [False, True, True]
+    assert arrived.tolist() == [True, False, True]
+    assert arrived.tolist() == np.equal(state, target).all(axis=1).tolist()
+    np.copyto(state, target)
+    arrived[:] = False
+    smooth_toward(state, target, 0.1, changed, arrived=arrived)
+    assert not changed.any() and arrived.all()

@@ -126,10 +126,9 @@ class Animator:
         # The VAD each row's weights were last inferred from, and the skip test's scratch.
         self._inferred_vad = np.zeros((capacity, VAD_AXES), dtype=np.float32)
         self._vad_gap = np.zeros((capacity, VAD_AXES), dtype=np.float32)
-        self._vad_equal = np.zeros((capacity, VAD_AXES), dtype=bool)
         self._max_gap = np.zeros(capacity, dtype=np.float32)
         self._infer = np.zeros(capacity, dtype=bool)
-        self._arrived = np.zeros(capacity, dtype=bool)
+        self._arrived = np.zeros(capacity, dtype=bool)  # rows on their target after smoothing
         # Gather/scatter buffers for a subset of rows, and symmetry's pair halves.
         self._rows_vad = np.zeros((capacity, VAD_AXES), dtype=np.float32)
         self._rows_weights = np.zeros((capacity, NUM_BLENDSHAPES), dtype=np.float32)
@@ -213,8 +212,10 @@ class Animator:
         out[rows] = weights
         self.inferred_rows += n
 
-    def _rows_to_infer(self, moved: np.ndarray, dirty: np.ndarray, count: int) -> np.ndarray:
-        """Of the rows that moved, those whose weights must follow (see the module docstring)."""
+    def _rows_to_infer(self, moved: np.ndarray, arrived: np.ndarray, dirty: np.ndarray,
+                       count: int) -> np.ndarray:
+        """Of the rows that moved, those whose weights must follow (see the module docstring);
+        ``arrived``: the rows on their target after this step's smoothing."""
         infer = self._infer[:count]
         if self.skip_epsilon <= 0:
             np.logical_or(moved, dirty, out=infer)
@@ -224,8 +225,7 @@ class Animator:
         np.abs(gap, out=gap)
         np.maximum.reduce(gap, axis=1, out=self._max_gap[:count])
         np.greater(self._max_gap[:count], self.skip_epsilon, out=infer)
-        equal = np.equal(state, self.table.target_vad[:count], out=self._vad_equal[:count])
-        infer |= np.logical_and.reduce(equal, axis=1, out=self._arrived[:count])
+        infer |= arrived
         infer &= moved
         infer |= dirty
         return infer
@@ -248,9 +248,10 @@ class Animator:
                 self._take_predicted_frame(count)
                 return
             self._ahead_frames = 0
+            arrived = self._arrived[:count]
             smooth_toward(table.state_vad[:count], table.target_vad[:count], vad_alphas, changed,
-                          self._vad_buffers)
-            self._infer_vad_rows(changed, dirty, count, dt_s, vad_alphas)
+                          self._vad_buffers, arrived=arrived)
+            self._infer_vad_rows(changed, arrived, dirty, count, dt_s, vad_alphas)
         else:
             inferred = int(np.count_nonzero(dirty))
             if inferred == count:
@@ -270,10 +271,11 @@ class Animator:
         dirty[:] = False
         self._settled_count = -1 if np.count_nonzero(changed) else count
 
-    def _infer_vad_rows(self, changed: np.ndarray, dirty: np.ndarray, count: int, dt_s: float,
-                        alphas: StepAlphas) -> None:
+    def _infer_vad_rows(self, changed: np.ndarray, arrived: np.ndarray, dirty: np.ndarray,
+                        count: int, dt_s: float, alphas: StepAlphas) -> None:
         """After the VAD step: infer the rows whose faces must follow their smoothed VAD, and
-        add the rows with new input to ``changed``."""
+        add the rows with new input to ``changed``; ``arrived``: the rows the step left on
+        their target."""
         if self.lookahead_frames and count <= LOOKAHEAD_MAX_ROWS and self._forward_into is not None:
             # Every moving row inferred (no skipping: the call costs the same), with the frames
             # ahead.
@@ -282,7 +284,7 @@ class Animator:
                 self._infer_with_lookahead(count, dt_s, alphas)
             return
         table = self.table
-        infer = self._rows_to_infer(changed, dirty, count)
+        infer = self._rows_to_infer(changed, arrived, dirty, count)
         changed |= dirty
         inferred = int(np.count_nonzero(infer))
         if inferred == count:

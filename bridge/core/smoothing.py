@@ -133,13 +133,15 @@ def smooth_toward(
     alphas: StepAlphas | float,
     changed: np.ndarray,
     buffers: SmoothingBuffers | None = None,
+    arrived: np.ndarray | None = None,
 ) -> None:
     """Move ``state`` (N, K) toward ``target`` in place; ``changed`` (N,) gets the rows that moved.
 
     ``alphas`` is a ``StepAlphas`` or one alpha for every value. Rows already on their target
     are left bit-for-bit untouched, and a row within SNAP_DISTANCE of its target (on every
     axis) lands exactly on it. ``buffers`` (at least N rows of K columns) spares the scratch
-    arrays; without it they are allocated.
+    arrays; without it they are allocated. ``arrived`` (N,), when given, gets the rows on
+    their target after the step (exactly equal): those already there and those that landed.
     """
     count, columns = state.shape
     work = buffers if buffers is not None else SmoothingBuffers(count, columns)
@@ -151,6 +153,8 @@ def smooth_toward(
     flags = np.not_equal(delta, 0.0, out=work.flags[:count])
     np.logical_or.reduce(flags, axis=1, out=changed)
     if not np.count_nonzero(changed):
+        if arrived is not None:  # no difference on any axis: every row is on its target
+            arrived[:] = True
         return
     step = work.step[:count]
     if release is None:
@@ -168,7 +172,7 @@ def smooth_toward(
     state += step
     distance = np.abs(np.subtract(target, state, out=delta), out=delta)
     close = np.logical_and.reduce(np.less(distance, SNAP_DISTANCE, out=flags), axis=1,
-                                  out=work.rows[:count])
+                                  out=work.rows[:count] if arrived is None else arrived)
     # Rare (a glide's last frame): indexing beats a masked copy of every row.
     if np.count_nonzero(close):
         state[close] = target[close]
