@@ -239,6 +239,16 @@ while True:
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux
 
 
+def kernel_receive_time(ancillary: Sequence[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive time (SO_TIMESTAMPNS, seconds) in a ``recvmsg`` answer's ancillary
+    data, or None when it carries none."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return float(seconds + nanoseconds * 1e-9)
+    return None
+
+
 def record_kernel_receive_times(
     sock: socket.socket, stop: threading.Event, times: list[float]
 ) -> None:
@@ -250,10 +260,9 @@ def record_kernel_receive_times(
             _, ancillary, _, _ = sock.recvmsg(65536, 64)
         except TimeoutError:
             continue
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                seconds, nanoseconds = struct.unpack("qq", data[:16])
-                times.append(seconds + nanoseconds * 1e-9)
+        received = kernel_receive_time(ancillary)
+        if received is not None:
+            times.append(received)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

@@ -68,6 +68,7 @@ from vadbridge.benchmarks.harness import (
     Result,
     format_table,
     free_port,
+    kernel_receive_time,
     percentile,
     scratch_dir,
     start_logged,
@@ -193,11 +194,9 @@ def _receive_main(stamped: int, drained: int) -> int:
                 continue
             if number >= stamped or data[-len(_VMC_TIME_TAIL) - 4:-4] != _VMC_TIME_TAIL:
                 continue
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    seconds, nanoseconds = struct.unpack("qq", payload[:16])
-                    frame_s = struct.unpack(">f", data[-4:])[0]
-                    stamps[number].append((seconds + nanoseconds * 1e-9, frame_s))
+            received = kernel_receive_time(ancillary)
+            if received is not None:
+                stamps[number].append((received, struct.unpack(">f", data[-4:])[0]))
 
 
 class Receivers:
