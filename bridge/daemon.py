@@ -357,10 +357,8 @@ class Bridge:
         for _, _, row, every in self._single_schedules:
             until = min(until, next_refresh(row, every, frame))
         if self.idle_timeout_s > 0 and until > frame + 1:
-            count = len(self.table)
-            held = np.any(self.table.target_vad[:count] != 0.0, axis=1)
-            if held.any():  # an avatar eases back to neutral at its timeout: be awake for it
-                release_s = float(self.table.last_input_s[:count][held].min()) + self.idle_timeout_s
+            release_s = self.table.next_release_s(self.idle_timeout_s)
+            if release_s is not None:  # an avatar eases back to neutral then: be awake for it
                 frames_away = math.ceil((release_s - self.clock()) / self.pacer.period_s)
                 until = min(until, frame + max(1, frames_away))
         return until

@@ -41,6 +41,21 @@ def test_idle_targets_return_to_neutral_after_timeout() -> None:
     assert table.target_dirty.tolist() == [False, True]
 
 
+def test_the_next_release_is_the_earliest_held_avatars_last_input_plus_the_timeout() -> None:
+    table = AvatarTable(4)
+    assert table.next_release_s(idle_timeout_s=5.0) is None  # no avatars
+    neutral, late, early = table.row("neutral"), table.row("late"), table.row("early")
+    table.set_target(neutral, (0.0, 0.0, 0.0), now_s=0.5)  # neutral: nothing to release
+    assert table.next_release_s(idle_timeout_s=5.0) is None
+    table.set_target(late, (0.0, 0.25, 0.0), now_s=3.0)
+    table.set_target(early, (-0.5, 0.0, 0.0), now_s=1.5)
+    assert table.next_release_s(idle_timeout_s=5.0) == 6.5
+    table.release_idle(now_s=7.0, idle_timeout_s=5.0)  # "early" eases back to neutral
+    assert table.next_release_s(idle_timeout_s=5.0) == 8.0
+    table.release_idle(now_s=8.0, idle_timeout_s=5.0)  # not yet: released only after 8.0
+    assert table.next_release_s(idle_timeout_s=5.0) == 8.0
+
+
 def test_sharded_table_accepts_only_its_own_ids() -> None:
     mine = AvatarTable(300, owns=Shard(1, 2).owns)
     other = AvatarTable(300, owns=Shard(2, 2).owns)

@@ -94,11 +94,25 @@ class AvatarTable:
         self.last_input_s[row] = now_s
         self.target_dirty[row] = True
 
+    def _held(self, count: int) -> np.ndarray:
+        """(count,) bool: the rows whose target is off neutral (what ``release_idle`` releases)."""
+        held: np.ndarray = np.any(self.target_vad[:count] != 0.0, axis=1)
+        return held
+
     def release_idle(self, now_s: float, idle_timeout_s: float) -> None:
         """Targets of avatars without input for ``idle_timeout_s`` ease back to neutral."""
         count = len(self.ids)
         idle = (now_s - self.last_input_s[:count]) > idle_timeout_s
-        idle &= np.any(self.target_vad[:count] != 0.0, axis=1)
+        idle &= self._held(count)
         if idle.any():
             self.target_vad[:count][idle] = 0.0
             self.target_dirty[:count][idle] = True
+
+    def next_release_s(self, idle_timeout_s: float) -> float | None:
+        """When the first held avatar's ``idle_timeout_s`` runs out (``release_idle`` eases it
+        back to neutral at its first call after that); None when every target is neutral."""
+        count = len(self.ids)
+        held = self._held(count)
+        if not held.any():
+            return None
+        return float(self.last_input_s[:count][held].min()) + idle_timeout_s
