@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["DeadlineTimer", "timerfd_available"]
+__all__ = ["DeadlineTimer"]
 
 _CLOCK_MONOTONIC = 1
 _TFD_TIMER_ABSTIME = 1
@@ -84,15 +84,6 @@ def _os_timerfd() -> tuple[Callable[[], int], Callable[[int, int], None]]:
 
 def _timerfd_calls() -> tuple[Callable[[], int], Callable[[int, int], None]]:
     return _os_timerfd() if hasattr(os, "timerfd_create") else _libc_timerfd()
-
-
-def timerfd_available() -> bool:
-    """Whether ``DeadlineTimer()`` works here (Linux with a timerfd)."""
-    try:
-        DeadlineTimer().close()
-    except OSError:
-        return False
-    return True
 
 
 class DeadlineTimer:
