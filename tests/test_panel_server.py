@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import aiohttp
@@ -316,3 +317,34 @@ def test_pages_are_told_going_away_when_the_bridge_stops(vmc: UdpReceiver) -> No
         wait_until(lambda: len(panel.clients) == 1, "the page to connect")
     watcher.join(10)
     assert closed == [1001]
+
+
+def test_with_no_page_connected_the_updates_task_sleeps_until_one_connects(
+    vmc: UdpReceiver,
+) -> None:
+    """Updates have readers only while a page is connected: with none, the task that sends
+    them does not wake 30 times a second (it waits for a page), and a page that connects gets
+    faces at once; after it leaves, the task sleeps again."""
+    with running_panel(panel_config(vmc.port)) as (_bridge, panel):
+        wakes: list[float] = []
+        slack = panel.backend.seconds_to_slack
+
+        def counted(wait_s: float) -> float:
+            wakes.append(wait_s)
+            return slack(wait_s)
+
+        panel.backend.seconds_to_slack = counted  # type: ignore[method-assign]
+        time.sleep(0.5)
+        assert wakes == []  # was ~15 in half a second
+
+        async def one_face() -> dict[str, object]:
+            async with page(panel) as ws:
+                return await next_message(ws, "face")
+
+        assert asyncio.run(one_face())["avatar"] == "default"
+        assert wakes  # the page's updates were paced as before
+        wait_until(lambda: not panel.clients, "the page to be gone")
+        time.sleep(0.1)  # the task's last round after the page left
+        woken = len(wakes)
+        time.sleep(0.5)
+        assert len(wakes) <= woken + 1

@@ -110,6 +110,7 @@ class ControlPanel:
         if self.generated_token:
             self.token = secrets.token_urlsafe(24)
         self.clients: set[Client] = set()
+        self._watched = asyncio.Event()  # set while a page is connected: updates have readers
         self.dropped_updates = 0  # face and stats updates a slow page skipped (closed pages)
         self._clock = clock
         self._assets = _load_assets()
@@ -238,6 +239,7 @@ class ControlPanel:
         await socket.prepare(request)
         client = Client(socket, request.remote or "?", messages_per_s=self.config.messages_per_s)
         self.clients.add(client)
+        self._watched.set()
         writer = self._spawn(client.write_forever(), f"web page {client.number} writer")
         backend = self.backend
         client.reply(messages.hello_message(
@@ -257,6 +259,8 @@ class ControlPanel:
                     await asyncio.sleep(0)  # one message per turn of the loop
         finally:
             self.clients.discard(client)
+            if not self.clients:
+                self._watched.clear()
             self.dropped_updates += client.dropped
             writer.cancel()
         return socket
@@ -393,9 +397,11 @@ class ControlPanel:
         before: dict[str, Any] | None = None
         before_s = next_stats_s = self._clock()
         while True:
+            if not self.clients:  # nobody to update: sleep until a page connects
+                before = None
+                await self._watched.wait()
             await asyncio.sleep(self.backend.seconds_to_slack(wait_s))
             if not self.clients:
-                before = None
                 continue
             self._post_faces()
             now_s = self._clock()
