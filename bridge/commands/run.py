@@ -29,6 +29,7 @@ from vadbridge.config import (
     websocket_host_port,
 )
 from vadbridge.hangup import EarlyHangup, hold
+from vadbridge.model.optional import installed
 from vadbridge.scheduling import freeze_startup_objects, limit_blas_threads, request_realtime
 from vadbridge.service_notify import ServiceNotifier
 
@@ -89,17 +90,20 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
     path = args.config
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
+
+    def with_flags(loaded: BridgeConfig) -> BridgeConfig:
+        """The command line's overrides, at start and again on every reload."""
+        return apply_overrides(loaded, fps=args.fps, osc_in=args.osc_in, vmc_out=args.vmc_out,
+                               mqtt=args.mqtt, web=args.web)
+
     try:
         # No file (an installed package without the repo's config/): the built-in defaults,
         # which equal config/default.yaml (tests/test_config.py).
-        config = apply_overrides(
-            load_config(path), fps=args.fps, osc_in=args.osc_in, vmc_out=args.vmc_out,
-            mqtt=args.mqtt, web=args.web,
-        )
+        config = with_flags(load_config(path))
     except ConfigError as error:
         print(f"vadbridge run: {error}", file=sys.stderr)
         return 2
-    if config.web.enabled and not _panel_importable():
+    if config.web.enabled and not installed("aiohttp"):
         print(f"vadbridge run: {PANEL_NEEDS_AIOHTTP}", file=sys.stderr)
         return 2
     label = str(path) if path is not None else "built-in defaults"
@@ -124,8 +128,7 @@ def _run(args: argparse.Namespace, hangup: EarlyHangup) -> int:
     # Without a file there is nothing to reload on SIGHUP, but the panel's changes use it too.
     reloader = Reloader(
         bridge, path, config, keep_log_level=args.verbose,
-        prepare=lambda new: apply_overrides(new, fps=args.fps, osc_in=args.osc_in,
-                                            vmc_out=args.vmc_out, mqtt=args.mqtt, web=args.web),
+        prepare=with_flags,
     )
     panel = None
     if config.web.enabled:
@@ -261,17 +264,6 @@ def panel_banner_line(panel: ControlPanel) -> str:
 
 def _token_source(web: WebConfig) -> str:
     return f"from ${web.token_env}" if web.token_env is not None else "web.token in the config"
-
-
-def _panel_importable() -> bool:
-    """Whether the panel's web library (the ``web`` extra's aiohttp) is installed."""
-    try:
-        import vadbridge.web  # noqa: F401
-    except ImportError as error:
-        if (error.name or "").partition(".")[0] != "aiohttp":
-            raise
-        return False
-    return True
 
 
 def _plural(count: int) -> str:
