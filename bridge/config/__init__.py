@@ -44,6 +44,7 @@ from vadbridge.config.values import (
     is_port,
 )
 from vadbridge.config.vtube_studio import (
+    MAPPING_INPUT_INDEX,
     MAPPING_INPUTS,
     VAD_INPUTS,
     VtsMappingRow,
@@ -61,6 +62,7 @@ __all__ = [
     "AVATAR_ID_RULE",
     "FRAME_RATE_RANGE",
     "MAPPING_INPUTS",
+    "MAPPING_INPUT_INDEX",
     "MQTT_MAX_STRING_BYTES",
     "MQTT_PROTOCOL_NAMES",
     "PORT_RANGE",

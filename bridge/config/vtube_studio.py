@@ -42,6 +42,7 @@ __all__ = [
     "CUSTOM_PARAMETER_PREFIX",
     "KNOWN_PARAMETER_RANGES",
     "MAPPING_INPUTS",
+    "MAPPING_INPUT_INDEX",
     "VAD_INPUTS",
     "VTS_VALUE_LIMIT",
     "VtsMappingRow",
@@ -62,7 +63,7 @@ _PLUGIN_NAME_CHARS = (3, 32)
 VAD_INPUTS: Final = ("valence", "arousal", "dominance")
 MAPPING_INPUTS: Final = (*ARKIT_NAMES, *VAD_INPUTS)
 """What a mapping row may name: the 52 weights (model order), then the frame's VAD."""
-_INPUT_INDEX: Final = {name: index for index, name in enumerate(MAPPING_INPUTS)}
+MAPPING_INPUT_INDEX: Final = {name: index for index, name in enumerate(MAPPING_INPUTS)}
 
 CUSTOM_PARAMETER_PREFIX: Final = "vadbridge"
 
@@ -198,7 +199,7 @@ def _sum(tokens: list[str]) -> tuple[float, tuple[tuple[str, float], ...]]:
         if coefficient is not None:
             at += 2
         name = tokens[at] if at < len(tokens) else None
-        if name not in _INPUT_INDEX:
+        if name not in MAPPING_INPUT_INDEX:
             raise ValueError(f"an input (an ARKit name in Apple's lowerCamelCase such as "
                              f"mouthSmileLeft, or valence, arousal, dominance), got "
                              f"{'nothing' if name is None else describe(name)}")

@@ -13,13 +13,13 @@ express (a threshold, a product) or add a shape our model moves and theirs ignor
 
 **The hot path.** ``ParameterMap.apply`` is one (P, 55) matrix-vector product and a clip into
 a buffer; ``InjectionTemplate.encode`` is one %-format of a string prepared once per
-connection (the ids and the envelope never change). See ``measure_encode_us``.
+connection (the ids and the envelope never change). tests/test_outputs_vtube_studio.py times
+the two.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vadbridge.config import (
+    MAPPING_INPUT_INDEX,
     MAPPING_INPUTS,
     VAD_INPUTS,
     VtsMappingRow,
@@ -39,7 +40,6 @@ __all__ = [
     "API_NAME",
     "API_VERSION",
     "DEFAULT_MAPPING",
-    "DEFAULT_MAPPING_ORIGIN",
     "DEFAULT_MAPPING_TEXT",
     "INJECT_REQUEST_ID",
     "NUM_INPUTS",
@@ -53,7 +53,6 @@ __all__ = [
     "custom_parameters",
     "custom_rows",
     "is_token",
-    "measure_encode_us",
     "merge_mapping",
     "parameter_creation_request",
     "parse_reply",
@@ -67,37 +66,36 @@ PLUGIN_DEVELOPER: Final = "vadbridge"  # with the plugin name, what the token be
 INJECT_REQUEST_ID: Final = "vadbridge-inject"
 NUM_INPUTS: Final = len(MAPPING_INPUTS)  # 52 weights + valence, arousal, dominance
 
-# (row, origin). Each row's range is VTube Studio's (config.vtube_studio.KNOWN_PARAMETER_RANGES).
-_ROWS: Final = (
+# Each row's origin (community, ours) is in the comment beside it; each row's range is
+# VTube Studio's (config.vtube_studio.KNOWN_PARAMETER_RANGES).
+DEFAULT_MAPPING_TEXT: Final[tuple[str, ...]] = (
     # community: MouthSmile = (smileL + smileR - 0.2 - shrug and brow-down terms) / 2 + 0.5.
     # ours: linear, the frown pulls below rest (0.5), and gain 0.35 puts the model's full
     # happiness smile (0.71 per side) at 1.
-    ("MouthSmile = 0.5 + 0.35*mouthSmileLeft + 0.35*mouthSmileRight - 0.35*mouthFrownLeft"
-     " - 0.35*mouthFrownRight", "ours (after the community's)"),
-    ("MouthOpen = 1.2*jawOpen - 1.2*mouthClose", "community"),
-    ("MouthX = 2*mouthLeft - 2*mouthRight", "community"),
-    ("Brows = 2*browInnerUp", "community"),
-    ("BrowLeftY = 0.5 + browOuterUpLeft - browDownLeft", "community"),
-    ("BrowRightY = 0.5 + browOuterUpRight - browDownRight", "community"),
+    "MouthSmile = 0.5 + 0.35*mouthSmileLeft + 0.35*mouthSmileRight - 0.35*mouthFrownLeft"
+    " - 0.35*mouthFrownRight",  # ours (after the community's)
+    "MouthOpen = 1.2*jawOpen - 1.2*mouthClose",  # community
+    "MouthX = 2*mouthLeft - 2*mouthRight",  # community
+    "Brows = 2*browInnerUp",  # community
+    "BrowLeftY = 0.5 + browOuterUpLeft - browDownLeft",  # community
+    "BrowRightY = 0.5 + browOuterUpRight - browDownRight",  # community
     # community: (1 - blink) * 1.25 - 0.25; ours: a squint narrows the eye a little (a Live2D
     # model's only lid is EyeOpen, and anger squints 0.55 without blinking).
-    ("EyeOpenLeft = 1 - 1.25*eyeBlinkLeft - 0.3*eyeSquintLeft", "community + ours (squint)"),
-    ("EyeOpenRight = 1 - 1.25*eyeBlinkRight - 0.3*eyeSquintRight", "community + ours (squint)"),
-    ("EyeLeftX = 1.5*eyeLookInLeft - 1.5*eyeLookOutLeft", "community"),
-    ("EyeLeftY = 1.5*eyeLookUpLeft - 1.5*eyeLookDownLeft", "community"),
-    ("EyeRightX = 1.5*eyeLookOutRight - 1.5*eyeLookInRight", "community"),
-    ("EyeRightY = 1.5*eyeLookUpRight - 1.5*eyeLookDownRight", "community"),
-    ("CheekPuff = 2*cheekPuff", "community"),
+    "EyeOpenLeft = 1 - 1.25*eyeBlinkLeft - 0.3*eyeSquintLeft",  # community + ours (squint)
+    "EyeOpenRight = 1 - 1.25*eyeBlinkRight - 0.3*eyeSquintRight",  # community + ours (squint)
+    "EyeLeftX = 1.5*eyeLookInLeft - 1.5*eyeLookOutLeft",  # community
+    "EyeLeftY = 1.5*eyeLookUpLeft - 1.5*eyeLookDownLeft",  # community
+    "EyeRightX = 1.5*eyeLookOutRight - 1.5*eyeLookInRight",  # community
+    "EyeRightY = 1.5*eyeLookUpRight - 1.5*eyeLookDownRight",  # community
+    "CheekPuff = 2*cheekPuff",  # community
     # community: 1 when tongueOut >= 0.4, else 0; ours: linear.
-    ("TongueOut = tongueOut", "ours"),
+    "TongueOut = tongueOut",  # ours
     # community: 1 when mouthRollLower * mouthShrugLower >= 0.3; ours: lowered brows and pressed
     # lips, minus raised inner brows (sadness and fear lower the brows too). The model's anger
     # gives 1, disgust 0.38, sadness and fear 0.
-    ("FaceAngry = 0.5*browDownLeft + 0.5*browDownRight + 0.5*mouthPressLeft"
-     " + 0.5*mouthPressRight - browInnerUp", "ours"),
+    "FaceAngry = 0.5*browDownLeft + 0.5*browDownRight + 0.5*mouthPressLeft"
+    " + 0.5*mouthPressRight - browInnerUp",  # ours
 )
-DEFAULT_MAPPING_TEXT: Final = tuple(text for text, _ in _ROWS)
-DEFAULT_MAPPING_ORIGIN: Final = {text.split()[0]: origin for text, origin in _ROWS}
 DEFAULT_MAPPING: Final = tuple(parse_mapping_row(text) for text in DEFAULT_MAPPING_TEXT)
 """The built-in table. Head pose (FaceAngle*, FacePosition*) is not sent: the model has none,
 and an injected parameter overrides the webcam's tracking of it."""
@@ -141,7 +139,6 @@ def custom_rows(parameters: Iterable[CustomParameter]) -> tuple[VtsMappingRow, .
                  for p in parameters)
 
 
-_INPUT_COLUMN: Final = {name: index for index, name in enumerate(MAPPING_INPUTS)}
 
 
 class ParameterMap:
@@ -157,7 +154,7 @@ class ParameterMap:
         self.coefficients = np.zeros((len(rows), NUM_INPUTS), dtype=np.float32)
         for index, row in enumerate(rows):
             for name, coefficient in row.terms:
-                self.coefficients[index, _INPUT_COLUMN[name]] = coefficient
+                self.coefficients[index, MAPPING_INPUT_INDEX[name]] = coefficient
         self.offsets = np.array([row.offset for row in rows], dtype=np.float32)
         self.low = np.array([row.low for row in rows], dtype=np.float32)
         self.high = np.array([row.high for row in rows], dtype=np.float32)
@@ -235,18 +232,6 @@ class InjectionTemplate:
     def encode(self, values: npt.NDArray[np.float32]) -> str:
         """The request for ``values`` (one per id, finite), rounded to 4 decimals."""
         return self._format % tuple(values.tolist())
-
-
-def measure_encode_us(parameter_map: ParameterMap, repeats: int = 2000) -> float:
-    """Microseconds per frame for ``apply`` + ``encode`` (what the client does per injection)."""
-    template = InjectionTemplate(parameter_map.ids)
-    inputs = np.random.default_rng(0).random(NUM_INPUTS).astype(np.float32)
-    out = np.empty(len(parameter_map), dtype=np.float32)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        parameter_map.apply(inputs, out)
-        template.encode(out)
-    return (time.perf_counter() - start) / repeats * 1e6
 
 
 # --- replies -------------------------------------------------------------------------------------

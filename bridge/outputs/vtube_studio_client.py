@@ -129,7 +129,6 @@ class VtubeStudioSink:
         # on the same period would drop frames whenever the two clocks jitter apart).
         self._min_interval_s = 0.0 if config.rate_hz >= frame_rate else 1.0 / config.rate_hz
         self._rows = merge_mapping(config.mapping)
-        self.parameter_ids: tuple[str, ...] = ParameterMap(self._rows).ids
         self.state = "starting"
         self.send_errors = 0
         self.reply_errors: dict[str, int] = {}
