@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vadbridge.benchmarks.harness import Result
-from vadbridge.core.frame_loop import DEFAULT_PACING_MODE, PACING_MODES
+from vadbridge.config import DEFAULT_PACING_MODE
+from vadbridge.core.frame_loop import PACING_MODES
 
 
 def _find(results: Sequence[Result], benchmark: str, case_start: str, metric: str) -> Result | None:

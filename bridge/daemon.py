@@ -18,10 +18,10 @@ from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
-from vadbridge.config import LivelinessConfig, SmoothingSpace
+from vadbridge.config import DEFAULT_PACING_MODE, LivelinessConfig, SmoothingSpace
 from vadbridge.core.animator import Animator
 from vadbridge.core.avatars import AvatarLimitError, AvatarTable
-from vadbridge.core.frame_loop import DEFAULT_PACING_MODE, FramePacer
+from vadbridge.core.frame_loop import FramePacer
 from vadbridge.core.liveliness import Liveliness
 from vadbridge.core.refresh import RefreshSchedule, is_due, next_refresh, refresh_frames
 from vadbridge.core.smoothing import TimeConstants

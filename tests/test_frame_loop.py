@@ -162,7 +162,7 @@ def test_closing_the_timer_ends_a_wait_on_it() -> None:
 def test_the_config_offers_exactly_the_pacers_modes() -> None:
     from bridge_harness import config_from_yaml
 
-    from vadbridge.config.schema import PACING_MODE_NAMES
+    from vadbridge.config import PACING_MODE_NAMES
     from vadbridge.wiring import build_bridge
 
     assert sorted(PACING_MODE_NAMES) == sorted(PACING_MODES)

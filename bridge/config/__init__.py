@@ -25,6 +25,8 @@ from vadbridge.config.outputs import (
 )
 from vadbridge.config.overrides import apply_overrides, parse_host_port
 from vadbridge.config.schema import (
+    DEFAULT_PACING_MODE,
+    PACING_MODE_NAMES,
     AvatarsConfig,
     BridgeConfig,
     LimitsConfig,
@@ -60,11 +62,13 @@ from vadbridge.config.web import WebConfig
 __all__ = [
     "AVATAR_ID_PATTERN",
     "AVATAR_ID_RULE",
+    "DEFAULT_PACING_MODE",
     "FRAME_RATE_RANGE",
     "MAPPING_INPUTS",
     "MAPPING_INPUT_INDEX",
     "MQTT_MAX_STRING_BYTES",
     "MQTT_PROTOCOL_NAMES",
+    "PACING_MODE_NAMES",
     "PORT_RANGE",
     "VAD_INPUTS",
     "AvatarsConfig",

@@ -54,9 +54,11 @@ __all__ = [
 _MIN_STATS_INTERVAL_S = 0.1
 
 SmoothingSpace = Literal["vad", "blendshapes"]
-# core.frame_loop.PACING_MODES' names (config cannot import core; a test keeps them equal).
-PACING_MODE_NAMES = ("timer", "spin", "nanosleep", "sleep")
 """Where the animator smooths: the VAD state (``vad``) or the 52 weights (``blendshapes``)."""
+# The names of core.frame_loop.PACING_MODES, which says how each waits (config cannot import
+# core; core takes the default from here, and a test keeps the names equal).
+PACING_MODE_NAMES = ("timer", "spin", "nanosleep", "sleep")
+DEFAULT_PACING_MODE = "timer"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,7 +248,7 @@ class BridgeConfig:
 
     frame_rate: int = setting(60, FRAME_RATE, "Frames per second sent to every output.")
     pacing: str = setting(
-        "timer", Choice(*PACING_MODE_NAMES),
+        DEFAULT_PACING_MODE, Choice(*PACING_MODE_NAMES),
         "How the frame loop waits for each frame's deadline. timer = a kernel timer armed at the "
         "deadline (Linux; elsewhere spin); spin = sleep, then busy-wait the last 0.2 ms (the "
         "least lateness, ~0.6-0.8% of a core more); nanosleep and sleep: docs/performance.md, "

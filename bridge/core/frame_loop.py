@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vadbridge.config import DEFAULT_PACING_MODE
 from vadbridge.core.deadline_timer import DeadlineTimer
 
 # A frame sent later than this after its deadline counts as late in the stats line.
@@ -47,7 +48,6 @@ PACING_MODES: dict[str, PacingMode] = {
     "spin": PacingMode(TAIL_S, SPIN_ONLY_S),
     "timer": PacingMode(0.0, 0.0, timer=True),
 }
-DEFAULT_PACING_MODE = "timer"
 # A rest ends this long before the due frame's deadline (the event loop's own timer is good to
 # about a millisecond); ``next_frame`` then waits the rest the usual, precise way.
 REST_MARGIN_S = 0.002
