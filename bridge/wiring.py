@@ -33,7 +33,7 @@ from vadbridge.core.avatars import AvatarLimitError, AvatarTable
 from vadbridge.core.smoothing import AttackRelease, TimeConstants
 from vadbridge.core.stats import InputStats
 from vadbridge.daemon import Binding, Bridge, LiveSettings, Sink, Source
-from vadbridge.inputs import RateLimiter
+from vadbridge.inputs import source_rate_limiter
 from vadbridge.inputs.mqtt import MqttSource
 from vadbridge.inputs.osc import MAX_UDP_PAYLOAD_BYTES, OscSource
 from vadbridge.model.api import DEFAULT_CHECKPOINT, resolve_checkpoint
@@ -84,9 +84,7 @@ def build_source(config: OscInputConfig | MqttInputConfig, bridge: BridgeConfig,
     """``shard_avatars``: a shard's avatars (its ids and its outputs'), the only MQTT topics it
     subscribes to, so no avatar's stream is split between instances; None = every avatar.
     ``admits``: which avatars the table takes (asked before parsing); None = all."""
-    rate = bridge.limits.rate_limit_per_source
-    # One limiter per source: a flood on one input does not spend another input's budget.
-    limiter = RateLimiter(rate) if rate > 0 else None
+    limiter = source_rate_limiter(bridge.limits.rate_limit_per_source)
     if isinstance(config, OscInputConfig):
         return OscSource(
             config.host, config.port, stats=stats,

@@ -2,7 +2,7 @@
 live in their own modules: ``osc.OscSource``, ``mqtt.MqttSource`` (and the control panel,
 ``vadbridge.web``, a third source)."""
 
-from vadbridge.inputs.admission import RateLimiter, SenderAllowList
+from vadbridge.inputs.admission import RateLimiter, SenderAllowList, source_rate_limiter
 from vadbridge.inputs.parse import (
     DEFAULT_AVATAR,
     WEB_INPUT_TYPES,
@@ -25,4 +25,5 @@ __all__ = [
     "parse_mqtt",
     "parse_osc_message",
     "parse_web_input",
+    "source_rate_limiter",
 ]

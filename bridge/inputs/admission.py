@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Hashable, Iterable
 
-__all__ = ["IpNetwork", "RateLimiter", "SenderAllowList"]
+__all__ = ["IpNetwork", "RateLimiter", "SenderAllowList", "source_rate_limiter"]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -162,3 +162,9 @@ class RateLimiter:
     def __len__(self) -> int:
         """The number of buckets held (at most ``max_keys``)."""
         return len(self._buckets)
+
+
+def source_rate_limiter(rate_per_s: float) -> RateLimiter | None:
+    """One input's limiter for ``limits.rate_limit_per_source`` (0 = no limit: None). One per
+    source: a flood on one input does not spend another input's budget."""
+    return RateLimiter(rate_per_s) if rate_per_s > 0 else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vadbridge.config import BridgeConfig
 from vadbridge.daemon import Bridge
-from vadbridge.inputs import RateLimiter
+from vadbridge.inputs import source_rate_limiter
 from vadbridge.reload import Reloader
 from vadbridge.web.backend import BridgeBackend, Face, PanelBackend
 from vadbridge.web.server import ControlPanel, page_address
@@ -39,8 +39,7 @@ def attach_panel(bridge: Bridge, config: BridgeConfig, reloader: Reloader) -> Co
         return (await reloader.apply(change, origin="control panel")).error
 
     tuner = Tuner(lambda: reloader.config, apply, reloader.path)
-    rate = config.limits.rate_limit_per_source
     panel = ControlPanel(config.web, BridgeBackend(bridge, tuner), bridge.input_stats,
-                         input_limiter=RateLimiter(rate) if rate > 0 else None)
+                         input_limiter=source_rate_limiter(config.limits.rate_limit_per_source))
     bridge.sources.append(panel)
     return panel
