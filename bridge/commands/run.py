@@ -307,18 +307,12 @@ def _check(config: Any, label: str) -> int:
                 folder = Path(output.path).parent
                 if not os.access(folder, os.W_OK):
                     raise OSError(f"record output {output.path}: folder {folder} is not writable")
-            elif isinstance(output, MqttOutputConfig):
-                try:
-                    socket.getaddrinfo(output.host, output.port, type=socket.SOCK_STREAM)
-                except OSError as error:
-                    raise OSError(f"{output.type} output {output.host}:{output.port}: "
-                                  f"{error.strerror or error}") from None
-            elif isinstance(output, VtubeStudioOutputConfig):
-                host, port = websocket_host_port(output.url)
+            elif isinstance(output, MqttOutputConfig | VtubeStudioOutputConfig):
+                host, port, shown = _tcp_destination(output)
                 try:
                     socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
                 except OSError as error:
-                    raise OSError(f"{output.type} output {output.url}: "
+                    raise OSError(f"{output.type} output {shown}: "
                                   f"{error.strerror or error}") from None
             else:  # what the UDP sink will do at start: resolve and connect
                 check_udp_output(index, output)
@@ -329,12 +323,10 @@ def _check(config: Any, label: str) -> int:
           f"{len(config.outputs)} output(s))")
     brokers = [c for c in (*config.inputs, *config.outputs) if c.type == "mqtt"]
     for broker in brokers:
-        try:
-            with socket.create_connection((broker.host, broker.port), timeout=1.0):
-                print(f"mqtt {broker.host}:{broker.port}: port open")
-        except OSError as error:
-            print(f"mqtt {broker.host}:{broker.port}: unreachable ({error}); "
-                  "the bridge will stream anyway and keep retrying")
+        refused = _connect_error(broker.host, broker.port)
+        print(f"mqtt {broker.host}:{broker.port}: port open" if refused is None else
+              f"mqtt {broker.host}:{broker.port}: unreachable ({refused}); "
+              "the bridge will stream anyway and keep retrying")
     for output in config.outputs:
         if isinstance(output, VtubeStudioOutputConfig):
             _check_vtube_studio(output)
@@ -356,11 +348,25 @@ def _check_panel(web: WebConfig) -> None:
 
 
 def _check_vtube_studio(output: VtubeStudioOutputConfig) -> None:
-    """Say whether something listens at the API's port (one TCP connect, 1 s at most)."""
+    """Say whether something listens at the API's port."""
+    refused = _connect_error(*websocket_host_port(output.url))
+    print(f"vtube_studio {output.url}: port open" if refused is None else
+          f"vtube_studio {output.url}: nothing listens there ({refused}): start VTube "
+          "Studio and turn on 'Start API (allow plugins)'; the bridge will stream anyway "
+          "and keep retrying")
+
+
+def _tcp_destination(output: MqttOutputConfig | VtubeStudioOutputConfig) -> tuple[str, int, str]:
+    """Host, port, and how the config names them (an MQTT output's host:port, a URL)."""
+    if isinstance(output, VtubeStudioOutputConfig):
+        return (*websocket_host_port(output.url), output.url)
+    return output.host, output.port, f"{output.host}:{output.port}"
+
+
+def _connect_error(host: str, port: int) -> OSError | None:
+    """Whether something accepts a TCP connection there (one connect, 1 s at most)."""
     try:
-        with socket.create_connection(websocket_host_port(output.url), timeout=1.0):
-            print(f"vtube_studio {output.url}: port open")
+        with socket.create_connection((host, port), timeout=1.0):
+            return None
     except OSError as error:
-        print(f"vtube_studio {output.url}: nothing listens there ({error}): start VTube "
-              "Studio and turn on 'Start API (allow plugins)'; the bridge will stream anyway "
-              "and keep retrying")
+        return error
